@@ -1,0 +1,157 @@
+"""The op registry: one entry per op, registered by name.
+
+An op bundles in one place (DESIGN.md, "The op is the unit"):
+
+- ``params``: the JSON Schema of its parameters (merged into the spec schema, so editors
+  complete them and jsonschema validates them);
+- ``inputs`` / ``outputs``: its port names (the first output is the default port, the one a
+  bare ``"node"`` reference means);
+- ``infer``: its shape rule ``(input shapes, params) -> output shapes``;
+- ``module``: the ``nn.Module`` class generated code instantiates, and ``init_args`` that turns
+  (input shapes, params) into that class's constructor keyword arguments (plain literals, so
+  the generated ``__init__`` reads like hand-written code);
+- ``symmetries``: what it guarantees (checked by property tests, issue 3);
+- its docstring (the module class's) with shapes, units, errors and the paper equation.
+
+Sizes in params may be written as numbers or as expressions over ``[dims]`` (``"K"``,
+``"2*D"``); graph/ resolves every schema property marked ``"x-size": true`` to an int before
+``infer`` or ``init_args`` see it.
+
+Calling convention of generated code: ``out = self.node(a)`` for one input,
+``self.node(inputs=a, slots=b)`` (keywords, port names) for several; one output returns a
+tensor, several return a tuple in ``outputs`` order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ocdsl.shapes import Shape
+
+__all__ = [
+    "Port", "Symmetry", "OpDef", "register", "get", "names", "all_ops",
+    "size", "sizes", "number", "integer", "boolean", "enum", "UnknownOp",
+]
+
+
+@dataclass(frozen=True)
+class Port:
+    """An input port. ``signature`` documents the expected layout ("B N D")."""
+
+    name: str
+    signature: str = ""
+    optional: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Symmetry:
+    """A symmetry the op guarantees (DESIGN.md; checked in issue 3).
+
+    kind: permutation_equivariance | permutation_invariance | translation_equivariance |
+    translation_invariance. ``transform`` maps input port -> axis letter of that port's
+    signature that is permuted/shifted; ``output`` maps output port -> the matching axis
+    (None for invariance).
+    """
+
+    kind: str
+    transform: Mapping[str, str]
+    output: Mapping[str, str | None]
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class OpDef:
+    name: str
+    module: type
+    inputs: tuple[Port, ...]
+    outputs: tuple[str, ...]
+    params: Mapping[str, Any]
+    infer: Callable[[dict[str, Shape], dict[str, Any]], dict[str, Shape]]
+    init_args: Callable[[dict[str, Shape], dict[str, Any]], dict[str, Any]]
+    required: tuple[str, ...] = ()
+    symmetries: tuple[Symmetry, ...] = ()
+    version: int = 1
+    # False where torch.compile measured slower than eager on the CPU (PERF_NOTES.md).
+    compile_on_cpu: bool = True
+    summary: str = ""
+
+    @property
+    def doc(self) -> str:
+        return (self.module.__doc__ or "").strip()
+
+    def params_schema(self) -> dict[str, Any]:
+        """JSON Schema of one node of this op (its params plus the common node keys)."""
+        return {
+            "type": "object",
+            "properties": dict(self.params),
+            "required": list(self.required),
+        }
+
+
+class UnknownOp(KeyError):
+    pass
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in _REGISTRY and _REGISTRY[op.name].module is not op.module:
+        raise ValueError(f"op {op.name!r} registered twice")
+    _REGISTRY[op.name] = op
+    return op
+
+
+def _load_all() -> None:
+    # Importing the package registers every op family (ocdsl/ops/__init__.py).
+    import ocdsl.ops  # noqa: F401
+
+
+def get(name: str) -> OpDef:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownOp(name) from None
+
+
+def names() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def all_ops() -> list[OpDef]:
+    _load_all()
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+# ---- schema helpers: parameters are described as data ------------------------------------
+
+def size(description: str, **extra) -> dict:
+    """A positive size: an int, or an expression over [dims] such as "K" or "2*D"."""
+    return {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string"}],
+            "x-size": True, "description": description, **extra}
+
+
+def sizes(description: str, **extra) -> dict:
+    """A list of sizes (e.g. conv channels)."""
+    return {"type": "array", "items": size("a size"), "minItems": 1,
+            "description": description, **extra}
+
+
+def number(description: str, **extra) -> dict:
+    return {"type": "number", "description": description, **extra}
+
+
+def integer(description: str, **extra) -> dict:
+    return {"type": "integer", "description": description, **extra}
+
+
+def boolean(description: str, **extra) -> dict:
+    return {"type": "boolean", "description": description, **extra}
+
+
+def enum(description: str, choices, **extra) -> dict:
+    return {"enum": list(choices), "description": description, **extra}

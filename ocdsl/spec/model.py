@@ -1,0 +1,175 @@
+"""The validated spec as the rest of the pipeline sees it.
+
+``ocdsl.spec.load`` produces a :class:`Spec`; graph/, codegen/ and train/ read only this.
+Every part keeps the key path it came from, and ``Spec.diag(keypath, msg)`` turns that into
+a :class:`~ocdsl.errors.Diagnostic` with the file, line and column of the key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocdsl.errors import Diagnostic
+from ocdsl.shapes import Dim, Shape, ShapeError
+
+__all__ = ["Location", "Locations", "Signature", "Ref", "NodeSpec", "Spec", "BATCH"]
+
+BATCH = "B"  # the one size that is always free (symbolic) in a signature
+
+
+@dataclass(frozen=True)
+class Location:
+    file: str
+    line: int = 0
+    col: int = 0
+
+
+class Locations:
+    """Key path -> source location. A key path missing from the map (a default filled in,
+    a value inside an inline array) reports the location of its nearest ancestor."""
+
+    def __init__(self, default_file: str = "<spec>"):
+        self._map: dict[tuple, Location] = {}
+        self.default_file = default_file
+
+    def set(self, keypath: tuple, loc: Location) -> None:
+        self._map[tuple(keypath)] = loc
+
+    def get(self, keypath: tuple) -> Location:
+        kp = tuple(keypath)
+        while kp:
+            if kp in self._map:
+                return self._map[kp]
+            kp = kp[:-1]
+        return self._map.get((), Location(self.default_file))
+
+    def __contains__(self, keypath) -> bool:
+        return tuple(keypath) in self._map
+
+    def items(self):
+        return self._map.items()
+
+    def update(self, other: "Locations") -> None:
+        self._map.update(other._map)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An einops-style shape signature such as ``"B K (H W) D"``.
+
+    ``groups``: one tuple per axis; each element is a dim name or an int literal, and a
+    parenthesised group is a product (``("H", "W")``). ``text`` is what the user wrote.
+    """
+
+    text: str
+    groups: tuple[tuple[str | int, ...], ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [n for g in self.groups for n in g if isinstance(n, str)]
+
+    def axis_names(self) -> list[str]:
+        """Readable name of each axis: ``["B", "K", "(H W)", "D"]``."""
+        return [str(g[0]) if len(g) == 1 else "(" + " ".join(map(str, g)) + ")" for g in self.groups]
+
+    def resolve(self, dims: dict[str, int]) -> Shape:
+        """Shape with [dims] substituted; ``B`` (and only ``B``) stays symbolic.
+        Raises ShapeError for a name that is neither a dim nor ``B``."""
+        out = []
+        for g in self.groups:
+            d = Dim(1, ())
+            for n in g:
+                if isinstance(n, int):
+                    d = d * n
+                elif n in dims:
+                    d = d * int(dims[n])
+                elif n == BATCH:
+                    d = d * BATCH
+                else:
+                    raise ShapeError(f"unknown size {n!r} in signature {self.text!r}")
+            out.append(d)
+        return tuple(out)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to a tensor: ``"image"`` (a model input), ``"encoder"`` (a node's
+    default output) or ``"slots.attention"`` (a named output port)."""
+
+    node: str
+    port: str | None
+    text: str
+    keypath: tuple = ()
+
+    @staticmethod
+    def parse(text: str, keypath: tuple = ()) -> "Ref":
+        node, _, port = text.partition(".")
+        return Ref(node, port or None, text, tuple(keypath))
+
+
+@dataclass
+class NodeSpec:
+    """One ``[model.nodes.<name>]`` table.
+
+    ``inputs``: op input port -> Ref (``input = "x"`` fills the op's first port);
+    ``params``: the op's parameters as written (sizes may still be strings like "K");
+    ``outputs``: op output port -> declared Signature (``output = "B D"`` declares the
+    first port); a port not declared is inferred and not checked.
+    """
+
+    name: str
+    op: str
+    inputs: dict[str, Ref]
+    params: dict[str, Any]
+    outputs: dict[str, Signature]
+    keypath: tuple
+    shared_with: str | None = None  # reuse another node's module (shared weights)
+
+
+@dataclass
+class Spec:
+    """A loaded, validated spec. ``data`` is the merged raw mapping (after ``extends`` and
+    overrides), kept for the sections other stages read directly (train, data, eval)."""
+
+    path: Path
+    name: str
+    data: dict[str, Any]
+    locations: Locations
+    dims: dict[str, int]
+    inputs: dict[str, Signature]
+    nodes: dict[str, NodeSpec]
+    losses: dict[str, Any]       # name -> expression AST (ocdsl.spec.expr)
+    schedules: dict[str, Any]    # name -> expression AST
+    source_hash: str             # sha256 of the canonical merged spec (JSON, sorted keys)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.data.get("meta", {})
+
+    @property
+    def train(self) -> dict[str, Any]:
+        return self.data.get("train", {})
+
+    @property
+    def data_cfg(self) -> dict[str, Any]:
+        return self.data.get("data", {})
+
+    @property
+    def eval(self) -> dict[str, Any]:
+        return self.data.get("eval", {})
+
+    @property
+    def invariances(self) -> list[dict[str, Any]]:
+        return self.data.get("invariances", [])
+
+    def diag(self, keypath: tuple, message: str, hint: str | None = None,
+             severity: str = "error") -> Diagnostic:
+        loc = self.locations.get(tuple(keypath))
+        return Diagnostic(message, file=loc.file, line=loc.line, col=loc.col,
+                          keypath=tuple(keypath), hint=hint, severity=severity)
