@@ -1,4 +1,16 @@
-"""The op library. Importing this package registers every op family."""
+"""The op library. Importing this package registers every op family.
+
+One module per family; each registers its ops with ``register(OpDef(...))`` at import:
+
+- ``conv``: conv_stack                         - ``position``: soft_position_embedding
+- ``tensor``: rearrange                         - ``mlp``: mlp, layer_norm
+- ``slot_attention``: slot_attention            - ``decoders``: spatial_broadcast_decoder
+- ``composite``: alpha_composite
+"""
 from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, register
+
+# Import order does not matter; each import registers that family's ops.
+from ocdsl.ops import (composite, conv, decoders, mlp, position,  # noqa: F401,E402
+                       slot_attention, tensor)
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

@@ -1,0 +1,92 @@
+"""Positional ops: ``soft_position_embedding`` (Slot Attention's learned grid embedding)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ocdsl.ops._common import expect_rank
+from ocdsl.ops.registry import OpDef, Port, register
+from ocdsl.shapes import Shape
+
+__all__ = ["SoftPositionEmbedding", "build_grid"]
+
+
+def build_grid(height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
+    """The 4-channel position grid ``[y, x, 1 - y, 1 - x]`` with y, x on ``linspace(0, 1)``.
+
+    Shapes:
+        out: h w 4     out[i, j] = (i / (h - 1), j / (w - 1), 1 - i / (h - 1), 1 - j / (w - 1))
+    """
+    ys = torch.linspace(0.0, 1.0, height, device=device, dtype=dtype)
+    xs = torch.linspace(0.0, 1.0, width, device=device, dtype=dtype)
+    y, x = torch.meshgrid(ys, xs, indexing="ij")                # (H, W) each; y runs along H
+    return torch.stack([y, x, 1.0 - y, 1.0 - x], dim=-1)        # (H, W, 4)
+
+
+class SoftPositionEmbedding(nn.Module):
+    """Soft position embedding: a linear map of the 4-channel coordinate grid, added to the
+    features.
+
+    ``out = x + rearrange(Linear(4 -> C)(grid), "h w c -> 1 c h w")`` with ``grid[i, j] =
+    [y, x, 1 - y, 1 - x]``, ``y = i / (H - 1)``, ``x = j / (W - 1)`` (linspace(0, 1)). The
+    grid is a non-persistent buffer (not in the state dict); an input of another resolution
+    gets a grid of its own size, so a trained model also runs at other resolutions.
+
+    Args:
+        channels (`int`):
+            Feature channels ``C`` (output size of the Linear(4 -> C), which has a bias).
+        resolution (`list[int]`):
+            ``[H, W]`` of the feature map the grid is built for.
+
+    Shapes:
+        x:   b c h w
+        out: b c h w
+
+    Raises:
+        ShapeError (shape rule): the input is not 4-D.
+
+    Source:
+        Locatello et al. 2020, App. E.1 ("positional embedding": a linear projection of the
+        4-dim [y, x, 1-y, 1-x] grid, added to the CNN features and to the broadcast slots
+        in the decoder). Linear uses PyTorch's default init (Keras: glorot-uniform, zero bias).
+    """
+
+    def __init__(self, channels: int, resolution: Sequence[int]):
+        super().__init__()
+        height, width = int(resolution[0]), int(resolution[1])
+        self.proj = nn.Linear(4, channels)
+        self.register_buffer("grid", build_grid(height, width), persistent=False)  # (H, W, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grid = self.grid
+        if grid.shape[0] != x.shape[-2] or grid.shape[1] != x.shape[-1]:
+            grid = build_grid(x.shape[-2], x.shape[-1], device=x.device)  # (H, W, 4)
+        emb = self.proj(grid.to(x.dtype))                        # (H, W, C)
+        return x + emb.permute(2, 0, 1).unsqueeze(0)             # (B, C, H, W)
+
+
+def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    x = in_shapes["x"]
+    expect_rank("x", x, "B C H W")
+    return {"out": tuple(x)}
+
+
+def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    x = in_shapes["x"]
+    expect_rank("x", x, "B C H W")
+    return {"channels": x[1].value, "resolution": [x[2].value, x[3].value]}
+
+
+register(OpDef(
+    name="soft_position_embedding",
+    module=SoftPositionEmbedding,
+    inputs=(Port("x", "B C H W", doc="feature map, channels first"),),
+    outputs=("out",),
+    params={},
+    infer=_infer,
+    init_args=_init_args,
+    summary="adds Linear(4 -> C) of the [y, x, 1-y, 1-x] grid to a B C H W feature map",
+))

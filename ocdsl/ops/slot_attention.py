@@ -1,0 +1,242 @@
+"""The Slot Attention module (Locatello et al., NeurIPS 2020, Algorithm 1)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from ocdsl.ops._common import expect_rank, optional_shape
+from ocdsl.ops.registry import (OpDef, Port, Symmetry, boolean, enum, integer, number, register,
+                                size)
+from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
+
+__all__ = ["SlotAttention"]
+
+
+class SlotAttention(nn.Module):
+    """Slot Attention: K slots compete for N input features over T rounds of attention,
+    each followed by a GRU update and a residual MLP.
+
+    Algorithm 1 of the paper, one line of ``forward`` per line of the algorithm::
+
+        l.1   slots = mu + exp(log_sigma) * randn        b k d    (or the `slots` input)
+        l.3   inputs = LayerNorm(inputs)                 b n din
+              k, v = k(inputs), v(inputs)                b n d    (bias-free projections)
+        l.4   for t in 1..T:
+        l.5     slots_prev = slots                       b k d
+        l.6     slots = LayerNorm(slots)                 b k d
+        l.7     attn = softmax(k q(slots)^T / sqrt(d),   b k n    softmax over SLOTS (axis k):
+                               axis="slots")                      slots compete for inputs
+        l.8     updates = WeightedMean(attn + eps, v)    b k d    attn renormalised over n
+        l.9     slots = GRU(state=slots_prev, updates)   b k d
+        l.10    slots += MLP(LayerNorm(slots))           b k d    d -> mlp_hidden (ReLU) -> d
+
+    Args:
+        in_features (`int`):
+            Size ``Din`` of each input feature.
+        num_slots (`int`):
+            Number of slots ``K`` drawn when no initial slots are given.
+        slot_size (`int`):
+            Slot size ``D`` (also the size of q, k, v). Paper: 64.
+        mlp_hidden (`int`, *optional*, defaults to ``2 * slot_size``):
+            Hidden size of the residual slot MLP. Paper: 128.
+        iterations (`int`, *optional*, defaults to 3):
+            Number of attention rounds ``T``.
+        epsilon (`float`, *optional*, defaults to 1e-8):
+            Added to the attention before the weighted mean (Alg. 1 l.8), so an input no
+            slot wins still gives every slot a finite mean.
+        ln_eps (`float`, *optional*, defaults to 1e-5):
+            Epsilon of the three LayerNorms. PyTorch's default; the official Keras code uses
+            Keras' default 1e-3 (set ``ln_eps = 1e-3`` to match it).
+        implicit_grad (`bool`, *optional*, defaults to `False`):
+            Detach the slots before the last iteration, so gradients flow through one
+            iteration only (first-order implicit differentiation, Chang et al. 2022,
+            "Object Representations as Fixed Points"). The value of the output is unchanged;
+            the learned ``mu`` / ``log_sigma`` then receive no gradient.
+        init (`str`, *optional*, defaults to `"torch"`):
+            `"torch"`: PyTorch default init of Linear / GRUCell. `"keras"`: the official
+            code's Keras defaults (glorot-uniform Linear and GRU input kernels, orthogonal GRU
+            recurrent kernel, zero biases). ``mu`` and ``log_sigma`` are glorot-uniform over
+            shape [1, 1, D] (bound sqrt(6 / (1 + D))) in both modes, as in the official code.
+
+    Shapes:
+        inputs:    b n din                      input features (e.g. n = h * w)
+        slots:     b k d      (optional)        initial slots; replaces the l.1 sample
+        -> slots:     b k d                     slots after T iterations
+        -> attention: b k n                     softmax over k of the LAST iteration (l.7),
+                                                before + eps and renormalisation over n;
+                                                sums to 1 over k at each input position
+
+    Symmetries:
+        Permutation-equivariant in the initial slots (k) for both outputs, permutation-
+        invariant in the inputs' order (n) for the slots and equivariant for the attention.
+        With randomly drawn slots these hold in distribution only; property checks pass
+        ``slots`` explicitly (or fix the seed).
+
+    Raises:
+        ShapeError (shape rule): ``inputs`` not 3-D, or ``slots`` not ``(B, num_slots,
+        slot_size)``, with expected and actual shapes.
+
+    Source:
+        Locatello et al., "Object-Centric Learning with Slot Attention", NeurIPS 2020,
+        Sec. 2.1, Eq. 1-2 and Algorithm 1; App. E.1 for sizes (D = 64, MLP 128, T = 3,
+        eps = 1e-8).
+    """
+
+    def __init__(self, in_features: int, num_slots: int, slot_size: int,
+                 mlp_hidden: int | None = None, iterations: int = 3, epsilon: float = 1e-8,
+                 ln_eps: float = 1e-5, implicit_grad: bool = False, init: str = "torch"):
+        super().__init__()
+        if init not in ("torch", "keras"):
+            raise ValueError(f"unknown init {init!r}, expected 'torch' or 'keras'")
+        hidden = 2 * slot_size if mlp_hidden is None else mlp_hidden
+        self.num_slots = num_slots
+        self.slot_size = slot_size
+        self.iterations = iterations
+        self.epsilon = epsilon
+        self.implicit_grad = implicit_grad
+        self.scale = slot_size ** -0.5
+        self.norm_inputs = nn.LayerNorm(in_features, eps=ln_eps)
+        self.norm_slots = nn.LayerNorm(slot_size, eps=ln_eps)
+        self.norm_mlp = nn.LayerNorm(slot_size, eps=ln_eps)
+        self.to_q = nn.Linear(slot_size, slot_size, bias=False)
+        self.to_k = nn.Linear(in_features, slot_size, bias=False)
+        self.to_v = nn.Linear(in_features, slot_size, bias=False)
+        self.gru = nn.GRUCell(slot_size, slot_size)
+        self.mlp = nn.Sequential(nn.Linear(slot_size, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, slot_size))
+        self.slots_mu = nn.Parameter(torch.empty(1, 1, slot_size))
+        self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
+        bound = math.sqrt(6.0 / (1 + slot_size))  # Keras glorot-uniform on shape [1, 1, D]
+        nn.init.uniform_(self.slots_mu, -bound, bound)
+        nn.init.uniform_(self.slots_log_sigma, -bound, bound)
+        if init == "keras":
+            for lin in (self.to_q, self.to_k, self.to_v, self.mlp[0], self.mlp[2]):
+                nn.init.xavier_uniform_(lin.weight)
+                if lin.bias is not None:
+                    nn.init.zeros_(lin.bias)
+            nn.init.xavier_uniform_(self.gru.weight_ih)
+            nn.init.orthogonal_(self.gru.weight_hh)
+            nn.init.zeros_(self.gru.bias_ih)
+            nn.init.zeros_(self.gru.bias_hh)
+
+    def step(self, slots: torch.Tensor, k: torch.Tensor,
+             v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One iteration (Alg. 1 l.5-10). Returns the new slots and the l.7 attention."""
+        b, n_slots, d = slots.shape
+        slots_prev = slots                                           # l.5  (B, K, D)
+        q = self.to_q(self.norm_slots(slots)) * self.scale           # l.6  (B, K, D)
+        logits = torch.einsum("bnd,bkd->bkn", k, q)                  # l.7  (B, K, N)
+        attn = logits.softmax(dim=1)                                 # l.7  over slots: compete
+        weights = attn + self.epsilon                                # l.8  (B, K, N)
+        weights = weights / weights.sum(dim=-1, keepdim=True)        # l.8  mean over inputs
+        updates = torch.einsum("bkn,bnd->bkd", weights, v)           # l.8  (B, K, D)
+        slots = self.gru(updates.reshape(b * n_slots, d),            # l.9  ((B K), D)
+                         slots_prev.reshape(b * n_slots, d))
+        slots = slots.reshape(b, n_slots, d)                         #      (B, K, D)
+        slots = slots + self.mlp(self.norm_mlp(slots))               # l.10 (B, K, D)
+        return slots, attn
+
+    def forward(self, inputs: torch.Tensor, slots: torch.Tensor | None = None,
+                num_slots: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``inputs`` (B, N, Din), optional initial ``slots`` (B, K, D); ``num_slots``
+        overrides K for the random initialisation (e.g. more slots at test time).
+        Returns ``(slots (B, K, D), attention (B, K, N))``."""
+        b = inputs.shape[0]
+        if slots is None:                                            # l.1
+            n_slots = self.num_slots if num_slots is None else num_slots
+            noise = torch.randn(b, n_slots, self.slot_size, device=inputs.device,
+                                dtype=inputs.dtype)                  #      (B, K, D)
+            slots = self.slots_mu + self.slots_log_sigma.exp() * noise
+        inputs = self.norm_inputs(inputs)                            # l.3  (B, N, Din)
+        k = self.to_k(inputs)                                        #      (B, N, D)
+        v = self.to_v(inputs)                                        #      (B, N, D)
+        attn = inputs.new_empty(0)
+        for t in range(self.iterations):                             # l.4
+            if self.implicit_grad and t == self.iterations - 1:
+                slots = slots.detach()                               # Chang et al. 2022
+            slots, attn = self.step(slots, k, v)
+        return slots, attn                                           # (B, K, D), (B, K, N)
+
+
+def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Dim, Dim, Dim]:
+    x = in_shapes["inputs"]
+    expect_rank("inputs", x, "B N D")
+    num_slots, slot_size = int(params["num_slots"]), int(params["slot_size"])
+    init = optional_shape(in_shapes, "slots")
+    if init is not None:
+        expected = (x[0], Dim.of(num_slots), Dim.of(slot_size))
+        if len(init) != 3 or tuple(init) != expected:
+            raise ShapeError(f"input 'slots': expected (b, k, d) = {fmt_shape(expected)}, "
+                             f"got {fmt_shape(init)}")
+    for name in ("num_slots", "slot_size", "iterations"):
+        if name in params and int(params[name]) < 1:
+            raise ShapeError(f"'{name}': expected a positive integer, got {params[name]}")
+    return x[0], x[1], x[2]
+
+
+def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    b, n, _ = _check(in_shapes, params)
+    k, d = Dim.of(int(params["num_slots"])), Dim.of(int(params["slot_size"]))
+    return {"slots": (b, k, d), "attention": (b, k, n)}
+
+
+def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    _, _, din = _check(in_shapes, params)
+    slot_size = int(params["slot_size"])
+    return {
+        "in_features": din.value,
+        "num_slots": int(params["num_slots"]),
+        "slot_size": slot_size,
+        "mlp_hidden": int(params.get("mlp_hidden", 2 * slot_size)),
+        "iterations": int(params.get("iterations", 3)),
+        "epsilon": float(params.get("epsilon", 1e-8)),
+        "ln_eps": float(params.get("ln_eps", 1e-5)),
+        "implicit_grad": bool(params.get("implicit_grad", False)),
+        "init": params.get("init", "torch"),
+    }
+
+
+register(OpDef(
+    name="slot_attention",
+    module=SlotAttention,
+    inputs=(
+        Port("inputs", "B N D", doc="input features, e.g. the flattened CNN feature map"),
+        Port("slots", "B K D", optional=True,
+             doc="initial slots; when absent, sampled from N(mu, exp(log_sigma)^2)"),
+    ),
+    outputs=("slots", "attention"),
+    params={
+        "num_slots": size("number of slots K"),
+        "slot_size": size("slot size D (also the q/k/v size); paper: 64"),
+        "mlp_hidden": size("hidden size of the residual slot MLP; default 2 * slot_size "
+                           "(paper: 128)"),
+        "iterations": integer("attention iterations T (Alg. 1 l.4)", minimum=1, default=3),
+        "epsilon": number("added to the attention before the weighted mean (Alg. 1 l.8)",
+                          minimum=0, default=1e-8),
+        "ln_eps": number("LayerNorm epsilon; 1e-5 is PyTorch's default, the official Keras "
+                         "code uses 1e-3", exclusiveMinimum=0, default=1e-5),
+        "implicit_grad": boolean("detach the slots before the last iteration (implicit "
+                                 "differentiation, Chang et al. 2022)", default=False),
+        "init": enum("parameter init: PyTorch defaults ('torch') or the official code's Keras "
+                     "defaults ('keras': glorot / orthogonal, zero biases)",
+                     ["torch", "keras"], default="torch"),
+    },
+    infer=_infer,
+    init_args=_init_args,
+    required=("num_slots", "slot_size"),
+    symmetries=(
+        Symmetry("permutation_equivariance", {"slots": "K"},
+                 {"slots": "K", "attention": "K"},
+                 doc="permuting the initial slots permutes the output slots and attention "
+                     "rows (needs the `slots` input, or a fixed seed)"),
+        Symmetry("permutation_invariance", {"inputs": "N"}, {"slots": None},
+                 doc="the slots do not depend on the order of the inputs"),
+        Symmetry("permutation_equivariance", {"inputs": "N"}, {"attention": "N"},
+                 doc="permuting the inputs permutes the attention columns"),
+    ),
+    summary="Slot Attention (Locatello et al. 2020, Alg. 1)",
+))

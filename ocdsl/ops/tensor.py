@@ -1,0 +1,222 @@
+"""Tensor plumbing ops: ``rearrange`` (an einops pattern with a shape rule)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import einops
+import torch
+from torch import nn
+
+from ocdsl.ops.registry import OpDef, Port, register
+from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
+
+__all__ = ["Rearrange", "parse_pattern", "rearrange_shape"]
+
+ELLIPSIS = "..."
+_TOKEN = re.compile(r"\.\.\.|\(|\)|[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
+
+# One axis of a pattern side: a tuple of atoms (names, int literals or "..." inside a
+# group); a bare name is a 1-tuple, "(h w)" is ("h", "w"), "()" is the empty group (size 1),
+# and a bare "..." (any number of axes) is the string "...".
+Axis = tuple[str | int, ...] | str
+
+
+def _atoms(side: list[Axis]) -> list[str | int]:
+    return [a for ax in side for a in ((ax,) if ax == ELLIPSIS else ax)]
+
+
+def _parse_side(text: str, pattern: str) -> list[Axis]:
+    axes: list[Axis] = []
+    group: list[str | int] | None = None
+    for tok in _TOKEN.findall(text):
+        if tok == "(":
+            if group is not None:
+                raise ShapeError(f"pattern {pattern!r}: expected no nested parentheses, got '(('")
+            group = []
+        elif tok == ")":
+            if group is None:
+                raise ShapeError(f"pattern {pattern!r}: expected '(' before ')', got a lone ')'")
+            axes.append(tuple(group))
+            group = None
+        elif tok == ELLIPSIS or tok.isidentifier() or tok.isdigit():
+            atom: str | int = int(tok) if tok.isdigit() else tok
+            if group is None:
+                axes.append(ELLIPSIS if atom == ELLIPSIS else (atom,))
+            else:
+                group.append(atom)
+        else:
+            raise ShapeError(f"pattern {pattern!r}: expected axis names, '(', ')' or '...', "
+                             f"got {tok!r}")
+    if group is not None:
+        raise ShapeError(f"pattern {pattern!r}: expected ')' to close the group, got end of text")
+    return axes
+
+
+def parse_pattern(pattern: str) -> tuple[list[Axis], list[Axis]]:
+    """``"b c h w -> b (h w) c"`` -> ``([("b",), ("c",), ("h",), ("w",)],
+    [("b",), ("h", "w"), ("c",)])``. Raises ShapeError for a malformed pattern."""
+    if pattern.count("->") != 1:
+        raise ShapeError(f"pattern {pattern!r}: expected exactly one '->', "
+                         f"got {pattern.count('->')}")
+    left_text, right_text = pattern.split("->")
+    left, right = _parse_side(left_text, pattern), _parse_side(right_text, pattern)
+
+    def names(side: list[Axis]) -> list[str]:
+        return [a for a in _atoms(side) if isinstance(a, str) and a != ELLIPSIS]
+
+    for side, label in ((left, "left"), (right, "right")):
+        ns = names(side)
+        dup = sorted({n for n in ns if ns.count(n) > 1})
+        if dup:
+            raise ShapeError(f"pattern {pattern!r}: expected each axis name once on the {label} "
+                             f"side, got {', '.join(dup)} repeated")
+        n_ell = sum(a == ELLIPSIS for a in _atoms(side))
+        if n_ell > 1:
+            raise ShapeError(f"pattern {pattern!r}: expected at most one '...' per side, "
+                             f"got {n_ell}")
+    if set(names(left)) != set(names(right)):
+        raise ShapeError(f"pattern {pattern!r}: expected the same axis names on both sides, got "
+                         f"{sorted(names(left))} -> {sorted(names(right))}")
+    has_ell = [ELLIPSIS in _atoms(side) for side in (left, right)]
+    if has_ell[0] != has_ell[1]:
+        raise ShapeError(f"pattern {pattern!r}: expected '...' on both sides or neither")
+    return left, right
+
+
+def rearrange_shape(pattern: str, in_shape: Shape,
+                    axes: Mapping[str, int] | None = None) -> Shape:
+    """The output shape of ``einops.rearrange(x, pattern, **axes)`` for ``x`` of ``in_shape``.
+
+    The left side's names are bound to the input's sizes (a group ``(h w)`` on the left is
+    split, with all but one of its sizes given in ``axes``); the right side's groups
+    multiply. Sizes stay symbolic where they are (``B`` -> ``B``; ``(b k)`` -> ``B*4``).
+    """
+    left, right = parse_pattern(pattern)
+    in_shape = tuple(Dim.of(d) for d in in_shape)
+    bound: dict[str, Dim] = {k: Dim.of(v) for k, v in (axes or {}).items()}
+    ell_dims: tuple[Dim, ...] = ()
+    has_ell = ELLIPSIS in left
+    if any(ax != ELLIPSIS and ELLIPSIS in ax for ax in left):
+        raise ShapeError(f"pattern {pattern!r}: expected '...' outside parentheses on the left")
+    n_fixed = len(left) - has_ell
+    lhs = pattern.split("->")[0].strip()
+    if (has_ell and len(in_shape) < n_fixed) or (not has_ell and len(in_shape) != n_fixed):
+        more = "at least " if has_ell else ""
+        raise ShapeError(f"pattern {pattern!r}: expected an input with {more}{n_fixed} axes "
+                         f"({lhs}), got {len(in_shape)} axes {fmt_shape(in_shape)}")
+    # Pair each left axis with its input dim(s).
+    pairs: list[tuple[Axis, Dim]] = []
+    i = 0
+    for ax in left:
+        if ax == ELLIPSIS:
+            n_ell = len(in_shape) - n_fixed
+            ell_dims = in_shape[i:i + n_ell]
+            i += n_ell
+        else:
+            pairs.append((ax, in_shape[i]))
+            i += 1
+    for ax, d in pairs:
+        unknown = [a for a in ax if isinstance(a, str) and a not in bound]
+        known = Dim.of(1)
+        for a in ax:
+            if isinstance(a, int):
+                known = known * a
+            elif a in bound:
+                known = known * bound[a]
+        if len(unknown) > 1:
+            raise ShapeError(f"pattern {pattern!r}: expected sizes for all but one of "
+                             f"({' '.join(map(str, ax))}) in 'axes', got none for "
+                             f"{', '.join(unknown)}")
+        if unknown:
+            try:
+                bound[unknown[0]] = d // known
+            except ShapeError:
+                raise ShapeError(f"pattern {pattern!r}: expected axis ({' '.join(map(str, ax))}) "
+                                 f"to be divisible by {known}, got {d}") from None
+        elif known != d:
+            raise ShapeError(f"pattern {pattern!r}: expected axis ({' '.join(map(str, ax))}) "
+                             f"= {known}, got {d}")
+    out: list[Dim] = []
+    for ax in right:
+        if ax == ELLIPSIS:
+            out.extend(ell_dims)
+            continue
+        prod = Dim.of(1)
+        for a in ax:
+            if a == ELLIPSIS:
+                for d in ell_dims:
+                    prod = prod * d
+            elif isinstance(a, int):
+                prod = prod * a
+            else:
+                prod = prod * bound[a]
+        out.append(prod)
+    return tuple(out)
+
+
+class Rearrange(nn.Module):
+    """``einops.rearrange`` as a module: reorder, merge and split axes by a named pattern.
+
+    Args:
+        pattern (`str`):
+            An einops pattern, e.g. ``"b c h w -> b (h w) c"``.
+        axes (`dict[str, int]`, *optional*, defaults to `None`):
+            Sizes of axes that a left-side group splits, e.g. ``{"h": 8}`` for
+            ``"b (h w) c -> b c h w"``.
+
+    Shapes:
+        x:   left side of ``pattern``     e.g. b c h w
+        out: right side of ``pattern``    e.g. b (h w) c
+
+    Raises:
+        ShapeError (shape rule): a malformed pattern, an input whose number of axes differs
+        from the left side's, or a group that does not divide its axis.
+        einops.EinopsError (forward): the tensor does not match the pattern.
+
+    Source:
+        Rogozhnikov, "Einops: clear and reliable tensor manipulations with Einstein-like
+        notation", ICLR 2022. Used for Slot Attention's flatten of the feature map
+        (Locatello et al. 2020, App. E.1: "flatten spatial dimensions").
+    """
+
+    def __init__(self, pattern: str, axes: Mapping[str, int] | None = None):
+        super().__init__()
+        self.pattern = pattern
+        self.axes = dict(axes or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return einops.rearrange(x, self.pattern, **self.axes)
+
+    def extra_repr(self) -> str:
+        return repr(self.pattern) + (f", axes={self.axes}" if self.axes else "")
+
+
+def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    return {"out": rearrange_shape(params["pattern"], in_shapes["x"], params.get("axes"))}
+
+
+def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"pattern": params["pattern"]}
+    if params.get("axes"):
+        out["axes"] = {str(k): int(v) for k, v in params["axes"].items()}
+    return out
+
+
+register(OpDef(
+    name="rearrange",
+    module=Rearrange,
+    inputs=(Port("x", "...", doc="any tensor matching the left side of the pattern"),),
+    outputs=("out",),
+    params={
+        "pattern": {"type": "string", "pattern": "->",
+                    "description": "einops pattern, e.g. 'b c h w -> b (h w) c'"},
+        "axes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
+                 "description": "sizes of axes split out of a left-side group, e.g. {h = 8}"},
+    },
+    infer=_infer,
+    init_args=_init_args,
+    required=("pattern",),
+    summary="einops.rearrange with a named pattern",
+))

@@ -1,0 +1,133 @@
+import pytest
+import torch
+
+from ocdsl.ops import get
+from ocdsl.ops.slot_attention import SlotAttention
+from ocdsl.shapes import ShapeError
+
+from ._helpers import run_op, sym
+
+PARAMS = {"num_slots": 3, "slot_size": 8, "mlp_hidden": 16, "iterations": 3}
+
+
+def make(**kw) -> SlotAttention:
+    op = get("slot_attention")
+    return op.module(**op.init_args({"inputs": sym("B", 10, 6)}, {**PARAMS, **kw}))
+
+
+def test_shape_rule_matches_module_random_init():
+    inferred, out, _ = run_op("slot_attention", {"inputs": sym("B", 10, 6)}, PARAMS)
+    assert inferred == {"slots": sym("B", 3, 8), "attention": sym("B", 3, 10)}
+
+
+def test_shape_rule_matches_module_explicit_slots():
+    inferred, _, _ = run_op("slot_attention",
+                            {"inputs": sym("B", 10, 6), "slots": sym("B", 3, 8)}, PARAMS)
+    assert inferred["attention"] == sym("B", 3, 10)
+
+
+def test_attention_is_a_softmax_over_slots():
+    _, attn = make()(torch.randn(2, 10, 6))
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(2, 10))   # sums to 1 over K
+    assert not torch.allclose(attn.sum(dim=2), torch.ones(2, 3))     # not over N
+
+
+def test_permutation_equivariance_in_initial_slots():
+    m = make()
+    x, s = torch.randn(2, 10, 6), torch.randn(2, 3, 8)
+    perm = torch.tensor([2, 0, 1])
+    slots, attn = m(x, slots=s)
+    slots_p, attn_p = m(x, slots=s[:, perm])
+    torch.testing.assert_close(slots_p, slots[:, perm], atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn_p, attn[:, perm], atol=1e-5, rtol=0)
+
+
+def test_permutation_invariance_in_input_order():
+    m = make()
+    x, s = torch.randn(2, 10, 6), torch.randn(2, 3, 8)
+    perm = torch.randperm(10)
+    slots, attn = m(x, slots=s)
+    slots_p, attn_p = m(x[:, perm], slots=s)
+    torch.testing.assert_close(slots_p, slots, atol=1e-5, rtol=0)
+    torch.testing.assert_close(attn_p, attn[:, :, perm], atol=1e-5, rtol=0)
+
+
+def test_explicit_initial_slots_are_used():
+    m = make()
+    x, s = torch.randn(2, 10, 6), torch.randn(2, 3, 8)
+    torch.manual_seed(1)
+    a, _ = m(x, slots=s)
+    torch.manual_seed(2)
+    b, _ = m(x, slots=s)
+    torch.testing.assert_close(a, b)                    # no sampling when slots are given
+    c, _ = m(x, slots=s + 1.0)
+    assert not torch.allclose(a, c)
+    r1, _ = m(x)
+    r2, _ = m(x)
+    assert not torch.allclose(r1, r2)                   # sampled when they are not
+
+
+def test_num_slots_override_at_run_time():
+    slots, attn = make()(torch.randn(2, 10, 6), num_slots=5)
+    assert slots.shape == (2, 5, 8) and attn.shape == (2, 5, 10)
+
+
+def _losing_slot_case(epsilon):
+    """Slot 1 gets exactly zero attention at every input (float32 underflow)."""
+    m = SlotAttention(in_features=2, num_slots=2, slot_size=2, iterations=1, epsilon=epsilon)
+    with torch.no_grad():
+        m.to_k.weight.copy_(1000 * torch.eye(2))
+        m.to_q.weight.copy_(1000 * torch.eye(2))
+    x = torch.tensor([[[1.0, -1.0]] * 3])
+    s = torch.tensor([[[1.0, -1.0], [-1.0, 1.0]]])
+    return m(x, slots=s)
+
+
+def test_epsilon_keeps_a_losing_slot_finite():
+    slots, attn = _losing_slot_case(1e-8)
+    assert (attn[0, 1] == 0).all()
+    assert torch.isfinite(slots).all()
+    slots0, _ = _losing_slot_case(0.0)
+    assert torch.isnan(slots0).any()                    # 0 / 0 without the epsilon
+    assert make().epsilon == 1e-8
+
+
+def test_implicit_grad_detaches_before_last_iteration():
+    x = torch.randn(2, 10, 6)
+    plain, implicit = make(), make(implicit_grad=True)
+    implicit.load_state_dict(plain.state_dict())
+    torch.manual_seed(3)
+    a, _ = plain(x)
+    torch.manual_seed(3)
+    b, _ = implicit(x)
+    torch.testing.assert_close(a, b)                    # same values
+    a.sum().backward()
+    b.sum().backward()
+    assert plain.slots_mu.grad is not None and plain.slots_mu.grad.abs().sum() > 0
+    assert implicit.slots_mu.grad is None               # no gradient through the detach
+    assert implicit.to_q.weight.grad.abs().sum() > 0
+
+
+def test_keras_init_and_ln_eps():
+    m = make(init="keras", ln_eps=1e-3)
+    assert m.norm_inputs.eps == 1e-3 and m.norm_slots.eps == 1e-3 and m.norm_mlp.eps == 1e-3
+    assert (m.gru.bias_ih == 0).all()
+    bound = (6 / 9) ** 0.5
+    assert m.slots_mu.abs().max() <= bound
+    assert m.to_k.bias is None and m.to_q.bias is None and m.to_v.bias is None
+
+
+def test_bad_initial_slots_say_expected_and_got():
+    with pytest.raises(ShapeError, match=r"expected \(b, k, d\) = \(B, 3, 8\), got \(B, 3, 6\)"):
+        get("slot_attention").infer({"inputs": sym("B", 10, 6), "slots": sym("B", 3, 6)}, PARAMS)
+
+
+def test_inputs_rank_error():
+    with pytest.raises(ShapeError, match=r"expected 3 axes .*got 4 axes"):
+        get("slot_attention").infer({"inputs": sym("B", 6, 4, 4)}, PARAMS)
+
+
+def test_declared_symmetries():
+    kinds = {(s.kind, tuple(s.transform.items())) for s in get("slot_attention").symmetries}
+    assert ("permutation_equivariance", (("slots", "K"),)) in kinds
+    assert ("permutation_invariance", (("inputs", "N"),)) in kinds
