@@ -32,6 +32,7 @@ class Locations:
 
     def __init__(self, default_file: str = "<spec>"):
         self._map: dict[tuple, Location] = {}
+        self._values: dict[tuple, Location] = {}
         self.default_file = default_file
 
     def set(self, keypath: tuple, loc: Location) -> None:
@@ -53,6 +54,31 @@ class Locations:
 
     def update(self, other: "Locations") -> None:
         self._map.update(other._map)
+        self._values.update(other._values)
+
+    # ---- helpers added by the spec front end (ocdsl.spec.source / merge) --------------------
+
+    def set_value(self, keypath: tuple, loc: Location) -> None:
+        """Record where the *value* at ``keypath`` starts: the first character inside the
+        quotes of a single-line string whose text maps 1:1 to the file (no escapes)."""
+        self._values[tuple(keypath)] = loc
+
+    def value(self, keypath: tuple) -> Location | None:
+        """Where the string value at ``keypath`` starts, or None when not known exactly."""
+        return self._values.get(tuple(keypath))
+
+    def remove_under(self, keypath: tuple) -> None:
+        """Forget ``keypath`` and everything below it (its value was replaced)."""
+        kp = tuple(keypath)
+        n = len(kp)
+        for m in (self._map, self._values):
+            for k in [k for k in m if k[:n] == kp]:
+                del m[k]
+
+    def copy(self) -> "Locations":
+        out = Locations(self.default_file)
+        out.update(self)
+        return out
 
 
 @dataclass(frozen=True)
@@ -167,6 +193,23 @@ class Spec:
     @property
     def invariances(self) -> list[dict[str, Any]]:
         return self.data.get("invariances", [])
+
+    def resolve_path(self, keypath: tuple) -> Path:
+        """The file path stored at ``keypath``, made absolute relative to the folder of the
+        spec file that wrote it (a base spec's path stays relative to the base spec, even
+        when a variant in another folder ``extends`` it); a ``--set`` override is relative
+        to the working directory."""
+        node: Any = self.data
+        for k in keypath:
+            node = node[k]
+        p = Path(str(node)).expanduser()
+        if p.is_absolute():
+            return p
+        loc = self.locations.get(tuple(keypath))
+        f = Path(loc.file)
+        if loc.file.startswith("--set") or loc.file.startswith("<") or not f.exists():
+            return Path.cwd() / p
+        return (f.parent / p).resolve()
 
     def diag(self, keypath: tuple, message: str, hint: str | None = None,
              severity: str = "error") -> Diagnostic:

@@ -1,0 +1,171 @@
+"""The ``ocdsl`` command line. Thin: parses arguments, calls the pipeline, prints errors.
+
+A user error prints ``path:line:col: error: ...`` (with a hint where one helps) and exits
+2 without a traceback; Ctrl-C exits 130 after the run has saved what it had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ocdsl.errors import Diagnostic, UserError
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ocdsl", description="Declarative compiler for object-centric learning.")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def spec_cmd(name: str, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.add_argument("spec", help="spec file (.toml, .yaml)")
+        sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec value before validation, e.g. --set train.steps=100 (repeatable)")
+        return sp
+
+    spec_cmd("validate", "check a spec: schema, references, graph and every tensor shape")
+
+    sp = spec_cmd("compile", "generate compiled/<spec>.py")
+    sp.add_argument("-o", "--out", help="output file (default: compiled/<spec file stem>.py)")
+    sp.add_argument("--check", action="store_true", help="exit 1 if the file on disk is stale")
+
+    sp = spec_cmd("graph", "write the model graph as DOT and as a picture")
+    sp.add_argument("-o", "--out", help="picture file, .png or .svg (default: <spec stem>.graph.png); "
+                                        "the DOT file is written beside it")
+
+    sp = spec_cmd("run", "train a spec and evaluate it")
+    sp.add_argument("--gpu", action="store_true", help="train on CUDA (an error where there is none)")
+    sp.add_argument("--steps", type=int, help="number of training steps (overrides train.steps)")
+    sp.add_argument("--out", help="run directory (default: runs/<spec stem>/<timestamp>)")
+    sp.add_argument("--resume", help="continue the run in this directory from its last checkpoint")
+    sp.add_argument("--no-compile", action="store_true", help="do not torch.compile the model")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sp = spec_cmd("eval", "evaluate a run's checkpoint")
+    sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
+    sp.add_argument("--gpu", action="store_true", help="evaluate on CUDA")
+
+    sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
+    return p
+
+
+def _version() -> str:
+    from ocdsl import __version__
+    return f"ocdsl {__version__}"
+
+
+def _print_warnings(spec) -> None:
+    for w in getattr(spec, "warnings", []):
+        print(w.format(), file=sys.stderr)
+
+
+def cmd_validate(args) -> int:
+    from ocdsl.pipeline import build
+    c = build(args.spec, overrides=args.overrides)
+    _print_warnings(c.spec)
+    n_ops = sum(1 for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
+    print(f"{args.spec}: ok ({n_ops} nodes, {len(c.spec.losses)} losses, {len(c.spec.schedules)} schedules)")
+    return 0
+
+
+def cmd_compile(args) -> int:
+    from ocdsl.pipeline import build, compiled_path
+    c = build(args.spec, overrides=args.overrides)
+    _print_warnings(c.spec)
+    out = Path(args.out) if args.out else compiled_path(c.spec)
+    if args.check:
+        current = out.read_text() if out.exists() else None
+        if current != c.source:
+            why = "missing" if current is None else "stale"
+            print(f"{out}: error: generated code is {why} for {args.spec}", file=sys.stderr)
+            print(f"  hint: run `ocdsl compile {args.spec}`", file=sys.stderr)
+            return 1
+        print(f"{out}: up to date")
+        return 0
+    c.write(out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_graph(args) -> int:
+    from ocdsl.pipeline import build
+    from ocdsl.viz.graph import write_graph
+    c = build(args.spec, overrides=args.overrides)
+    out = Path(args.out) if args.out else Path(f"{c.spec.path.stem}.graph.png")
+    for path in write_graph(c.spec, c.graph, out):
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    import time
+
+    from ocdsl.pipeline import build
+    from ocdsl.train import resolve_device, train
+
+    device = resolve_device(args.gpu)
+    overrides = list(args.overrides)
+    c = build(args.spec, overrides=overrides)
+    _print_warnings(c.spec)
+    if args.resume:
+        out_dir = Path(args.resume)
+        if not out_dir.is_dir():
+            raise UserError(Diagnostic(f"--resume: no run directory '{out_dir}'", file=str(out_dir),
+                                       hint="pass the directory a previous `ocdsl run` printed"))
+    else:
+        out_dir = Path(args.out) if args.out else Path("runs") / c.spec.path.stem / time.strftime("%Y%m%d-%H%M%S")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    c.write(out_dir / "model.py")
+    compile_mode = False if args.no_compile else "auto"
+    if c.will_compile(device, compile_mode):
+        print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
+    model = c.instantiate(device=device, torch_compile=compile_mode)
+    summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
+                    resume=out_dir if args.resume else None, progress=not args.no_progress)
+    return EXIT_INTERRUPTED if summary.get("status") == "interrupted" else 0
+
+
+def cmd_eval(args) -> int:
+    from ocdsl.pipeline import build
+    from ocdsl.train import evaluate_checkpoint, resolve_device
+
+    device = resolve_device(args.gpu)
+    c = build(args.spec, overrides=args.overrides)
+    model = c.instantiate(device=device, torch_compile=False)
+    evaluate_checkpoint(c.spec, model, Path(args.run_dir), device=device)
+    return 0
+
+
+def cmd_schema(args) -> int:
+    import json
+
+    from ocdsl.spec.schema import spec_schema
+    print(json.dumps(spec_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+COMMANDS = {
+    "validate": cmd_validate, "compile": cmd_compile, "graph": cmd_graph, "run": cmd_run,
+    "eval": cmd_eval, "schema": cmd_schema,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as e:
+        print(e.format(), file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Spec -> model graph (a networkx MultiDiGraph of model inputs and op nodes).
+
+Vertices are the spec's model inputs (``kind="input"``) and nodes (``kind="op"``). An edge
+``u -> v`` carries ``src_port`` (u's output port) and ``dst_port`` (v's input port); two
+ports of the same producer feeding one consumer are two parallel edges, hence a multigraph.
+
+Checked here, all at once: undefined references (with a did-you-mean hint), unknown
+input/output port names, missing required inputs, self-references and cycles, nodes that
+share weights with a missing node or a node of another op, and (as warnings) nodes whose
+outputs nothing uses.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from ocdsl.errors import Diagnostic, SpecError, did_you_mean
+from ocdsl.ops import registry
+from ocdsl.spec.model import Ref, Spec
+
+__all__ = ["build_graph", "output_key", "referenced_outputs"]
+
+
+def output_key(node: str, port: str, outputs: tuple[str, ...]) -> str:
+    """Name of a node output in the generated module's output dict: ``"encoder"`` for a
+    node with one output, ``"slots.attention"`` for each port of a node with several."""
+    return node if len(outputs) == 1 else f"{node}.{port}"
+
+
+def _default_port(G: nx.MultiDiGraph, node: str) -> str:
+    data = G.nodes[node]
+    return "out" if data["kind"] == "input" else data["opdef"].outputs[0]
+
+
+def referenced_outputs(spec: Spec) -> set[str]:
+    """Node names used by losses and eval (``composite.image`` -> ``composite``)."""
+    from ocdsl.spec import expr as E
+
+    used: set[str] = set()
+    for e in list(spec.losses.values()):
+        for n in E.names(e):
+            used.add(n.partition(".")[0])
+    for key in ("masks", "reconstruction"):
+        if key in spec.eval:
+            used.add(str(spec.eval[key]).partition(".")[0])
+    for inv in spec.invariances:
+        if "node" in inv:
+            used.add(str(inv["node"]))
+    return used
+
+
+def build_graph(spec: Spec) -> nx.MultiDiGraph:
+    """Build and check the model graph. Raises SpecError listing every problem found;
+    warnings (unused nodes) are appended to ``spec.warnings``."""
+    G = nx.MultiDiGraph(name=spec.name)
+    diags: list[Diagnostic] = []
+
+    for name, sig in spec.inputs.items():
+        G.add_node(name, kind="input", signature=sig, keypath=("model", "inputs", name))
+    for name, node in spec.nodes.items():
+        if name in spec.inputs:
+            diags.append(spec.diag(node.keypath, f"node '{name}' has the same name as a model input"))
+            continue
+        try:
+            opdef = registry.get(node.op)
+        except registry.UnknownOp:
+            diags.append(spec.diag(node.keypath + ("op",), f"unknown op '{node.op}'",
+                                   did_you_mean(node.op, registry.names())))
+            continue
+        G.add_node(name, kind="op", node=node, opdef=opdef, keypath=node.keypath)
+
+    known = sorted(G.nodes)
+    for name, node in spec.nodes.items():
+        if name not in G or G.nodes[name]["kind"] != "op":
+            continue
+        opdef = G.nodes[name]["opdef"]
+        ports = {p.name for p in opdef.inputs}
+        for port, ref in node.inputs.items():
+            kp = ref.keypath or node.keypath
+            if port not in ports:
+                diags.append(spec.diag(kp, f"op '{opdef.name}' has no input port '{port}' "
+                                           f"(its inputs: {', '.join(p.name for p in opdef.inputs)})",
+                                       did_you_mean(port, ports)))
+                continue
+            if ref.node == name:
+                diags.append(spec.diag(kp, f"node '{name}' takes its own output as input"))
+                continue
+            if ref.node not in G:
+                diags.append(spec.diag(kp, f"undefined reference '{ref.text}': no model input or node '{ref.node}'",
+                                       did_you_mean(ref.node, known)))
+                continue
+            src_port = _check_port(spec, G, ref, kp, diags)
+            if src_port is None:
+                continue
+            G.add_edge(ref.node, name, key=port, src_port=src_port, dst_port=port)
+        for p in opdef.inputs:
+            if not p.optional and p.name not in node.inputs:
+                diags.append(spec.diag(node.keypath, f"node '{name}' ({opdef.name}) needs input '{p.name}'"
+                                       + (f" ({p.signature})" if p.signature else ""),
+                                       f"add `inputs = {{ {p.name} = \"...\" }}`" if len(opdef.inputs) > 1
+                                       else "add `input = \"...\"`"))
+        if node.shared_with is not None:
+            other = spec.nodes.get(node.shared_with)
+            if other is None:
+                diags.append(spec.diag(node.keypath + ("share",), f"'share' names no node '{node.shared_with}'",
+                                       did_you_mean(node.shared_with, spec.nodes)))
+            elif other.op != node.op:
+                diags.append(spec.diag(node.keypath + ("share",),
+                                       f"node '{name}' ({node.op}) cannot share weights with "
+                                       f"'{node.shared_with}' ({other.op}): ops differ"))
+
+    if not diags:
+        try:
+            cycle = nx.find_cycle(G)
+        except nx.NetworkXNoCycle:
+            cycle = None
+        if cycle:
+            path = " -> ".join([e[0] for e in cycle] + [cycle[0][0]])
+            first = cycle[0][1]
+            diags.append(spec.diag(G.nodes[first]["keypath"], f"the model graph has a cycle: {path}",
+                                   "a node cannot depend on its own output; use `share` to reuse weights"))
+
+    if diags:
+        raise SpecError(diags)
+
+    used = referenced_outputs(spec)
+    for name in spec.nodes:
+        if G.out_degree(name) == 0 and name not in used:
+            spec.warnings.append(spec.diag(spec.nodes[name].keypath,
+                                           f"node '{name}' is unused: no node, loss or eval key reads its output",
+                                           severity="warning"))
+    for name in spec.inputs:
+        if G.out_degree(name) == 0 and name not in used:
+            spec.warnings.append(spec.diag(("model", "inputs", name), f"model input '{name}' is unused",
+                                           severity="warning"))
+    return G
+
+
+def _check_port(spec: Spec, G: nx.MultiDiGraph, ref: Ref, kp: tuple, diags: list) -> str | None:
+    data = G.nodes[ref.node]
+    if data["kind"] == "input":
+        if ref.port:
+            diags.append(spec.diag(kp, f"'{ref.text}': model input '{ref.node}' has no ports"))
+            return None
+        return "out"
+    outs = data["opdef"].outputs
+    if ref.port is None:
+        return outs[0]
+    if ref.port not in outs:
+        diags.append(spec.diag(kp, f"'{ref.text}': node '{ref.node}' ({data['opdef'].name}) has no output "
+                                   f"'{ref.port}' (its outputs: {', '.join(outs)})",
+                               did_you_mean(ref.port, outs)))
+        return None
+    return ref.port

@@ -1,0 +1,152 @@
+"""Shape inference over the model graph, before any tensor exists.
+
+Walks the graph in topological order. Each model input's shape is its signature with
+[dims] substituted (the batch ``B`` stays symbolic); each op node's input shapes are its
+producers' output shapes, its size parameters are resolved to ints, and the op's shape rule
+gives its output shapes, which must equal the node's declared ``output`` signatures.
+
+Results live on the graph nodes (no globals): ``params`` (resolved), ``in_shapes`` (port ->
+Shape) and ``out_shapes`` (port -> Shape). A mismatch names both nodes and says expected
+vs got, e.g. ``node 'slots' (slot_attention), input 'inputs' from 'features': expected
+(B, N, 64), got (B, 1225, 32)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import networkx as nx
+
+from ocdsl.errors import Diagnostic, SpecError
+from ocdsl.ops.registry import OpDef
+from ocdsl.shapes import Shape, ShapeError, fmt_shape
+from ocdsl.spec.model import Spec
+
+__all__ = ["infer_shapes", "resolve_sizes", "output_shapes"]
+
+
+def resolve_sizes(schema_props: Mapping[str, Any], params: Mapping[str, Any], dims: Mapping[str, int],
+                  where: str = "") -> dict[str, Any]:
+    """Return ``params`` with every value whose schema property is marked ``x-size`` (or a
+    list whose items are) evaluated to an int over ``dims``. Raises ShapeError on a value
+    that is not a positive integer."""
+    from ocdsl.spec import expr as E
+
+    def one(value: Any, key: str) -> Any:
+        if isinstance(value, bool):
+            raise ShapeError(f"{key}: expected a size, got {value!r}")
+        if isinstance(value, int):
+            out = value
+        elif isinstance(value, str):
+            out = E.evaluate(E.parse(value), dict(dims))
+        else:
+            raise ShapeError(f"{key}: expected a size, got {value!r}")
+        if isinstance(out, float) and out.is_integer():
+            out = int(out)
+        if not isinstance(out, int) or out < 1:
+            raise ShapeError(f"{key} = {value!r} evaluates to {out!r}; expected a positive integer")
+        return out
+
+    def is_size(prop: Mapping[str, Any]) -> bool:
+        return bool(prop.get("x-size")) or any(is_size(p) for p in prop.get("anyOf", []) if isinstance(p, dict))
+
+    resolved = dict(params)
+    for key, value in params.items():
+        prop = schema_props.get(key) or {}
+        if is_size(prop) and not isinstance(value, list):
+            resolved[key] = one(value, key)
+        elif isinstance(value, list):
+            items = prop.get("items") or {}
+            if isinstance(items, dict) and is_size(items):
+                resolved[key] = [one(v, f"{key}[{i}]") for i, v in enumerate(value)]
+            elif is_size(prop):
+                # A size-or-list property (e.g. `kernel = 5` or `kernel = [5, 3]`).
+                resolved[key] = [one(v, f"{key}[{i}]") for i, v in enumerate(value)]
+    return resolved
+
+
+def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
+    """Annotate every vertex of ``G`` with shapes (see module docstring). Raises SpecError
+    with every mismatch found; a node whose inputs failed is skipped (its error would only
+    repeat the first)."""
+    diags: list[Diagnostic] = []
+    failed: set[str] = set()
+    for name in nx.topological_sort(G):
+        data = G.nodes[name]
+        if data["kind"] == "input":
+            try:
+                data["out_shapes"] = {"out": data["signature"].resolve(spec.dims)}
+            except ShapeError as e:
+                diags.append(spec.diag(data["keypath"], str(e)))
+                failed.add(name)
+            continue
+        node, opdef = data["node"], data["opdef"]
+        preds = list(G.in_edges(name, data=True))
+        if any(u in failed for u, _, _ in preds):
+            failed.add(name)
+            continue
+        in_shapes = {d["dst_port"]: G.nodes[u]["out_shapes"][d["src_port"]] for u, _, d in preds}
+        sources = {d["dst_port"]: _src_text(G, u, d["src_port"]) for u, _, d in preds}
+        try:
+            params = resolve_sizes(opdef.params, node.params, spec.dims)
+        except (ShapeError, SpecError, ValueError, ZeroDivisionError) as e:
+            diags.append(spec.diag(node.keypath, f"node '{name}' ({opdef.name}): {e}"))
+            failed.add(name)
+            continue
+        try:
+            out_shapes = opdef.infer(in_shapes, params)
+        except ShapeError as e:
+            src = ", ".join(f"'{p}' from '{s}' {fmt_shape(in_shapes[p])}" for p, s in sources.items())
+            diags.append(spec.diag(node.keypath, f"node '{name}' ({opdef.name}): {e}",
+                                   f"its inputs: {src}" if src else None))
+            failed.add(name)
+            continue
+        data.update(params=params, in_shapes=in_shapes, out_shapes=out_shapes)
+        for port, sig in node.outputs.items():
+            if port not in out_shapes:
+                diags.append(spec.diag(node.keypath + ("output",),
+                                       f"node '{name}' ({opdef.name}) has no output '{port}' "
+                                       f"(its outputs: {', '.join(opdef.outputs)})"))
+                continue
+            try:
+                declared = sig.resolve(spec.dims)
+            except ShapeError as e:
+                diags.append(spec.diag(node.keypath + ("output",), str(e)))
+                continue
+            got = out_shapes[port]
+            if declared != got:
+                label = "output" if port == opdef.outputs[0] else f"output '{port}'"
+                diags.append(spec.diag(
+                    node.keypath + ("output",),
+                    f"node '{name}' ({opdef.name}) {label}: declared {sig.text!r} = {fmt_shape(declared)}, "
+                    f"but the op produces {fmt_shape(got)}",
+                    _input_hint(sources, in_shapes)))
+    if diags:
+        raise SpecError(diags)
+    return G
+
+
+def _src_text(G: nx.MultiDiGraph, node: str, port: str) -> str:
+    data = G.nodes[node]
+    if data["kind"] == "input" or port == data["opdef"].outputs[0]:
+        return node
+    return f"{node}.{port}"
+
+
+def _input_hint(sources: dict[str, str], in_shapes: dict[str, Shape]) -> str | None:
+    if not sources:
+        return None
+    return "its inputs: " + ", ".join(f"'{p}' from '{s}' {fmt_shape(in_shapes[p])}" for p, s in sources.items())
+
+
+def output_shapes(G: nx.MultiDiGraph) -> dict[str, Shape]:
+    """Output key (``"encoder"``, ``"slots.attention"``) -> Shape, for every op node."""
+    from ocdsl.graph.build import output_key
+
+    out: dict[str, Shape] = {}
+    for name, data in G.nodes(data=True):
+        if data["kind"] != "op":
+            continue
+        for port, s in data["out_shapes"].items():
+            out[output_key(name, port, data["opdef"].outputs)] = s
+    return out
