@@ -1,0 +1,239 @@
+"""Figures of a model's decomposition and of training curves (PNG, matplotlib Agg).
+
+matplotlib is imported inside the functions, and only its object-oriented API is used
+(``Figure`` + ``FigureCanvasAgg``, never pyplot), so ``import ocdsl`` stays fast and the
+global matplotlib backend of a notebook or a GUI is left alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["PALETTE", "FigureLayout", "colorize", "save_reconstruction_figure", "save_curve"]
+
+#: Fixed qualitative palette (matplotlib tab10, then the light tab20 shades), RGB in [0, 1].
+#: Predicted slot k and ground-truth label l get ``PALETTE[k % 20]`` / ``PALETTE[l % 20]``.
+PALETTE: np.ndarray = np.array([
+    (0x1f, 0x77, 0xb4), (0xff, 0x7f, 0x0e), (0x2c, 0xa0, 0x2c), (0xd6, 0x27, 0x28),
+    (0x94, 0x67, 0xbd), (0x8c, 0x56, 0x4b), (0xe3, 0x77, 0xc2), (0x7f, 0x7f, 0x7f),
+    (0xbc, 0xbd, 0x22), (0x17, 0xbe, 0xcf), (0xae, 0xc7, 0xe8), (0xff, 0xbb, 0x78),
+    (0x98, 0xdf, 0x8a), (0xff, 0x98, 0x96), (0xc5, 0xb0, 0xd5), (0xc4, 0x9c, 0x94),
+    (0xf7, 0xb6, 0xd2), (0xc7, 0xc7, 0xc7), (0xdb, 0xdb, 0x8d), (0x9e, 0xda, 0xe5),
+], dtype=np.float64) / 255.0
+
+_PANEL_IN = 1.2      # panel height, inches
+_GAP_IN = 0.06       # gap between panels, inches
+_TITLE_IN = 0.26     # band above the first row for the column titles, inches
+_MIN_DPI = 100       # 35x35 Tetrominoes -> 120 px per panel (3.4x, nearest neighbour)
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Where things are in a saved grid figure.
+
+    ``boxes[(row, col)] = (x0, y0, x1, y1)`` in PNG pixels, origin top-left, x1/y1 exclusive.
+    """
+
+    path: Path
+    rows: int
+    cols: int
+    titles: tuple[str, ...]
+    width: int
+    height: int
+    dpi: int
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = field(repr=False)
+
+
+def colorize(labels: Tensor | np.ndarray) -> np.ndarray:
+    """Integer labels ``h w`` (>= 0) -> RGB ``h w 3`` in [0, 1] with :data:`PALETTE`."""
+    lab = np.asarray(labels.detach().cpu() if isinstance(labels, Tensor) else labels).astype(np.int64)
+    if lab.size and lab.min() < 0:
+        raise ValueError(f"colorize: labels must be >= 0, got min {lab.min()}")
+    return PALETTE[lab % len(PALETTE)]
+
+
+def _hwc(x: Tensor) -> np.ndarray:
+    """``c h w`` in [0, 1] (c = 1 or 3) -> ``h w 3`` float numpy, clipped to [0, 1]."""
+    x = x.detach().to("cpu", torch.float32).clamp(0, 1)
+    if x.shape[0] == 1:
+        x = x.expand(3, *x.shape[1:])
+    return x.permute(1, 2, 0).numpy()
+
+
+def _expect(name: str, t: Tensor | None, axes: str, shape: tuple) -> None:
+    """Raise ValueError ``expected name (axes) = shape, got actual`` on a mismatch (None = any)."""
+    if t is None:
+        return
+    ok = t.dim() == len(shape) and all(s is None or s == a for s, a in zip(shape, t.shape))
+    if not ok:
+        want = ", ".join("?" if s is None else str(s) for s in shape)
+        raise ValueError(f"{name}: expected ({axes}) = ({want}), got {tuple(t.shape)}")
+
+
+def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | None, masks: Tensor,
+                               slot_rgb: Tensor | None, true_labels: Tensor | None = None,
+                               max_images: int = 8) -> FigureLayout:
+    """One row per image: input, reconstruction, predicted and true segmentation, then each slot.
+
+    Columns, left to right: ``input``, ``recon``, ``pred seg`` (argmax of ``masks`` over k,
+    coloured with :data:`PALETTE`), ``true seg`` (only if ``true_labels`` is given), then for
+    each slot k: ``slot k`` (``slot_rgb * mask + white * (1 - mask)``) and ``mask k`` (grey,
+    black = 0, white = 1). That is ``3 + 2K`` columns, or ``4 + 2K`` with the ground truth; a
+    ``recon`` of None drops its column and a ``slot_rgb`` of None drops the ``slot k`` columns
+    (models without a decoder). Pixels are drawn with ``interpolation="nearest"`` and the dpi
+    is chosen so that a panel has at least 120 px (at least the image's own size).
+
+    Args:
+        path: PNG file to write (parent folders are created).
+        image: input ``b c h w`` in [0, 1], c = 1 or 3 (values outside are clipped for display).
+        recon: reconstruction ``b c h w`` in [0, 1], or None.
+        masks: ``b k h w`` soft masks in [0, 1] (at the image's resolution).
+        slot_rgb: per-slot appearance ``b k c h w`` in [0, 1], or None.
+        true_labels: ``b h w`` int ground truth (0 = background), or None.
+        max_images: draw the first ``min(b, max_images)`` images (>= 1).
+
+    Returns:
+        :class:`FigureLayout` with the path, grid size, titles, PNG size and panel boxes.
+
+    Raises:
+        ValueError: shapes that disagree (``expected (b k h w) = (2, 4, 35, 35), got ...``), c not in
+        {1, 3}, or ``max_images < 1``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if max_images < 1:
+        raise ValueError(f"max_images: expected >= 1, got {max_images}")
+    if image.dim() != 4 or image.shape[1] not in (1, 3):
+        raise ValueError(f"image: expected (b c h w) with c in {{1, 3}}, got {tuple(image.shape)}")
+    b, c, h, w = image.shape
+    if masks.dim() != 4:
+        raise ValueError(f"masks: expected (b k h w) = ({b}, K, {h}, {w}), got {tuple(masks.shape)}")
+    k = masks.shape[1]
+    _expect("recon", recon, "b c h w", (b, c, h, w))
+    _expect("masks", masks, "b k h w", (b, k, h, w))
+    _expect("slot_rgb", slot_rgb, "b k c h w", (b, k, c, h, w))
+    _expect("true_labels", true_labels, "b h w", (b, h, w))
+
+    titles = ["input"] + (["recon"] if recon is not None else []) + ["pred seg"]
+    if true_labels is not None:
+        titles.append("true seg")
+    for j in range(k):
+        titles += ([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
+    rows, cols = min(b, max_images), len(titles)
+
+    pw, ph = _PANEL_IN * w / h, _PANEL_IN                          # panel size, inches
+    fig_w = cols * pw + (cols - 1) * _GAP_IN
+    fig_h = _TITLE_IN + rows * ph + (rows - 1) * _GAP_IN
+    dpi = max(_MIN_DPI, math.ceil(h / _PANEL_IN))
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    width, height = round(fig_w * dpi), round(fig_h * dpi)
+
+    masks_c = masks.detach().to("cpu", torch.float32)
+    seg = masks_c.argmax(dim=1)                                    # (b, h, w)
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for r in range(rows):
+        panels: list[tuple[np.ndarray, dict]] = [(_hwc(image[r]), {})]
+        if recon is not None:
+            panels.append((_hwc(recon[r]), {}))
+        panels.append((colorize(seg[r]), {}))
+        if true_labels is not None:
+            panels.append((colorize(true_labels[r]), {}))
+        for j in range(k):
+            m = masks_c[r, j].clamp(0, 1)                          # (h, w)
+            if slot_rgb is not None:
+                rgb = slot_rgb[r, j].detach().to("cpu", torch.float32).clamp(0, 1)
+                panels.append((_hwc(rgb * m + (1 - m)), {}))       # white where the slot is absent
+            panels.append((m.numpy(), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}))
+        for col, (arr, kw) in enumerate(panels):
+            x0 = col * (pw + _GAP_IN)
+            y_top = _TITLE_IN + r * (ph + _GAP_IN)                 # from the top, inches
+            ax = fig.add_axes((x0 / fig_w, 1 - (y_top + ph) / fig_h, pw / fig_w, ph / fig_h))
+            ax.imshow(arr, interpolation="nearest", aspect="auto", **kw)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for sp in ax.spines.values():
+                sp.set_linewidth(0.4)
+            if r == 0:
+                ax.set_title(titles[col], fontsize=7, pad=2)
+            boxes[(r, col)] = (round(x0 * dpi), round(y_top * dpi),
+                               round((x0 + pw) * dpi), round((y_top + ph) * dpi))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    return FigureLayout(path=path, rows=rows, cols=cols, titles=tuple(titles), width=width,
+                        height=height, dpi=dpi, boxes=boxes)
+
+
+def _number(v) -> float | None:
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, Tensor) and v.numel() == 1:
+        v = v.item()
+    if isinstance(v, (int, float, np.integer, np.floating)) and math.isfinite(float(v)):
+        return float(v)
+    return None
+
+
+def save_curve(path: str | Path, records: Iterable[Mapping], keys: Sequence[str], *,
+               x: str = "step", logy: Iterable[str] = ()) -> Path:
+    """Plot metrics / losses against the step, one panel per key, from ``metrics.jsonl`` rows.
+
+    Args:
+        path: PNG file to write (parent folders are created).
+        records: dicts such as ``{"step": 100, "loss": 0.02, "ari_fg": 0.8}``; a row without a
+            key, or with a non-finite / non-numeric value for it, is skipped for that key. Rows
+            without ``x`` use their index in ``records``.
+        keys: names to plot, one panel each (sharing the x axis).
+        x: the x-axis key (default ``"step"``).
+        logy: keys drawn with a logarithmic y axis (e.g. ``["loss"]``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: ``keys`` is empty.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    keys = list(keys)
+    if not keys:
+        raise ValueError("save_curve: expected at least one key to plot, got none")
+    logy = set(logy)
+    records = list(records)
+    fig = Figure(figsize=(6.0, 1.8 * len(keys) + 0.4), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(keys), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, key in zip(axes, keys):
+        xs, ys = [], []
+        for i, rec in enumerate(records):
+            y = _number(rec.get(key))
+            if y is None:
+                continue
+            xv = _number(rec.get(x))
+            xs.append(i if xv is None else xv)
+            ys.append(y)
+        if xs:
+            ax.plot(xs, ys, lw=1.0, marker="." if len(xs) < 50 else None, ms=3)
+            if key in logy and min(ys) > 0:
+                ax.set_yscale("log")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_ylabel(key, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, lw=0.5)
+    axes[-1].set_xlabel(x, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, format="png")
+    return path

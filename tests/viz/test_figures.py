@@ -1,0 +1,99 @@
+"""Reconstruction grid and curve figures: files, sizes, colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.image import imread
+
+from ocdsl.viz import PALETTE, save_curve, save_reconstruction_figure
+
+
+def inputs(b=2, k=3, c=3, h=35, w=35, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(b, c, h, w, generator=g)
+    recon = torch.rand(b, c, h, w, generator=g)
+    masks = torch.softmax(torch.randn(b, k, h, w, generator=g) * 3, dim=1)
+    slot_rgb = torch.rand(b, k, c, h, w, generator=g)
+    labels = torch.randint(0, 4, (b, h, w), generator=g)
+    return image, recon, masks, slot_rgb, labels
+
+
+@pytest.mark.parametrize("with_gt", [False, True])
+def test_grid_png_has_expected_columns_and_size(tmp_path, with_gt):
+    image, recon, masks, slot_rgb, labels = inputs(b=3, k=3)
+    lay = save_reconstruction_figure(tmp_path / "sub" / "rec.png", image, recon, masks, slot_rgb,
+                                     labels if with_gt else None, max_images=2)
+    k = masks.shape[1]
+    assert lay.cols == (4 if with_gt else 3) + 2 * k and lay.rows == 2
+    assert lay.titles[:3] == ("input", "recon", "pred seg") and lay.titles[-2:] == ("slot 2", "mask 2")
+    png = imread(lay.path)
+    assert png.shape[:2] == (lay.height, lay.width)
+    # square panels of >= 120 px for a 35x35 image; the grid is cols x rows panels wide/high
+    x0, y0, x1, y1 = lay.boxes[(0, 0)]
+    pw, ph = x1 - x0, y1 - y0
+    assert abs(pw - ph) <= 1 and pw >= 120
+    assert lay.cols * pw <= lay.width <= lay.cols * pw * 1.1
+    assert lay.rows * ph <= lay.height <= lay.rows * ph * 1.5
+    assert max(b[2] for b in lay.boxes.values()) <= lay.width
+
+
+def test_width_grows_with_two_columns_per_slot(tmp_path):
+    sizes = {}
+    for k in (1, 4):
+        image, recon, masks, slot_rgb, _ = inputs(b=1, k=k)
+        lay = save_reconstruction_figure(tmp_path / f"k{k}.png", image, recon, masks, slot_rgb)
+        sizes[k] = imread(lay.path).shape[:2]
+    assert sizes[1][0] == sizes[4][0]                              # same height
+    assert sizes[4][1] / sizes[1][1] == pytest.approx((3 + 8) / (3 + 2), rel=0.03)
+
+
+def test_all_slot_zero_gives_one_colour_segmentation(tmp_path):
+    image, recon, masks, slot_rgb, labels = inputs(b=2, k=4)
+    masks = torch.zeros_like(masks)
+    masks[:, 0] = 1.0                                              # every pixel in slot 0
+    lay = save_reconstruction_figure(tmp_path / "one.png", image, recon, masks, slot_rgb, labels)
+    png = imread(lay.path)[..., :3]
+    col = lay.titles.index("pred seg")
+    for row in range(lay.rows):
+        x0, y0, x1, y1 = lay.boxes[(row, col)]
+        inner = png[y0 + 3:y1 - 3, x0 + 3:x1 - 3].reshape(-1, 3)   # inside the frame
+        assert np.unique(inner, axis=0).shape[0] == 1
+        np.testing.assert_allclose(inner[0], PALETTE[0], atol=1 / 255 + 1e-6)
+        # slot 0 shows its appearance, the other slots are blank (white) and their masks black
+        x0, y0, x1, y1 = lay.boxes[(row, lay.titles.index("slot 1"))]
+        assert np.all(png[y0 + 3:y1 - 3, x0 + 3:x1 - 3] == 1.0)
+        x0, y0, x1, y1 = lay.boxes[(row, lay.titles.index("mask 1"))]
+        assert np.all(png[y0 + 3:y1 - 3, x0 + 3:x1 - 3] == 0.0)
+    # the ground-truth panel is not one colour (labels are random)
+    x0, y0, x1, y1 = lay.boxes[(0, lay.titles.index("true seg"))]
+    assert np.unique(png[y0 + 3:y1 - 3, x0 + 3:x1 - 3].reshape(-1, 3), axis=0).shape[0] > 1
+
+
+def test_optional_columns_and_grayscale(tmp_path):
+    image, _, masks, _, _ = inputs(b=1, k=2, c=1)
+    lay = save_reconstruction_figure(tmp_path / "g.png", image, None, masks, None)
+    assert lay.titles == ("input", "pred seg", "mask 0", "mask 1")
+    assert lay.path.exists()
+
+
+def test_shape_errors(tmp_path):
+    image, recon, masks, slot_rgb, labels = inputs(b=2, k=3)
+    with pytest.raises(ValueError, match=r"slot_rgb: expected \(b k c h w\) = \(2, 3, 3, 35, 35\)"):
+        save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, slot_rgb[:, :2])
+    with pytest.raises(ValueError, match="masks"):
+        save_reconstruction_figure(tmp_path / "x.png", image, recon, masks[..., :20], slot_rgb)
+    with pytest.raises(ValueError, match="true_labels"):
+        save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, slot_rgb, labels[:1])
+
+
+def test_save_curve(tmp_path):
+    records = [{"step": 10 * i, "loss": 1.0 / (i + 1), "ari_fg": i / 10} for i in range(20)]
+    records.append({"step": 200, "loss": float("nan"), "note": "nan skipped"})
+    records.append({"ari_fg": 0.95})                               # no step: uses its index
+    path = save_curve(tmp_path / "curves" / "c.png", records, ["loss", "ari_fg", "missing"], logy=["loss"])
+    png = imread(path)
+    assert png.shape[0] > 300 and png.shape[1] == 600
+    with pytest.raises(ValueError, match="at least one key"):
+        save_curve(tmp_path / "c2.png", records, [])
