@@ -1,0 +1,141 @@
+"""Benchmarks (not timed tests): ratios against a reference measured in the same process.
+
+1. Training step (forward + backward + Adam) of the model ocdsl generates from
+   specs/slot_attention.toml against the hand-written PyTorch reference of the same model
+   (bench/reference_slot_attention.py), eager and torch.compile, alternating the variants
+   in rounds so that machine drift hits all of them alike. Reported: median step time and
+   the ratio ocdsl / reference for each mode, plus the cold torch.compile time.
+2. Front end + codegen: for every shipped spec, the median time of load (parse, extends,
+   validate), graph analysis (build + shape inference) and source generation.
+
+    python bench/run.py                   # both parts
+    python bench/run.py --no-compile      # skip the torch.compile variants (fast)
+    python bench/run.py --json out.json   # also write the numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+import reference_slot_attention as ref  # noqa: E402
+
+import ocdsl  # noqa: E402
+from ocdsl.codegen import generate_source  # noqa: E402
+from ocdsl.graph import analyse  # noqa: E402
+from ocdsl.spec import load  # noqa: E402
+
+
+def _step_fn(model, kind: str, lr: float = 4e-4):
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(x: torch.Tensor) -> float:
+        out = model(x)
+        recon = out["recon"] if kind == "reference" else out["composite.image"]
+        loss = torch.nn.functional.mse_loss(recon, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    return step
+
+
+def bench_training_step(batch: int, rounds: int, steps_per_round: int, compile_: bool) -> dict:
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 35, 35) * 2 - 1
+    variants = {}
+    n_params = {}
+    for mode in (["eager", "compiled"] if compile_ else ["eager"]):
+        r = ref.build_model()
+        o = ocdsl.compile(REPO / "specs" / "slot_attention.toml", torch_compile=False)
+        n_params["reference"] = sum(p.numel() for p in r.parameters())
+        n_params["ocdsl"] = sum(p.numel() for p in o.parameters())
+        for name, model in (("reference", r), ("ocdsl", o)):
+            if mode == "compiled":
+                model.compile()
+            fn = _step_fn(model, name)
+            t0 = time.perf_counter()
+            for _ in range(3):  # warm-up (includes the cold compile in compiled mode)
+                fn(x)
+            variants[(name, mode)] = {"fn": fn, "times": [], "warmup_s": time.perf_counter() - t0}
+    for _ in range(rounds):
+        for key, v in variants.items():
+            t0 = time.perf_counter()
+            for _ in range(steps_per_round):
+                v["fn"](x)
+            v["times"].append((time.perf_counter() - t0) / steps_per_round)
+    res = {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round, "params": n_params, "modes": {}}
+    for mode in sorted({m for _, m in variants}):
+        r, o = variants[("reference", mode)], variants[("ocdsl", mode)]
+        rm, om = statistics.median(r["times"]), statistics.median(o["times"])
+        res["modes"][mode] = {"reference_s": rm, "ocdsl_s": om, "ratio": om / rm,
+                              "reference_warmup_s": r["warmup_s"], "ocdsl_warmup_s": o["warmup_s"]}
+    if compile_:
+        e = variants[("reference", "eager")]
+        res["compiled_over_eager_reference"] = res["modes"]["compiled"]["reference_s"] / statistics.median(e["times"])
+        res["compiled_over_eager_ocdsl"] = res["modes"]["compiled"]["ocdsl_s"] / res["modes"]["eager"]["ocdsl_s"]
+    return res
+
+
+def bench_front_end(repeats: int) -> dict:
+    out = {}
+    for path in sorted((REPO / "specs").rglob("*.toml")):
+        t_load, t_graph, t_gen = [], [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            spec = load(path)
+            t1 = time.perf_counter()
+            G = analyse(spec)
+            t2 = time.perf_counter()
+            generate_source(spec, G)
+            t3 = time.perf_counter()
+            t_load.append(t1 - t0), t_graph.append(t2 - t1), t_gen.append(t3 - t2)
+        out[str(path.relative_to(REPO))] = {"load_ms": 1e3 * statistics.median(t_load),
+                                            "graph_ms": 1e3 * statistics.median(t_graph),
+                                            "codegen_ms": 1e3 * statistics.median(t_gen)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps-per-round", type=int, default=5)
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    fe = bench_front_end(repeats=5)
+    print("front end + codegen (median ms)")
+    print(f"  {'spec':55s} {'load':>8s} {'graph':>8s} {'codegen':>8s}")
+    for k, v in fe.items():
+        print(f"  {k:55s} {v['load_ms']:8.1f} {v['graph_ms']:8.1f} {v['codegen_ms']:8.1f}")
+
+    ts = bench_training_step(args.batch, args.rounds, args.steps_per_round, not args.no_compile)
+    print(f"\ntraining step, Slot Attention Tetrominoes 35x35, batch {ts['batch']}, "
+          f"params reference {ts['params']['reference']:,} / ocdsl {ts['params']['ocdsl']:,}")
+    for mode, m in ts["modes"].items():
+        print(f"  {mode:9s} reference {m['reference_s'] * 1e3:7.1f} ms  ocdsl {m['ocdsl_s'] * 1e3:7.1f} ms  "
+              f"ocdsl/reference {m['ratio']:.3f}  (warm-up incl. compile: {m['reference_warmup_s']:.1f} s / "
+              f"{m['ocdsl_warmup_s']:.1f} s)")
+    if "compiled_over_eager_ocdsl" in ts:
+        print(f"  compiled/eager: reference {ts['compiled_over_eager_reference']:.3f}, "
+              f"ocdsl {ts['compiled_over_eager_ocdsl']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({"front_end": fe, "training_step": ts}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The command line: exit codes, error format, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocdsl.cli import main
+from tests.graph.test_graph import TINY, edit, write
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_validate_ok(tmp_path, capsys):
+    assert main(["validate", str(write(tmp_path, TINY))]) == 0
+    assert "ok (5 nodes" in capsys.readouterr().out
+
+
+def test_user_error_exits_2_with_location_and_no_traceback(tmp_path, capsys):
+    p = write(tmp_path, edit(TINY, 'input = "tokens"', 'input = "tokenz"'))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:" in err and ": error:" in err and "did you mean 'tokens'?" in err
+    assert "Traceback" not in err
+
+
+def test_bad_override_exits_2(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    assert main(["validate", str(p), "--set", "dims.K"]) == 2
+    assert "dims.K" in capsys.readouterr().err
+
+
+def test_override_changes_shapes(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    assert main(["compile", str(p), "--set", "dims.K=3", "-o", str(tmp_path / "m.py")]) == 0
+    assert "(B, 3, 3, 8, 8)" in (tmp_path / "m.py").read_text()
+
+
+def test_compile_check_detects_stale(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    out = tmp_path / "m.py"
+    assert main(["compile", str(p), "-o", str(out)]) == 0
+    assert main(["compile", "--check", str(p), "-o", str(out)]) == 0
+    out.write_text(out.read_text() + "# edited\n")
+    assert main(["compile", "--check", str(p), "-o", str(out)]) == 1
+    assert "stale" in capsys.readouterr().err
+
+
+def test_graph_writes_picture_and_dot(tmp_path):
+    p = write(tmp_path, TINY)
+    png = tmp_path / "g.png"
+    assert main(["graph", str(p), "-o", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dot = (tmp_path / "g.dot").read_text()
+    assert "digraph" in dot and "slot_attention" in dot and "composite" in dot
+    svg = tmp_path / "g.svg"
+    assert main(["graph", str(p), "-o", str(svg)]) == 0
+    assert "<svg" in svg.read_text()
+
+
+def test_schema_is_json_with_op_params(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert "model" in schema["properties"]
+    assert "num_slots" in json.dumps(schema)  # op parameter schemas are merged in
+
+
+def test_gpu_without_cuda_is_a_clear_error(tmp_path, capsys):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["run", str(write(tmp_path, TINY)), "--gpu", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "--gpu" in err and "CUDA" in err and "Traceback" not in err
+
+
+def test_console_script_runs():
+    exe = Path(sys.executable).parent / "ocdsl"
+    if not exe.exists():
+        pytest.skip("ocdsl console script not installed in this environment")
+    r = subprocess.run([str(exe), "validate", "specs/slot_attention.toml"], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
