@@ -1,0 +1,66 @@
+"""The leaves train/ uses (data/, metrics/, viz/), imported lazily.
+
+Every call from train/ into another stage goes through a function here, so the training
+loop imports nothing heavy at start-up (matplotlib only when a figure is drawn) and the
+tests can put small fakes in place with ``monkeypatch.setattr(_deps, "make_dataset", ...)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def make_dataset(cfg: dict, split: str, base_dir: Path, size: int | None = None, *,
+                 spec_file: str = "<spec>", keypath: tuple = ("data",)):
+    """``ocdsl.data.make_dataset`` (docs/internals.md, "Data"); None for an optional entry
+    whose file is absent."""
+    from ocdsl.data import make_dataset as _make
+
+    return _make(cfg, split, base_dir, size, spec_file=spec_file, keypath=keypath)
+
+
+def metrics_evaluate(names: list[str], masks, labels, recon, image) -> Any:
+    """``ocdsl.metrics.evaluate``: per-image values of each metric for one batch."""
+    from ocdsl.metrics import evaluate as _evaluate
+
+    return _evaluate(names, masks, labels, recon, image)
+
+
+def metrics_concat(per_batch: list) -> Any:
+    """``ocdsl.metrics.concat``: ``[{name: (b_i,)}] -> {name: (sum b_i,)}``."""
+    from ocdsl.metrics import concat as _concat
+
+    return _concat(per_batch)
+
+
+def metric_names() -> dict | None:
+    """``ocdsl.metrics.REQUIRES`` (name -> inputs it needs), or None when unavailable."""
+    try:
+        from ocdsl.metrics import REQUIRES
+    except ImportError:
+        return None
+    return dict(REQUIRES)
+
+
+def metrics_summarize(results: Any) -> Any:
+    """``ocdsl.metrics.summarize``: per-image values -> mean (and friends) per metric."""
+    from ocdsl.metrics import summarize as _summarize
+
+    return _summarize(results)
+
+
+def save_reconstruction_figure(path: Path, image, recon, masks, slot_rgb, true_labels=None,
+                               max_images: int = 8) -> None:
+    """``ocdsl.viz.figures.save_reconstruction_figure``: image/recon ``b c h w`` in [0, 1],
+    masks ``b k h w``, slot_rgb ``b k c h w`` in [0, 1] or None, true_labels ``b h w``."""
+    from ocdsl.viz.figures import save_reconstruction_figure as _save
+
+    _save(path, image, recon, masks, slot_rgb, true_labels, max_images=max_images)
+
+
+def save_curve(path: Path, records: list, keys: list, *, logy=()) -> None:
+    """``ocdsl.viz.figures.save_curve``: one panel per key against ``step``."""
+    from ocdsl.viz.figures import save_curve as _save
+
+    _save(path, records, keys, logy=logy)

@@ -1,0 +1,290 @@
+"""Evaluation: the test split and every ``[[eval.datasets]]`` entry, metrics and figures.
+
+``[eval]`` keys read here::
+
+    every          int, evaluate every N steps (and always at the end); 0/absent: end only
+    masks          output key of the soft masks, (B, K, H, W) or (B, K, 1, H, W)
+    reconstruction output key of the reconstruction, in data.range (optional)
+    metrics        names from ocdsl.metrics.METRICS
+    test_size      size of the procedural test split
+    batch_size     default 32
+    seed           RNG seed of evaluation (slot sampling ...), default 0
+    figure_images  images per figure, default 8
+    [[datasets]]   {name, dataset, path, optional, size, ...}: a data config, split "test"
+
+Evaluation runs the uncompiled module in eval mode under ``no_grad``, with the global RNGs
+saved, seeded with ``eval.seed`` and restored afterwards: its results do not depend on when
+it runs, and it never changes the training run's random stream.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from ocdsl.errors import SpecError, UserError, did_you_mean
+from ocdsl.train import _deps
+from ocdsl.train.checkpoint import atomic_write_json, capture_rng, load_checkpoint, load_model_state, restore_rng
+from ocdsl.train.report import fmt_duration, fmt_value, summary_table
+from ocdsl.train.stream import collate, from_range, model_inputs, value_range
+
+__all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
+           "preserved_rng", "figure_path"]
+
+DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass
+class EvalSet:
+    name: str
+    dataset: Any
+    keypath: tuple
+
+
+@contextlib.contextmanager
+def preserved_rng(seed: int | None = None):
+    """Save the torch/CUDA/numpy/python RNG states, optionally seed them, restore on exit."""
+    state = capture_rng()
+    try:
+        if seed is not None:
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+        yield
+    finally:
+        restore_rng(state)
+
+
+def _base_dir(spec) -> Path:
+    return Path(spec.path).parent if spec.path else Path(".")
+
+
+def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSet]:
+    """The datasets to evaluate on: ``test`` (from [data]) then each ``[[eval.datasets]]``.
+
+    An entry with ``optional = true`` whose ``path`` is missing is skipped with a warning;
+    a missing non-optional one raises UserError pointing at its ``path`` key."""
+    warn = warn or (lambda m: print(m, file=sys.stderr))
+    ev, base = spec.eval, _base_dir(spec)
+    spec_file = str(spec.path)
+    sets = [EvalSet("test", _deps.make_dataset(spec.data_cfg, "test", base, ev.get("test_size"),
+                                               spec_file=spec_file, keypath=("data",)), ("data",))]
+    taken = {"test"}
+    for i, entry in enumerate(ev.get("datasets", []) or []):
+        kp = ("eval", "datasets", i)
+        name = str(entry.get("name") or entry.get("dataset") or f"dataset{i}")
+        if name in taken:
+            raise SpecError(spec.diag(kp + ("name",), f"two evaluation datasets are named '{name}'",
+                                      hint="give each [[eval.datasets]] entry its own name"))
+        taken.add(name)
+        optional = bool(entry.get("optional", False))
+        if entry.get("path") is not None:
+            path = base / Path(str(entry["path"])).expanduser()
+            if not path.is_file():
+                if optional:
+                    warn(spec.diag(kp + ("path",), f"skipping optional evaluation dataset '{name}': "
+                                   f"{path} does not exist", severity="warning").format())
+                    continue
+                raise UserError(spec.diag(kp + ("path",), f"evaluation dataset '{name}': {path} does not exist",
+                                          hint="fix the path (it is relative to the spec's folder) "
+                                               "or mark the entry `optional = true`"))
+        cfg = {k: v for k, v in entry.items() if k != "size"}
+        ds = _deps.make_dataset(cfg, "test", base, entry.get("size"), spec_file=spec_file, keypath=kp)
+        if ds is None:  # optional and absent (as ocdsl.data judged it)
+            warn(spec.diag(kp, f"skipping optional evaluation dataset '{name}'", severity="warning").format())
+            continue
+        sets.append(EvalSet(name, ds, kp))
+    return sets
+
+
+def check_metric_names(spec) -> None:
+    """Unknown metric names, or metrics needing a reconstruction the spec does not name."""
+    requires = _deps.metric_names()
+    if requires is None:
+        return
+    ev = spec.eval
+    diags = []
+    for i, n in enumerate(ev.get("metrics", []) or []):
+        if n not in requires:
+            diags.append(spec.diag(("eval", "metrics", i), f"unknown metric '{n}'",
+                                   hint=did_you_mean(n, requires) or f"known: {', '.join(sorted(requires))}"))
+        elif "recon" in requires[n] and not ev.get("reconstruction"):
+            diags.append(spec.diag(("eval", "metrics", i), f"metric '{n}' needs a reconstruction",
+                                   hint="set eval.reconstruction to the output holding it"))
+        elif "masks" in requires[n] and not ev.get("masks"):
+            diags.append(spec.diag(("eval", "metrics", i), f"metric '{n}' needs masks",
+                                   hint="set eval.masks to the output holding them"))
+    if diags:
+        raise SpecError(diags)
+
+
+def check_eval_outputs(spec, outputs: dict) -> None:
+    """eval.masks / eval.reconstruction name outputs the model has (checked on the first
+    training step, so a typo fails at once rather than at the first evaluation)."""
+    diags = []
+    for key in ("masks", "reconstruction"):
+        name = spec.eval.get(key)
+        if name and name not in outputs:
+            diags.append(spec.diag(("eval", key), f"'{name}' is not an output of the model",
+                                   hint=did_you_mean(name, outputs) or f"outputs: {', '.join(outputs)}"))
+    if diags:
+        raise SpecError(diags)
+
+
+def _masks(spec, outputs: dict):
+    name = spec.eval.get("masks")
+    if not name:
+        return None
+    m = outputs[name]
+    if m.dim() == 5 and m.shape[2] == 1:  # (B, K, 1, H, W)
+        m = m[:, :, 0]
+    if m.dim() != 4:
+        raise UserError(spec.diag(("eval", "masks"), f"expected masks (B, K, H, W), '{name}' has shape "
+                                  f"({', '.join(map(str, m.shape))})"))
+    return m
+
+
+def _slot_images(outputs: dict, masks, rng) -> torch.Tensor | None:
+    """The per-slot RGB: the (first, preferring a key ending in "rgb") output of shape
+    (B, K, C, H, W) with C in (1, 3) and K, H, W those of the masks; mapped to [0, 1]."""
+    if masks is None:
+        return None
+    b, k, h, w = masks.shape
+    cands = [key for key, v in outputs.items()
+             if isinstance(v, torch.Tensor) and v.dim() == 5 and v.shape[0] == b and v.shape[1] == k
+             and v.shape[2] in (1, 3) and tuple(v.shape[3:]) == (h, w)]
+    if not cands:
+        return None
+    cands.sort(key=lambda key: (not key.endswith("rgb"), key))
+    return from_range(outputs[cands[0]].float(), rng).clamp(0, 1)
+
+
+def figure_path(out_dir: Path, step: int, split: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
+    return Path(out_dir) / "figures" / f"step_{step:06d}_{safe}.png"
+
+
+def _save_figure(path: Path, message, *panels) -> Path | None:
+    try:
+        _deps.save_reconstruction_figure(path, *panels)
+        return path
+    except Exception as e:  # a figure is never worth losing a run over
+        message(f"warning: could not write figure {path}: {type(e).__name__}: {e}")
+        return None
+
+
+def _mean(v) -> float:
+    if isinstance(v, dict):
+        v = v.get("mean")
+    return float(v)
+
+
+@torch.no_grad()
+def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device="cpu", step: int = 0,
+                   figures_dir: Path | None = None, message: Callable[[str], None] = print) -> dict[str, dict]:
+    """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
+    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_XXXXXX_<name>.png``."""
+    ev = spec.eval
+    rng = value_range(spec.data_cfg)
+    names = list(ev.get("metrics", []) or [])
+    bs = int(ev.get("batch_size", DEFAULT_BATCH_SIZE))
+    n_fig = int(ev.get("figure_images", 8))
+    inputs_names = tuple(model.INPUTS)
+    keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
+    was_training = model.training
+    model.eval()
+    results: dict[str, dict] = {}
+    try:
+        with preserved_rng(int(ev.get("seed", 0))):
+            for es in sets:
+                t0 = time.perf_counter()
+                loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
+                per_batch, count, fig, fig_done = [], 0, None, False
+                for batch in loader:
+                    arg, _ = model_inputs(batch, inputs_names, rng, device)
+                    out = model(arg)
+                    masks = _masks(spec, out)
+                    recon_key = ev.get("reconstruction")
+                    recon = from_range(out[recon_key].float(), rng) if recon_key else None
+                    image = batch["image"].to(device)
+                    labels = batch.get("mask")
+                    labels = labels.to(device) if labels is not None else None
+                    if names:
+                        per_batch.append(_deps.metrics_evaluate(names, masks, labels, recon, image))
+                    count += image.shape[0]
+                    if figures_dir is not None and not fig_done and masks is not None:
+                        fig_done = True
+                        sl = slice(0, n_fig)
+                        slots = _slot_images(out, masks, rng)
+                        fig = _save_figure(figure_path(figures_dir, step, es.name), message,
+                                           image[sl].cpu(),
+                                           None if recon is None else recon[sl].clamp(0, 1).cpu(),
+                                           masks[sl].float().cpu(),
+                                           None if slots is None else slots[sl].cpu(),
+                                           None if labels is None else labels[sl].cpu())
+                summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
+                metrics = {n: _mean(summary[n]) for n in names if n in summary}
+                for n in names:  # images where a metric is undefined (e.g. no foreground)
+                    nan = summary.get(f"{n}_nan")
+                    if nan:
+                        metrics[f"{n}_nan"] = int(nan)
+                results[es.name] = {"step": step, "count": count, "metrics": metrics,
+                                    "seconds": time.perf_counter() - t0,
+                                    "figure": None if fig is None else str(fig)}
+    finally:
+        model.train(was_training)
+    return results
+
+
+def eval_rows(results: dict[str, dict]) -> list[dict]:
+    """Flat metrics.jsonl rows: ``{"step", "split", <metric means>, "count"}``."""
+    return [{"step": r["step"], "split": name, **r["metrics"], "count": r["count"]}
+            for name, r in results.items()]
+
+
+def eval_message(results: dict[str, dict]) -> str:
+    lines = []
+    for name, r in results.items():
+        ms = "  ".join(f"{k} {fmt_value(v)}" for k, v in r["metrics"].items() if not k.endswith("_nan"))
+        lines.append(f"eval step {r['step']}: {name}: {ms}  ({r['count']} images, {fmt_duration(r['seconds'])})")
+    return "\n".join(lines)
+
+
+def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, device="cpu",
+                        out_dir: Path | None = None, allow_spec_mismatch: bool = False,
+                        figures: bool = True, quiet: bool = False) -> dict:
+    """``ocdsl eval``: load ``checkpoint_dir`` (a run directory or a checkpoint file) into
+    ``model``, evaluate on every eval set, write ``eval.json`` (and figures) into ``out_dir``
+    (default: the run directory), print the table and return::
+
+        {"spec", "spec_hash", "checkpoint", "step", "eval": {name: {"count", "metrics", ...}},
+         "out_dir"}
+
+    Raises UserError for a missing, unreadable or mismatched checkpoint."""
+    say = (lambda m: None) if quiet else print
+    base = getattr(model, "_orig_mod", model)
+    state, ckpt = load_checkpoint(checkpoint_dir, spec=spec, allow_spec_mismatch=allow_spec_mismatch)
+    load_model_state(base, state["model"], ckpt)
+    base.to(device)
+    out_dir = Path(out_dir) if out_dir is not None else ckpt.parent
+    check_metric_names(spec)
+    sets = eval_sets(spec)
+    step = int(state["step"])
+    results = evaluate_model(spec, base, sets, device=device, step=step,
+                             figures_dir=out_dir if figures else None, message=say)
+    report = {"spec": spec.name, "spec_hash": spec.source_hash, "checkpoint": str(ckpt), "step": step,
+              "eval": results, "out_dir": str(out_dir)}
+    atomic_write_json(out_dir / "eval.json", report)
+    say(f"{spec.name}: checkpoint {ckpt} (step {step})")
+    say(summary_table(results, list(spec.eval.get("metrics", []) or [])))
+    say(f"results: {out_dir / 'eval.json'}")
+    return report

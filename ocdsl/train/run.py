@@ -1,0 +1,586 @@
+"""The training run: ``ocdsl run``.
+
+One call of :func:`train` is one session of a run directory::
+
+    out_dir/
+      checkpoint.pt        last good state (see checkpoint.py); the only file --resume needs
+      metrics.jsonl        one row per logged step and per evaluated dataset (append-only)
+      spec.resolved.json   the merged spec the run was started with
+      summary.json         status, steps, times, final metrics, where things are
+      figures/             step_XXXXXX_<dataset>.png per evaluation, loss.png, metrics.png
+
+Steps are counted in optimizer updates. The update that takes the run from ``s`` to
+``s + 1`` completed steps sees ``model.schedules(s)`` and ``losses(..., step=s)``, so
+``min(1, step / warmup)`` starts at 0 as in the papers; rows, evaluations and checkpoints
+are labelled with the number of completed steps. ``steps`` is the total to reach: resuming a
+run at step 1000 with ``steps = 3000`` does 2000 more updates.
+
+How a session ends (``summary["status"]``):
+
+``completed`` / ``time_limit``
+    checkpoint (if not already written at that step), final evaluation, curves, summary;
+    :func:`train` returns the summary (exit status 0).
+``interrupted`` (Ctrl-C)
+    the first Ctrl-C finishes the current step, a second one abandons it; either way the
+    checkpoint holds the last *completed* step (with the RNG and data position of that
+    step, so a resume continues bit-identically), then the summary; raises
+    :class:`TrainingInterrupted` (a KeyboardInterrupt, ``exit_code = 130``). No final
+    evaluation.
+``nonfinite``
+    a NaN/inf loss (or gradient norm when ``grad_clip`` is set) at some step: nothing of that
+    step is saved; ``checkpoint.pt`` stays the last good one; raises :class:`NonFiniteLoss`
+    (a UserError: exit status 2, message names the step and the checkpoint).
+``error``
+    any other exception: the last completed step is checkpointed (when the state is
+    consistent), the summary written, and the exception re-raised.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ocdsl.errors import Diagnostic, SpecError, UserError
+from ocdsl.train import _deps
+from ocdsl.train.checkpoint import (CHECKPOINT_NAME, atomic_write_json, capture_rng, load_checkpoint,
+                                    load_model_state, restore_rng, save_checkpoint)
+from ocdsl.train.evaluate import (check_eval_outputs, check_metric_names, eval_message, eval_rows,
+                                  eval_sets, evaluate_model)
+from ocdsl.train.interrupt import StopGuard
+from ocdsl.train.optim import build_optimizer, set_lr
+from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
+from ocdsl.train.stream import make_train_loader, model_inputs, value_range
+
+__all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
+           "TrainConfig"]
+
+
+_ROW_KEYS = frozenset({"step", "loss", "lr", "grad_norm", "images_per_s", "elapsed_s", "split", "count", "event"})
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run after its checkpoint and summary were written.
+    The CLI exits with ``exit_code`` (130)."""
+
+    exit_code = 130
+
+    def __init__(self, summary: dict):
+        super().__init__(f"interrupted at step {summary.get('step')}")
+        self.summary = summary
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/inf; the run stopped keeping the last good checkpoint."""
+
+    def __init__(self, diagnostic: Diagnostic, summary: dict):
+        super().__init__(diagnostic)
+        self.summary = summary
+
+
+class _NonFinite(Exception):
+    def __init__(self, step: int, what: str, terms: dict[str, float]):
+        self.step, self.what, self.terms = step, what, terms
+
+
+def resolve_device(gpu: bool) -> str:
+    """``"cuda"`` for ``--gpu`` (UserError where CUDA is unavailable), else ``"cpu"``."""
+    if not gpu:
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise UserError(Diagnostic(
+            "--gpu: no CUDA device is available (torch.cuda.is_available() is False"
+            + ("; this torch is a CPU-only build)" if torch.version.cuda is None else ")"),
+            file="ocdsl",
+            hint="drop --gpu to train on the CPU"))
+    return "cuda"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), numpy and python's ``random``. The CLI calls it before
+    building the model so that parameter initialisation is reproducible too."""
+    import random
+
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+class TrainConfig:
+    """``[train]`` (and ``eval.every``), checked, with defaults."""
+
+    def __init__(self, spec, steps: int | None):
+        t = spec.train
+        diags: list[Diagnostic] = []
+
+        def num(key, default, kind=int, minimum=1, optional=False):
+            v = t.get(key, default)
+            if v is None and optional:
+                return None
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if ok and kind is int:
+                ok = float(v).is_integer()
+            if not ok or v < minimum:
+                what = "an integer" if kind is int else "a number"
+                diags.append(spec.diag(("train", key), f"{key} must be {what} >= {minimum}, got {v!r}"))
+                return default
+            return kind(v)
+
+        self.steps = num("steps", None)
+        if steps is not None:
+            if int(steps) < 1:
+                raise UserError(Diagnostic(f"--steps must be >= 1, got {steps}", file="ocdsl"))
+            self.steps = int(steps)
+        elif t.get("steps") is None:
+            diags.append(spec.diag(("train",), "train.steps is not set", hint="set [train] steps or pass --steps"))
+        self.batch_size = num("batch_size", 32)
+        self.seed = num("seed", 0, minimum=0)
+        self.log_every = num("log_every", 50)
+        self.checkpoint_every = num("checkpoint_every", 1000, minimum=0)
+        self.time_limit = num("time_limit", None, kind=float, minimum=0, optional=True)
+        self.grad_clip = num("grad_clip", None, kind=float, minimum=0, optional=True)
+        self.num_workers = num("num_workers", 0, minimum=0)
+        self.shuffle = bool(t.get("shuffle", True))
+        ev = spec.eval.get("every", 0)
+        if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
+            diags.append(spec.diag(("eval", "every"), f"every must be an integer >= 0, got {ev!r}"))
+            ev = 0
+        self.eval_every = ev
+        if diags:
+            raise SpecError(diags)
+
+
+# ---------------------------------------------------------------------------- the run
+
+class _Run:
+    """State of one session plus the files it writes."""
+
+    def __init__(self, spec, cfg: TrainConfig, out_dir: Path, device, torch_compile: bool):
+        self.spec, self.cfg, self.out_dir = spec, cfg, out_dir
+        self.device, self.torch_compile = str(device), bool(torch_compile)
+        self.step = 0
+        self.start_step = 0
+        self.history: list[dict] = []
+        self.elapsed_before = 0.0
+        self.images_seen = 0
+        self.data_position = 0  # training samples consumed from the stream
+        self.session_images = 0
+        self.session_train_s = 0.0
+        self.t0 = time.monotonic()
+        self.ckpt_path = out_dir / CHECKPOINT_NAME
+        self.ckpt_step: int | None = None
+        self.last_eval_step: int | None = None
+        self.resumed_from: str | None = None
+        self.figures: list[str] = []
+        self.rng: dict | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return self.elapsed_before + (time.monotonic() - self.t0)
+
+    def save(self, base, opt) -> None:
+        save_checkpoint(self.ckpt_path, {
+            "spec_name": self.spec.name, "spec_hash": self.spec.source_hash,
+            "step": self.step, "data_position": self.data_position,
+            "batch_size": self.cfg.batch_size,
+            "model": base.state_dict(), "optimizer": opt.state_dict(), "rng": self.rng,
+            "history": self.history, "elapsed_s": self.elapsed, "images_seen": self.images_seen,
+            "torch_version": str(torch.__version__),
+        })
+        self.ckpt_step = self.step
+
+    def summary(self, status: str, message: str | None = None) -> dict:
+        losses = [r for r in self.history if "loss" in r and "split" not in r and "event" not in r]
+        wall = time.monotonic() - self.t0
+        return {
+            "spec": self.spec.name, "spec_hash": self.spec.source_hash,
+            "spec_path": str(self.spec.path), "status": status, "message": message,
+            "step": self.step, "steps": self.cfg.steps, "batch_size": self.cfg.batch_size,
+            "device": self.device, "torch_compile": self.torch_compile,
+            "wall_s": wall, "elapsed_s": self.elapsed,
+            "images_seen": self.images_seen,
+            "images_per_s": (self.session_images / self.session_train_s) if self.session_train_s else None,
+            "final_loss": losses[-1]["loss"] if losses else None,
+            "eval": eval_rows_last(self.history),
+            "out_dir": str(self.out_dir),
+            "checkpoint": str(self.ckpt_path) if self.ckpt_step is not None else None,
+            "checkpoint_step": self.ckpt_step,
+            "metrics": str(self.out_dir / "metrics.jsonl"),
+            "figures": list(self.figures),
+            "resumed_from": self.resumed_from,
+        }
+
+    def write_summary(self, status: str, message: str | None = None) -> dict:
+        s = self.summary(status, message)
+        atomic_write_json(self.out_dir / "summary.json", s)
+        return s
+
+
+def _print_summary(s: dict, metric_names: list[str]) -> None:
+    ips = f", {s['images_per_s']:.1f} images/s" if s.get("images_per_s") else ""
+    print(f"\n{s['spec']}: {s['status']} at step {s['step']}/{s['steps']} in "
+          f"{fmt_duration(s['wall_s'])} this session ({fmt_duration(s['elapsed_s'])} in all{ips}, {s['device']})")
+    if s["eval"]:
+        print(summary_table(s["eval"], metric_names))
+    out = Path(s["out_dir"])
+    files = []
+    if s["checkpoint"]:
+        files.append(f"{CHECKPOINT_NAME} (step {s['checkpoint_step']})")
+    files += ["metrics.jsonl", "summary.json", "spec.resolved.json"]
+    if (out / "figures").is_dir():
+        n = len(list((out / "figures").glob("*.png")))
+        files.append(f"figures/ ({n} PNG)")
+    print(f"outputs: {out}/  " + ", ".join(files), flush=True)
+
+
+def _check_out_dir(out_dir: Path, resume: Path | None, overwrite: bool) -> None:
+    """A fresh run never replaces another run's checkpoint (unless ``overwrite``)."""
+    if overwrite:
+        return
+    if resume is not None:
+        rdir = resume if resume.is_dir() else resume.parent
+        try:
+            if rdir.resolve() == out_dir.resolve():
+                return
+        except OSError:
+            pass
+    if (out_dir / CHECKPOINT_NAME).exists():
+        raise UserError(Diagnostic(
+            f"{out_dir} already holds a run ({CHECKPOINT_NAME}); it will not be overwritten",
+            file=str(out_dir),
+            hint=f"continue it with --resume {out_dir}, or choose another output directory"))
+
+
+def _set_aside_old_metrics(out_dir: Path, say) -> None:
+    """metrics.jsonl of an earlier attempt that never checkpointed (it failed early):
+    kept as metrics.old-N.jsonl rather than mixed with the new run's rows."""
+    old = out_dir / "metrics.jsonl"
+    if not old.exists():
+        return
+    n = 1
+    while (out_dir / f"metrics.old-{n}.jsonl").exists():
+        n += 1
+    old.rename(out_dir / f"metrics.old-{n}.jsonl")
+    say(f"note: {old} of an earlier attempt was renamed metrics.old-{n}.jsonl")
+
+
+def _curves(run: _Run, loss_name: str, message) -> None:
+    """figures/loss.png (every logged loss term and lr) and figures/metrics.png (each
+    dataset's metrics), from the history rows."""
+    logs = [r for r in run.history if "loss" in r and "split" not in r and "event" not in r]
+    if logs:
+        skip = {"step", "images_per_s", "elapsed_s"} | ({loss_name} - {"loss"})  # it duplicates "loss"
+        keys = [k for k in logs[-1] if k not in skip]
+        _try_curve(run, run.out_dir / "figures" / "loss.png", logs, keys, message, logy=["loss", "lr"])
+    evals = [r for r in run.history if "split" in r and "event" not in r]
+    if evals:
+        recs, keys = [], []
+        for r in evals:
+            rec = {"step": r["step"]}
+            for k, v in r.items():
+                if k in ("step", "split", "count") or k.endswith("_nan"):
+                    continue
+                key = f"{r['split']}/{k}"
+                rec[key] = v
+                if key not in keys:
+                    keys.append(key)
+            recs.append(rec)
+        if keys:
+            _try_curve(run, run.out_dir / "figures" / "metrics.png", recs, keys, message)
+
+
+def _try_curve(run, path, records, keys, message, logy=()) -> None:
+    try:
+        _deps.save_curve(path, records, keys, logy=logy)
+        run.figures.append(str(path))
+    except Exception as e:
+        message(f"warning: could not write figure {path}: {type(e).__name__}: {e}")
+
+
+def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", out_dir: Path,
+          steps: int | None = None, resume: Path | None = None, torch_compile: bool = False,
+          progress: bool = True, allow_spec_mismatch: bool = False, overwrite: bool = False) -> dict:
+    """Train ``model`` (a generated module, docs/internals.md) as ``spec`` says.
+
+    Args:
+        spec: the loaded Spec (``spec.train``, ``spec.data_cfg``, ``spec.eval`` are read).
+        model: the module; if it is already ``torch.compile``'d its ``_orig_mod`` is what is
+            optimised and saved.
+        device: ``"cpu"`` or ``"cuda"`` (see :func:`resolve_device`).
+        out_dir: the run directory (created). A fresh run refuses a directory that already
+            holds one unless ``overwrite``.
+        steps: total steps to reach; overrides ``train.steps``.
+        resume: a run directory (or its checkpoint.pt) to continue from; ``out_dir`` may be
+            the same directory (appends) or a new one (gets the history copied).
+        torch_compile: run the training forward through ``torch.compile(model)``.
+        progress: show a tqdm bar when stderr is a terminal (plain log lines otherwise).
+        allow_spec_mismatch: resume from a checkpoint whose spec hash differs (a warning).
+        overwrite: start afresh in a directory that holds a run.
+
+    Returns:
+        the summary (also in ``out_dir/summary.json``).
+
+    Raises:
+        UserError / SpecError: bad [train] values, data or checkpoint problems (exit 2).
+        NonFiniteLoss (a UserError): the loss became NaN/inf (exit 2).
+        TrainingInterrupted (a KeyboardInterrupt): Ctrl-C, after saving (exit 130).
+    """
+    out_dir = Path(out_dir)
+    resume = Path(resume) if resume is not None else None
+    cfg = TrainConfig(spec, steps)
+    base = getattr(model, "_orig_mod", model)
+    fwd = model
+    if base is model and torch_compile:
+        fwd = torch.compile(base)
+    inputs_names = tuple(base.INPUTS)
+    loss_name = base.LOSS
+    check_metric_names(spec)
+    _check_out_dir(out_dir, resume, overwrite)
+
+    state = None
+    if resume is not None:
+        state, ckpt_file = load_checkpoint(resume, spec=spec, allow_spec_mismatch=allow_spec_mismatch)
+        if int(state["step"]) > cfg.steps:
+            raise UserError(Diagnostic(
+                f"the checkpoint is at step {state['step']}, past the {cfg.steps} steps to reach",
+                file=str(ckpt_file), hint="pass --steps with a larger total"))
+
+    # Data first: a missing file should fail before anything is written.
+    base_dir = Path(spec.path).parent if spec.path else Path(".")
+    train_set = _deps.make_dataset(spec.data_cfg, "train", base_dir, None, spec_file=str(spec.path))
+    sets = eval_sets(spec)
+    rng_range = value_range(spec.data_cfg)
+
+    base.to(device)
+    base.train()
+    sched_names = list(base.schedules(0))
+    opt, lr_src = build_optimizer(spec, base, sched_names)
+    params = [p for g in opt.param_groups for p in g["params"]]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run = _Run(spec, cfg, out_dir, device, fwd is not base)
+    same_dir = False
+    if state is not None:
+        load_model_state(base, state["model"], ckpt_file)
+        try:
+            opt.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise UserError(Diagnostic(f"the optimizer state does not fit: {e}", file=str(ckpt_file),
+                                       hint="the [train] optimizer changed since the checkpoint")) from None
+        run.step = run.start_step = int(state["step"])
+        run.history = list(state.get("history", []))
+        run.elapsed_before = float(state.get("elapsed_s", 0.0))
+        run.images_seen = int(state.get("images_seen", 0))
+        run.resumed_from = str(ckpt_file)
+        same_dir = ckpt_file.parent.resolve() == out_dir.resolve()
+        if same_dir:
+            run.ckpt_step = run.step
+        run.data_position = int(state.get("data_position", run.step * cfg.batch_size))
+    atomic_write_json(out_dir / "spec.resolved.json", spec.data)
+
+    if state is None:
+        if overwrite and (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+        _set_aside_old_metrics(out_dir, print)
+    log = MetricsLog(out_dir / "metrics.jsonl")
+    if state is not None:
+        if not same_dir:
+            for row in run.history:
+                log.write(row)
+        log.write({"step": run.step, "event": "resume", "checkpoint": str(ckpt_file)})
+
+    keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
+    data = make_train_loader(train_set, batch_size=cfg.batch_size, seed=cfg.seed, start=run.data_position,
+                             keys=keys, num_workers=cfg.num_workers, shuffle=cfg.shuffle,
+                             pin_memory=str(device).startswith("cuda"))
+    bar = Progress(cfg.steps, run.step, progress)
+    say = bar.message
+    if state is not None:
+        restore_rng(state["rng"])
+        say(f"resuming {spec.name} from {ckpt_file} at step {run.step}/{cfg.steps}")
+    else:
+        seed_everything(cfg.seed)
+    run.rng = capture_rng()  # the RNG state after run.step completed steps
+
+    status, message, failure = "completed", None, None
+    consistent = True  # False only while the optimizer is updating the parameters
+    checked_outputs = False
+    acc: dict[str, Any] = {}  # sums since the last logged row
+
+    def accumulate(vals: dict[str, float], lr: float, gn: float | None, dt: float) -> None:
+        sums = acc.setdefault("sums", {})
+        for n, v in vals.items():
+            sums[n] = sums.get(n, 0.0) + v
+        acc["n"] = acc.get("n", 0) + 1
+        acc["images"] = acc.get("images", 0) + cfg.batch_size
+        acc["time"] = acc.get("time", 0.0) + dt
+        acc["lr"] = lr
+        if gn is not None:
+            acc["grad_norm"] = max(acc.get("grad_norm", gn), gn)
+
+    def flush_log() -> None:
+        """One metrics.jsonl row: the mean of each term over the steps since the last row."""
+        if not acc.get("n"):
+            return
+        n, sums = acc["n"], acc["sums"]
+        row: dict[str, Any] = {"step": run.step, "loss": sums[loss_name] / n}
+        for name, total in sums.items():  # every term; a name clashing with a row key gets "loss_"
+            if name == loss_name == "loss":
+                continue
+            row[f"loss_{name}" if name in _ROW_KEYS else name] = total / n
+        row["lr"] = acc["lr"]
+        if "grad_norm" in acc:
+            row["grad_norm"] = acc["grad_norm"]
+        row["images_per_s"] = acc["images"] / acc["time"] if acc["time"] > 0 else None
+        row["elapsed_s"] = run.elapsed
+        run.history.append(row)
+        log.write(row)
+        bar.log(row)
+        acc.clear()
+
+    def do_eval():
+        results = evaluate_model(spec, base, sets, device=device, step=run.step, figures_dir=out_dir, message=say)
+        for row in eval_rows(results):
+            run.history.append(row)
+            log.write(row)
+        run.figures += [r["figure"] for r in results.values() if r["figure"]]
+        run.last_eval_step = run.step
+        say(eval_message(results))
+
+    guard = StopGuard(say)
+    try:
+        with guard:
+            try:
+                while run.step < cfg.steps:
+                    if guard.requested:
+                        status = "interrupted"
+                        break
+                    if cfg.time_limit is not None and time.monotonic() - run.t0 >= cfg.time_limit:
+                        status = "time_limit"
+                        message = f"time limit of {cfg.time_limit:g} s reached at step {run.step}"
+                        say(message)
+                        break
+                    t_step = time.perf_counter()
+                    batch = next(data)
+                    sched = base.schedules(run.step)
+                    lr = lr_src.at(sched)
+                    set_lr(opt, lr)
+                    arg, inputs = model_inputs(batch, inputs_names, rng_range, device)
+                    outputs = fwd(arg)
+                    if not checked_outputs:
+                        check_eval_outputs(spec, outputs)
+                        checked_outputs = True
+                    terms = base.losses(inputs, outputs, sched, run.step)
+                    if loss_name not in terms:
+                        raise SpecError(spec.diag(("train", "loss"), f"loss '{loss_name}' is not among the "
+                                                  f"[losses]: {', '.join(terms)}"))
+                    loss = terms[loss_name]
+                    names = list(terms)
+                    values = torch.stack([torch.as_tensor(terms[n]).detach().float().reshape(())
+                                          .to(loss.device) for n in names]).tolist()
+                    vals = dict(zip(names, values))
+                    if not math.isfinite(vals[loss_name]):
+                        raise _NonFinite(run.step + 1, f"loss '{loss_name}'", vals)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    gn = None
+                    if cfg.grad_clip:
+                        gn = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+                        if not math.isfinite(gn):
+                            raise _NonFinite(run.step + 1, "gradient norm", dict(vals, grad_norm=gn))
+                    with guard.critical():
+                        consistent = False
+                        opt.step()
+                        run.step += 1
+                        run.images_seen += cfg.batch_size
+                        run.data_position += cfg.batch_size
+                        run.rng = capture_rng()
+                        consistent = True
+                    dt = time.perf_counter() - t_step
+                    run.session_images += cfg.batch_size
+                    run.session_train_s += dt
+                    accumulate(vals, lr, gn, dt)
+                    bar.step(vals[loss_name], cfg.batch_size / dt if dt > 0 else None)
+
+                    if (run.step % cfg.log_every == 0 or run.step == cfg.steps
+                            or run.step == run.start_step + 1):
+                        flush_log()
+                    if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
+                        do_eval()
+                    if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps:
+                        run.save(base, opt)
+                        run.write_summary("running")
+            except KeyboardInterrupt:
+                status = "interrupted"
+            except _NonFinite as e:
+                status, failure = "nonfinite", e
+            except BaseException as e:
+                status, failure = "error", e
+
+            guard.mode = "ignore"
+            flush_log()  # steps since the last row (a stop between log_every boundaries)
+            bar.close()
+            if status in ("completed", "time_limit"):
+                try:
+                    if run.ckpt_step != run.step:
+                        run.save(base, opt)
+                    if run.last_eval_step != run.step:
+                        guard.mode = "immediate"  # the checkpoint is safe: Ctrl-C may cut this short
+                        do_eval()
+                    _curves(run, loss_name, say)
+                except KeyboardInterrupt:
+                    status = "interrupted"
+                    message = "interrupted during the final evaluation"
+                guard.mode = "ignore"
+                if status == "time_limit":
+                    log.write({"step": run.step, "event": "time_limit", "time_limit": cfg.time_limit})
+                summary = run.write_summary(status, message)
+                _print_summary(summary, list(spec.eval.get("metrics", []) or []))
+                if status == "interrupted":
+                    raise TrainingInterrupted(summary)
+                return summary
+
+            if status == "interrupted":
+                if consistent and run.ckpt_step != run.step:
+                    run.save(base, opt)
+                message = message or f"interrupted; checkpoint at step {run.ckpt_step}"
+                log.write({"step": run.step, "event": "interrupted", "checkpoint_step": run.ckpt_step})
+                summary = run.write_summary(status, message)
+                _print_summary(summary, list(spec.eval.get("metrics", []) or []))
+                print(f"resume with: --resume {out_dir}", flush=True)
+                raise TrainingInterrupted(summary)
+
+            if status == "nonfinite":
+                e = failure
+                terms_txt = ", ".join(f"{k}={v:.4g}" for k, v in e.terms.items())
+                where = (f"{run.ckpt_path} (step {run.ckpt_step}) is kept as the last good checkpoint"
+                         if run.ckpt_step is not None else "no checkpoint had been written yet")
+                message = (f"step {e.step}: the {e.what} is not finite ({terms_txt}); training stopped, "
+                           f"nothing from that step was saved; {where}")
+                log.write({"step": e.step, "event": "nonfinite", "what": e.what, **e.terms})
+                summary = run.write_summary(status, message)
+                raise NonFiniteLoss(Diagnostic(
+                    message, file=str(spec.path),
+                    hint="lower the learning rate, set train.grad_clip, or check the losses; "
+                         + (f"--resume {out_dir} continues from the last good checkpoint"
+                            if run.ckpt_step is not None else "")), summary)
+
+            # status == "error": keep what the completed steps achieved, then re-raise.
+            if consistent and run.step > (run.ckpt_step if run.ckpt_step is not None else run.start_step):
+                try:
+                    run.save(base, opt)
+                except Exception as save_err:  # report, but the original error matters more
+                    print(f"warning: could not save a checkpoint after the error: {save_err}", file=sys.stderr)
+            log.write({"step": run.step, "event": "error", "error": f"{type(failure).__name__}: {failure}"})
+            run.write_summary("error", f"{type(failure).__name__}: {failure}")
+            raise failure
+    finally:
+        bar.close()
+        log.close()

@@ -1,0 +1,135 @@
+"""The training data stream and the batch -> model-input mapping.
+
+The stream is a function of (seed, position): sample ``i`` of the stream is item
+``perm_e[i % n]`` of the dataset, ``e = i // n``, where ``perm_e`` is a permutation drawn
+from ``numpy.random.default_rng([seed, e])``. Batches may straddle epochs. A checkpoint
+stores the position (samples consumed), so a resumed run reads exactly the batches the
+uninterrupted run would have read, and the global RNGs are never touched (the DataLoader
+gets its own generator).
+"""
+
+from __future__ import annotations
+
+from itertools import islice
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, Sampler
+
+from ocdsl.errors import UserError
+
+__all__ = ["StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
+           "value_range", "model_inputs"]
+
+# Above this size the permutation is not drawn: the items are read in order (such a
+# dataset is a procedural stream whose items are independent draws anyway).
+_MAX_SHUFFLE = 50_000_000
+
+
+class StreamSampler(Sampler):
+    """Infinite index stream starting at ``start`` (samples already consumed)."""
+
+    def __init__(self, n: int, seed: int, start: int = 0, shuffle: bool = True):
+        if n <= 0:
+            raise UserError("the training set is empty")
+        self.n, self.seed, self.start = int(n), int(seed), int(start)
+        self.shuffle = shuffle and n <= _MAX_SHUFFLE
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+
+    def __iter__(self) -> Iterator[int]:
+        i = self.start
+        epoch, perm = -1, None
+        while True:
+            e, j = divmod(i, self.n)
+            if not self.shuffle:
+                yield j
+            else:
+                if e != epoch:
+                    epoch, perm = e, self._perm(e)
+                yield int(perm[j])
+            i += 1
+
+
+def collate(keys):
+    """Stack only ``keys`` of each item (others, e.g. ragged ``factors``, are dropped)."""
+
+    def _collate(items: list[dict]) -> dict:
+        out = {}
+        for k in keys:
+            if k not in items[0]:
+                continue
+            vals = [it[k] for it in items]
+            vals = [torch.as_tensor(v) for v in vals]
+            out[k] = torch.stack(vals)
+        return out
+
+    return _collate
+
+
+def make_train_loader(dataset, *, batch_size: int, seed: int, start: int, keys,
+                      num_workers: int = 0, shuffle: bool = True, pin_memory: bool = False):
+    """An endless iterator of batches from sample ``start`` of the stream."""
+    gen = torch.Generator()
+    gen.manual_seed(int(seed))
+    if isinstance(dataset, IterableDataset):
+        # No random access: read in order and skip what was consumed.
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate(keys),
+                            num_workers=num_workers, generator=gen, pin_memory=pin_memory)
+
+        def endless():
+            skip = start
+            while True:
+                it = iter(loader)
+                if skip:
+                    it = islice(it, skip // batch_size, None)
+                    skip = 0
+                yield from it
+
+        return endless()
+    sampler = StreamSampler(len(dataset), seed, start, shuffle)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate(keys),
+                        num_workers=num_workers, generator=gen, pin_memory=pin_memory,
+                        persistent_workers=num_workers > 0)
+    return iter(loader)
+
+
+def value_range(data_cfg: dict) -> tuple[float, float]:
+    lo, hi = data_cfg.get("range", (0.0, 1.0))
+    return float(lo), float(hi)
+
+
+def to_range(x: torch.Tensor, rng: tuple[float, float]) -> torch.Tensor:
+    """[0, 1] -> [lo, hi] (identity for the default range, bit for bit)."""
+    lo, hi = rng
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return x * (hi - lo) + lo
+
+
+def from_range(x: torch.Tensor, rng: tuple[float, float]) -> torch.Tensor:
+    """[lo, hi] -> [0, 1]."""
+    lo, hi = rng
+    if (lo, hi) == (0.0, 1.0):
+        return x
+    return (x - lo) / (hi - lo)
+
+
+def model_inputs(batch: dict, names, rng, device) -> tuple[object, dict]:
+    """(argument for ``forward``, inputs dict for ``losses``) from a batch.
+
+    Input ``image`` is the batch's image mapped to the data range; any other input is the
+    batch entry of the same name. One input -> the tensor itself, several -> a dict."""
+    inputs = {}
+    for name in names:
+        if name not in batch:
+            raise UserError(f"model input '{name}' is not in the data (the batches hold: "
+                            f"{', '.join(sorted(batch))})")
+        x = batch[name].to(device, non_blocking=True)
+        if name == "image":
+            x = to_range(x, rng)
+        inputs[name] = x
+    arg = inputs[names[0]] if len(names) == 1 else inputs
+    return arg, inputs
