@@ -76,6 +76,7 @@ class Locations:
                 del m[k]
 
     def copy(self) -> "Locations":
+        """An independent copy (same default file)."""
         out = Locations(self.default_file)
         out.update(self)
         return out

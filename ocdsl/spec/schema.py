@@ -1,0 +1,291 @@
+"""The JSON Schema (draft 2020-12) of a spec, printed by ``ocdsl schema``.
+
+Editors use it for completion and hover text (every property has a ``description``);
+:mod:`ocdsl.spec.validate` checks specs against it. The per-op parameters come from the op
+registry (:func:`ocdsl.ops.registry.all_ops`): a node's table is validated by an
+``if {op: const <name>} then {<that op's keys>, additionalProperties: false}`` branch per
+registered op, so a new op is picked up without touching this file.
+
+Every table is closed (``additionalProperties: false``: a misspelt key is an error) except
+``[meta]`` and the dataset tables (``[data]``, ``[[eval.datasets]]``), whose extra keys are
+read by the dataset's own reader.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Iterable
+
+from ocdsl.ops.registry import OpDef, all_ops
+
+__all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
+           "INVARIANCE_KINDS", "NODE_KEYS"]
+
+SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
+IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+OPTIMIZERS = ("adam", "adamw", "sgd")
+METRICS = ("ari", "ari_fg", "miou", "miou_fg", "mse")
+INVARIANCE_KINDS = ("permutation_equivariance", "permutation_invariance",
+                    "translation_equivariance", "translation_invariance")
+NODE_KEYS = ("op", "input", "inputs", "output", "share")
+
+
+def _d(description: str, **schema: Any) -> dict:
+    return {"description": description, **schema}
+
+
+def _expression(description: str) -> dict:
+    return _d(description, type="string", minLength=1)
+
+
+def _number_or_expression(description: str, **num: Any) -> dict:
+    return _d(description, anyOf=[{"type": "number", **num}, {"type": "string", "minLength": 1}])
+
+
+def _signature(description: str = "Shape signature, einops style: 'B K (H W) D'. Names are [dims] "
+                                  "entries or the free batch size B; integers are literal sizes.") -> dict:
+    return {"$ref": "#/$defs/signature", "description": description}
+
+
+def _ref(description: str) -> dict:
+    return {"$ref": "#/$defs/ref", "description": description}
+
+
+def _pos_int(description: str, **extra: Any) -> dict:
+    return _d(description, type="integer", minimum=1, **extra)
+
+
+def _optimizer() -> dict:
+    return _d(
+        "The optimizer: torch.optim.<name> with these settings.",
+        type="object",
+        properties={
+            "name": _d("Which optimizer.", enum=list(OPTIMIZERS)),
+            "lr": _number_or_expression(
+                "Learning rate: a number, or an expression over step, [dims] and [schedules] "
+                "(e.g. \"lr\" naming a schedule).", exclusiveMinimum=0),
+            "betas": _d("Adam/AdamW coefficients (beta1, beta2).", type="array",
+                        items={"type": "number", "minimum": 0, "exclusiveMaximum": 1},
+                        minItems=2, maxItems=2),
+            "eps": _d("Term added to the denominator for numerical stability (Adam/AdamW).",
+                      type="number", exclusiveMinimum=0),
+            "weight_decay": _d("L2 penalty (decoupled for AdamW).", type="number", minimum=0),
+            "momentum": _d("Momentum factor (SGD).", type="number", minimum=0),
+        },
+        required=["name", "lr"],
+        additionalProperties=False,
+    )
+
+
+def _dataset_props() -> dict:
+    return {
+        "dataset": _d("Dataset name: a procedural generator (tetrominoes, multi_dsprites, ...) "
+                      "or a real-format reader.", type="string", minLength=1),
+        "path": _d("Files of the real dataset, relative to the spec's folder; without it the "
+                   "procedural generator is used.", type="string", minLength=1),
+        "range": _d("Pixel value range [lo, hi] images are scaled to.", type="array",
+                    items={"type": "number"}, minItems=2, maxItems=2),
+        "seed": _d("Seed of the procedural generator / shuffling.", type="integer"),
+        "variant": _d("Dataset variant (e.g. a colour or size setting of the generator).",
+                      type="string"),
+    }
+
+
+def node_schema(ops: Iterable[OpDef] | None = None) -> dict:
+    """Schema of one ``[model.nodes.<name>]`` table, with one ``if/then`` branch per op."""
+    ops = list(all_ops() if ops is None else ops)
+    common = {
+        "op": _d("Which op this node runs (a registered op name; `ocdsl ops` lists them).",
+                 type="string", **({"enum": [o.name for o in ops]} if ops else {})),
+        "input": _ref("The node's input (its op's first input port): a model input, a node "
+                      "(its first output) or node.port."),
+        "inputs": _d("Inputs by port name: port -> model input, node or node.port.",
+                     type="object", additionalProperties=_ref("A model input, node or node.port.")),
+        "output": _d("Declared output signature(s), checked by shape inference: one signature "
+                     "(the op's first output) or a table port -> signature.",
+                     anyOf=[_signature(), {"type": "object", "additionalProperties": _signature()}]),
+        "share": _d("Name of another node of the same op whose module (and weights) this node reuses.",
+                    type="string", pattern=IDENT),
+    }
+    branches = []
+    for op in ops:
+        ports = [p.name for p in op.inputs]
+        props = copy.deepcopy(common)
+        props["op"] = _d(f"Which op this node runs: {op.name}.", const=op.name)
+        if ports:
+            props["input"]["description"] = f"The node's input, fed to port '{ports[0]}' of {op.name}."
+            props["inputs"] = _d(f"Inputs of {op.name} by port name.", type="object",
+                                 properties={p.name: _ref(p.doc or f"Input port '{p.name}'"
+                                                          + (f" ({p.signature})" if p.signature else "")
+                                                          + (", optional" if p.optional else "") + ".")
+                                             for p in op.inputs},
+                                 additionalProperties=False)
+        else:
+            del props["input"], props["inputs"]
+        props["output"] = _d(f"Declared output signature(s) of {op.name} (ports: {', '.join(op.outputs)}).",
+                             anyOf=[_signature(), {
+                                 "type": "object",
+                                 "properties": {o: _signature(f"Signature of output '{o}'.") for o in op.outputs},
+                                 "additionalProperties": False}])
+        for k, v in op.params.items():
+            if k not in NODE_KEYS:
+                props[k] = copy.deepcopy(v)
+        branches.append({
+            "if": {"properties": {"op": {"const": op.name}}, "required": ["op"]},
+            "then": {"properties": props, "required": list(op.required), "additionalProperties": False},
+        })
+    schema = _d("One node of the model graph: an op, its inputs, its parameters and its "
+                "declared output shapes.", type="object", properties=common, required=["op"])
+    if branches:
+        schema["allOf"] = branches
+    return schema
+
+
+def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
+    """The whole spec's JSON Schema (draft 2020-12). ``ops`` defaults to every registered op."""
+    ops = list(all_ops() if ops is None else ops)
+    expression_defs = {
+        "signature": _d("Shape signature, einops style: 'B K (H W) D'.", type="string", minLength=1),
+        "ref": _d("A tensor reference: a model input, a node (its first output) or node.port.",
+                  type="string", pattern=REF_PATTERN),
+        "node": node_schema(ops),
+        "dataset": _d("A dataset: a procedural generator or files in a published format. "
+                      "Dataset-specific keys are passed to the dataset's reader.",
+                      type="object", properties=_dataset_props(), additionalProperties=True),
+    }
+    phase = _d(
+        "A training phase: runs `steps` steps optimising `loss` with some nodes frozen.",
+        type="object",
+        properties={
+            "name": _d("Name of the phase (shown in logs).", type="string", minLength=1),
+            "steps": _pos_int("Number of steps in this phase."),
+            "loss": _d("The loss this phase minimises (a name from [losses]); default train.loss.",
+                       type="string"),
+            "trainable": _d("Nodes whose parameters are trained (default: all not frozen).",
+                            type="array", items={"type": "string", "pattern": IDENT}, uniqueItems=True),
+            "frozen": _d("Nodes whose parameters are frozen in this phase.",
+                         type="array", items={"type": "string", "pattern": IDENT}, uniqueItems=True),
+            "optimizer": _optimizer(),
+            "fresh_optimizer": _d("Start this phase with a new optimizer state.", type="boolean"),
+        },
+        required=["steps"],
+        additionalProperties=False,
+    )
+    train = _d(
+        "How to train: loss, optimizer, batch size, length, logging and checkpoints.",
+        type="object",
+        properties={
+            "loss": _d("The loss to minimise: a name from [losses].", type="string", minLength=1),
+            "optimizer": _optimizer(),
+            "batch_size": _pos_int("Examples per step (over all processes)."),
+            "steps": _pos_int("Number of optimisation steps."),
+            "log_every": _pos_int("Log losses and schedules every this many steps."),
+            "checkpoint_every": _pos_int("Save a checkpoint every this many steps."),
+            "time_limit": _d("Wall-clock budget in seconds; the run stops cleanly (checkpoint and "
+                             "final evaluation) when it is spent. 0 means no limit.", type="number", minimum=0),
+            "grad_clip": _d("Clip the global gradient norm to this value.", type="number",
+                            exclusiveMinimum=0),
+            "seed": _d("Seed of parameter initialisation and data order.", type="integer"),
+            "phases": _d("Training phases run in order (their steps replace train.steps).",
+                         type="array", items=phase, minItems=1),
+        },
+        additionalProperties=False,
+    )
+    eval_dataset = _d(
+        "An extra evaluation dataset (like [data], plus a name).",
+        type="object",
+        properties={**_dataset_props(),
+                    "name": _d("Name of this evaluation set (used in metric names).", type="string",
+                               pattern=IDENT),
+                    "optional": _d("Skip with a warning when the files are absent.", type="boolean")},
+        required=["name"],
+        additionalProperties=True,
+    )
+    evaluation = _d(
+        "Evaluation: which outputs are masks and reconstructions, which metrics, how often.",
+        type="object",
+        properties={
+            "every": _pos_int("Evaluate every this many training steps."),
+            "masks": _ref("Output holding the per-slot masks (B K H W), e.g. composite.masks."),
+            "reconstruction": _ref("Output holding the reconstructed image, e.g. composite.image."),
+            "metrics": _d("Metrics to compute.", type="array", items=_d("A metric name.", enum=list(METRICS)),
+                          uniqueItems=True),
+            "test_size": _pos_int("Number of test examples."),
+            "batch_size": _pos_int("Batch size for evaluation."),
+            "datasets": _d("Extra evaluation datasets.", type="array", items=eval_dataset),
+        },
+        additionalProperties=False,
+    )
+    invariance = _d(
+        "A declared symmetry, checked by `ocdsl check` with property-based tests.",
+        type="object",
+        properties={
+            "kind": _d("Which symmetry.", enum=list(INVARIANCE_KINDS)),
+            "node": _d("The node whose output has the symmetry.", type="string", pattern=IDENT),
+            "port": _d("Output port of the node (default: its first output).", type="string",
+                       pattern=IDENT),
+            "axis": _d("The axis (a name in the signature, e.g. K) that is permuted or shifted.",
+                       type="string", minLength=1),
+            "inputs": _d("Which inputs are transformed: a list of model inputs, or a table "
+                         "input -> axis name.",
+                         anyOf=[{"type": "array", "items": {"type": "string"}},
+                                {"type": "object", "additionalProperties": {"type": "string"}}]),
+            "tolerance": _d("Absolute tolerance of the check.", type="number", exclusiveMinimum=0),
+        },
+        required=["kind", "node", "axis"],
+        additionalProperties=False,
+    )
+    name_map = {"type": "object", "propertyNames": {"pattern": IDENT}}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "ocdsl spec",
+        "description": "An object-centric model: sizes, architecture, losses, schedules, training, "
+                       "data, evaluation and declared symmetries.",
+        "type": "object",
+        "$defs": expression_defs,
+        "properties": {
+            "meta": _d("Free-form description of the spec (name, paper, ...).", type="object",
+                       properties={
+                           "name": _d("Name of the spec (default: the file name without extension); "
+                                      "not inherited through extends.",
+                                      type="string", pattern=r"^[A-Za-z0-9_.-]+$"),
+                           "paper": _d("The paper this spec reproduces.", type="string"),
+                           "description": _d("One-line summary.", type="string"),
+                       }, additionalProperties=True),
+            "extends": _d("Path of a spec this one builds on (relative to this file); its tables "
+                          "are merged under this one's. A list is merged left to right.",
+                          anyOf=[{"type": "string", "minLength": 1},
+                                 {"type": "array", "items": {"type": "string", "minLength": 1}}]),
+            "dims": _d("Named sizes. A value is a positive integer or an expression over the dims "
+                       "above it (\"C + 1\"); B (the batch) is always free.",
+                       **name_map,
+                       additionalProperties=_d("A size: positive integer or expression over earlier dims.",
+                                               anyOf=[{"type": "integer", "minimum": 1},
+                                                      {"type": "string", "minLength": 1}])),
+            "model": _d(
+                "The model graph.", type="object",
+                properties={
+                    "inputs": _d("Model inputs: name -> signature (\"B C H W\").", **name_map,
+                                 additionalProperties=_signature(), minProperties=1),
+                    "nodes": _d("Nodes of the graph, in any order: name -> node table.", **name_map,
+                                additionalProperties={"$ref": "#/$defs/node"}, minProperties=1),
+                },
+                required=["inputs", "nodes"], additionalProperties=False),
+            "losses": _d("Named losses: name -> expression over node outputs, model inputs, "
+                         "schedules, dims, step and other losses (e.g. \"mse(composite.image, image)\").",
+                         **name_map, additionalProperties=_expression("A loss expression.")),
+            "schedules": _d("Named schedules: name -> number or expression over step, dims and "
+                            "other schedules (e.g. \"4e-4 * min(1, step / 1e4)\").",
+                            **name_map, additionalProperties=_number_or_expression("A schedule.")),
+            "train": train,
+            "data": {"$ref": "#/$defs/dataset",
+                     "description": "The training (and default evaluation) dataset."},
+            "eval": evaluation,
+            "invariances": _d("Declared symmetries of the model, checked by `ocdsl check`.",
+                              type="array", items=invariance),
+        },
+        "required": ["model"],
+        "additionalProperties": False,
+    }

@@ -1,0 +1,688 @@
+"""Validation of a merged spec: JSON Schema first, then the checks a schema cannot express.
+
+Every problem is collected (schema and semantic alike) and reported together, each at the
+line and column of the key (or the character inside an expression or signature) it is
+about, with a did-you-mean hint where one helps.
+
+Checked here: the schema (types, unknown keys, unknown ops, per-op parameters); [dims]
+(expressions over earlier dims, evaluated to positive integers); signatures of model inputs
+and node outputs (syntax, names are dims or ``B``); size parameters of nodes; every
+expression in [losses], [schedules] and the optimizer's ``lr`` (syntax, functions, arity,
+names, ``node.port`` against the op's outputs); cycles among losses and schedules;
+``train.loss``, phases, ``eval.masks``/``eval.reconstruction``, invariance nodes.
+Not checked here (graph/ does it): node input references, unused nodes, graph cycles, shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+import networkx as nx
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
+from ocdsl.ops import registry
+from ocdsl.ops.registry import OpDef
+from ocdsl.spec import expr as E
+from ocdsl.spec.model import BATCH, Locations, Signature
+from ocdsl.spec.schema import IDENT, REF_PATTERN, spec_schema
+from ocdsl.spec.shape import parse_signature
+
+__all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema"]
+
+STEP = "step"
+
+
+@dataclass
+class Checked:
+    """What validation found and parsed, so load() does not parse twice."""
+
+    dims: dict[str, int] = field(default_factory=dict)
+    inputs: dict[str, Signature] = field(default_factory=dict)
+    outputs: dict[str, dict[str | None, Signature]] = field(default_factory=dict)  # None: bare `output = "..."`
+    losses: dict[str, E.Expr] = field(default_factory=dict)
+    schedules: dict[str, E.Expr] = field(default_factory=dict)
+    errors: list[Diagnostic] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def check(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef] | None = None) -> Checked:
+    """Like :func:`validate`, but raises SpecError listing every error found."""
+    result = validate(data, locations, ops)
+    if result.errors:
+        raise SpecError(result.errors + result.warnings)
+    return result
+
+
+def validate(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef] | None = None) -> Checked:
+    """Check a merged spec (plain data + locations). Returns a :class:`Checked` holding the
+    evaluated dims, parsed signatures and expressions, and every error and warning."""
+    ops = list(registry.all_ops() if ops is None else ops)
+    v = _Validator(data, locations, {o.name: o for o in ops})
+    v.run()
+    errors = _dedupe(v.errors)
+    return Checked(v.dims, v.inputs, v.outputs, v.losses, v.schedules, errors, _dedupe(v.warnings))
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen, out = set(), []
+    for d in diags:
+        key = (d.file, d.line, d.col, d.keypath, d.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
+# ---- JSON Schema errors -> human diagnostics ------------------------------------------------
+
+_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
+               "array": "a list", "object": "a table", "null": "nothing"}
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, bool):
+        return f"a boolean ({str(v).lower()})"
+    if isinstance(v, int):
+        return f"an integer ({v})"
+    if isinstance(v, float):
+        return f"a number ({v})"
+    if isinstance(v, str):
+        return f"a string ({v!r})"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a table"
+    return type(v).__name__
+
+
+def _types(schema: Mapping[str, Any]) -> list[str]:
+    t = schema.get("type")
+    if isinstance(t, str):
+        return [t]
+    if isinstance(t, list):
+        return list(t)
+    if "enum" in schema:
+        return ["one of " + ", ".join(repr(x) for x in schema["enum"])]
+    if "const" in schema:
+        return [repr(schema["const"])]
+    return []
+
+
+def _join_or(words: list[str]) -> str:
+    words = list(dict.fromkeys(words))
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def is_size_schema(prop: Any) -> bool:
+    """Whether an op parameter schema is a size (marked ``"x-size": true``)."""
+    return isinstance(prop, Mapping) and (bool(prop.get("x-size")) or
+                                          any(is_size_schema(p) for p in prop.get("anyOf", ())))
+
+
+def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any] | None = None,
+                       ops: Mapping[str, OpDef] | None = None) -> list[Diagnostic]:
+    """Every JSON Schema violation of ``data`` as a human-readable Diagnostic."""
+    schema = spec_schema(None if ops is None else list(ops.values())) if schema is None else schema
+    ops = {o.name: o for o in registry.all_ops()} if ops is None else ops
+    out: list[Diagnostic] = []
+    for err in Draft202012Validator(schema).iter_errors(data):
+        out += _from_error(err, data, locations, ops)
+    return out
+
+
+def _diag(locations: Locations, keypath: tuple, message: str, hint: str | None = None,
+          severity: str = "error") -> Diagnostic:
+    loc = locations.get(keypath)
+    return Diagnostic(message, file=loc.file, line=loc.line, col=loc.col, keypath=tuple(keypath), hint=hint,
+                      severity=severity)
+
+
+def _node_op(data: Any, path: tuple) -> str | None:
+    """The op name of the node ``path`` is in, when path is inside model.nodes.<name>."""
+    if len(path) >= 3 and path[0] == "model" and path[1] == "nodes":
+        node = data.get("model", {}).get("nodes", {}).get(path[2]) if isinstance(data, dict) else None
+        if isinstance(node, dict) and isinstance(node.get("op"), str):
+            return node["op"]
+    return None
+
+
+def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[str, OpDef]) -> list[Diagnostic]:
+    path = tuple(err.absolute_path)
+    v = err.validator
+    inst = err.instance
+    schema_path = list(err.relative_schema_path)
+
+    if "propertyNames" in schema_path:
+        return [_diag(locs, path + (inst,), f"'{inst}' is not a valid name",
+                      "names use letters, digits and '_' and do not start with a digit")]
+
+    if v == "additionalProperties" and isinstance(inst, dict):
+        allowed = list(err.schema.get("properties", {}))
+        patterns = list(err.schema.get("patternProperties", {}))
+        unknown = [k for k in inst if k not in allowed and not any(re.search(p, k) for p in patterns)]
+        op = _node_op(data, path)
+        out = []
+        for k in unknown:
+            kp = path + (k,)
+            if op and len(path) == 4 and path[3] == "inputs":
+                msg = f"op '{op}' has no input port '{k}'"
+                hint = did_you_mean(k, allowed) or (f"input ports: {', '.join(allowed)}" if allowed
+                                                    else f"op '{op}' takes no inputs")
+            elif op and len(path) == 4 and path[3] == "output":
+                msg = f"op '{op}' has no output '{k}'"
+                hint = did_you_mean(k, allowed) or f"outputs: {', '.join(allowed)}"
+            elif op and len(path) == 3:
+                msg = f"unknown key '{k}' for op '{op}'"
+                if k in ("input", "inputs") and op in ops and not ops[op].inputs:
+                    msg = f"op '{op}' takes no inputs"
+                hint = did_you_mean(k, allowed) or f"{op} accepts: {', '.join(sorted(allowed))}"
+            else:
+                msg = f"unknown key '{k}'"
+                where = f"[{format_keypath(path)}]" if path else "the top level"
+                hint = did_you_mean(k, allowed) or (f"allowed in {where}: {', '.join(allowed)}" if allowed else None)
+            out.append(_diag(locs, kp, msg, hint))
+        return out
+
+    if v == "required":
+        m = re.match(r"'(.+)' is a required property", err.message)
+        name = m.group(1) if m else str(err.validator_value)
+        op = _node_op(data, path)
+        if path[:2] == ("model", "nodes") and len(path) == 3:
+            if name == "op":
+                return [_diag(locs, path, f"node '{path[2]}' has no 'op'",
+                              "add op = \"<name>\"; registered ops: " + ", ".join(sorted(ops)))]
+            return [_diag(locs, path, f"op '{op}' needs parameter '{name}'", _param_doc(ops, op, name))]
+        where = f"[{format_keypath(path)}]" if path else "the spec"
+        return [_diag(locs, path, f"missing required key '{name}' in {where}")]
+
+    if v == "enum":
+        if path[:2] == ("model", "nodes") and len(path) == 4 and path[3] == "op":
+            return [_diag(locs, path, f"unknown op '{inst}'",
+                          did_you_mean(inst, ops) or "registered ops: " + ", ".join(sorted(ops)))]
+        choices = list(err.validator_value)
+        hint = did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None
+        return [_diag(locs, path, f"{inst!r} is not one of {', '.join(repr(c) for c in choices)}", hint)]
+
+    if v == "type":
+        want = _types(err.schema)
+        return [_diag(locs, path, f"expected {_join_or([_TYPE_WORDS.get(t, t) for t in want])}, "
+                                  f"got {_describe(inst)}")]
+
+    if v in ("anyOf", "oneOf"):
+        # A branch of the right type that failed a constraint is the interesting one.
+        deeper = [c for c in err.context if c.validator not in ("type", "anyOf", "oneOf")]
+        if deeper:
+            best = min(deeper, key=lambda c: len(c.relative_path))
+            return _from_error(best, data, locs, ops)
+        want = []
+        for sub in err.validator_value:
+            want += [_TYPE_WORDS.get(t, t) for t in _types(sub)]
+        if want:
+            return [_diag(locs, path, f"expected {_join_or(want)}, got {_describe(inst)}")]
+        return [_diag(locs, path, err.message)]
+
+    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
+        return [_diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}")]
+
+    if v in ("minItems", "maxItems"):
+        n = err.validator_value
+        lo = err.schema.get("minItems")
+        hi = err.schema.get("maxItems")
+        want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if v == "minItems" else f"at most {hi}")
+        return [_diag(locs, path, f"expected {want} item{'s' if n != 1 else ''}, got {len(inst)}")]
+
+    if v == "minLength":
+        return [_diag(locs, path, "must not be empty")]
+
+    if v == "minProperties":
+        return [_diag(locs, path, "must not be empty")]
+
+    if v == "uniqueItems":
+        dup = next((x for i, x in enumerate(inst) if x in inst[:i]), None)
+        return [_diag(locs, path, f"{dup!r} is listed twice" if dup is not None else "has duplicate entries")]
+
+    if v == "pattern":
+        if err.validator_value == REF_PATTERN:
+            return [_diag(locs, path, f"{inst!r} is not a tensor reference",
+                          "write a model input or node name, or node.port")]
+        if err.validator_value == IDENT:
+            return [_diag(locs, path, f"{inst!r} is not a valid name",
+                          "names use letters, digits and '_' and do not start with a digit")]
+        return [_diag(locs, path, f"{inst!r} does not match {err.validator_value}")]
+
+    if v == "const":
+        return [_diag(locs, path, f"expected {err.validator_value!r}, got {_describe(inst)}")]
+
+    return [_diag(locs, path, err.message)]
+
+
+def _param_doc(ops: Mapping[str, OpDef], op: str | None, name: str) -> str | None:
+    if op in ops:
+        desc = ops[op].params.get(name, {}).get("description")
+        return f"{name}: {desc}" if desc else None
+    return None
+
+
+# ---- semantic checks ------------------------------------------------------------------------
+
+def _table(x: Any) -> dict:
+    return x if isinstance(x, dict) else {}
+
+
+class _Validator:
+    def __init__(self, data: Mapping[str, Any], locs: Locations, ops: Mapping[str, OpDef]):
+        self.data = data if isinstance(data, dict) else {}
+        self.locs = locs
+        self.ops = ops
+        self.errors: list[Diagnostic] = []
+        self.warnings: list[Diagnostic] = []
+        self.dims: dict[str, int] = {}
+        self.inputs: dict[str, Signature] = {}
+        self.outputs: dict[str, dict[str | None, Signature]] = {}
+        self.losses: dict[str, E.Expr] = {}
+        self.schedules: dict[str, E.Expr] = {}
+        model = _table(self.data.get("model"))
+        self.dim_names = list(_table(self.data.get("dims")))
+        self.input_names = list(_table(model.get("inputs")))
+        self.node_tables = {k: v for k, v in _table(model.get("nodes")).items()}
+        self.loss_names = list(_table(self.data.get("losses")))
+        self.schedule_names = list(_table(self.data.get("schedules")))
+
+    # -- helpers
+    def error(self, keypath: tuple, message: str, hint: str | None = None) -> None:
+        self.errors.append(_diag(self.locs, keypath, message, hint))
+
+    def error_at(self, node: Any, keypath: tuple, message: str, hint: str | None = None) -> None:
+        """An error at an expression node's own position."""
+        loc = self.locs.get(keypath)
+        line = getattr(node, "line", 0) or loc.line
+        col = getattr(node, "col", 0) or loc.col
+        self.errors.append(Diagnostic(message, file=loc.file, line=line, col=col, keypath=tuple(keypath), hint=hint))
+
+    def where(self, keypath: tuple) -> dict:
+        """parse()/parse_signature() keywords that place a string value in the file."""
+        vloc = self.locs.value(keypath)
+        if vloc is not None:
+            return {"file": vloc.file, "line": vloc.line, "col": vloc.col, "keypath": keypath, "exact": True}
+        loc = self.locs.get(keypath)
+        return {"file": loc.file, "line": loc.line, "col": loc.col, "keypath": keypath, "exact": False}
+
+    def parse_expr(self, text: Any, keypath: tuple) -> E.Expr | None:
+        if isinstance(text, bool):
+            return None
+        if isinstance(text, (int, float)):
+            return E.Num(text)
+        if not isinstance(text, str):
+            return None
+        try:
+            return E.parse(text, **self.where(keypath))
+        except SpecError as e:
+            self.errors += e.diagnostics
+            return None
+
+    def parse_sig(self, text: Any, keypath: tuple) -> Signature | None:
+        if not isinstance(text, str):
+            return None
+        try:
+            sig = parse_signature(text, **self.where(keypath))
+        except SpecError as e:
+            self.errors += e.diagnostics
+            return None
+        known = set(self.dim_names) | {BATCH}
+        w = self.where(keypath)
+        for name in dict.fromkeys(sig.names):
+            if name not in known:
+                m = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
+                col = w["col"] + m.start() if (m and w["exact"]) else w["col"]
+                self.errors.append(Diagnostic(
+                    f"unknown size '{name}' in signature {text!r}", file=w["file"], line=w["line"], col=col,
+                    keypath=keypath,
+                    hint=did_you_mean(name, known) or f"define it in [dims] (known: {', '.join(sorted(known))})"))
+        return sig
+
+    def opdef(self, node: str) -> OpDef | None:
+        t = self.node_tables.get(node)
+        op = t.get("op") if isinstance(t, dict) else None
+        return self.ops.get(op) if isinstance(op, str) else None
+
+    # -- the checks
+    def run(self) -> None:
+        self.errors += schema_diagnostics(self.data, self.locs, spec_schema(list(self.ops.values())), self.ops)
+        self.check_names()
+        self.check_dims()
+        self.check_inputs()
+        self.check_nodes()
+        self.check_expressions()
+        self.check_train()
+        self.check_eval()
+        self.check_invariances()
+
+    def check_names(self) -> None:
+        kinds = [("dim", ("dims",), self.dim_names), ("schedule", ("schedules",), self.schedule_names),
+                 ("loss", ("losses",), self.loss_names), ("model input", ("model", "inputs"), self.input_names),
+                 ("node", ("model", "nodes"), list(self.node_tables))]
+        first: dict[str, str] = {}
+        for kind, base, names in kinds:
+            for name in names:
+                if name == STEP:
+                    self.error(base + (name,), f"'{STEP}' is reserved (the training step) and cannot name a {kind}")
+                elif name in first:
+                    self.error(base + (name,), f"'{name}' is both a {first[name]} and a {kind}",
+                               "every name in dims, schedules, losses, model inputs and nodes must be unique")
+                else:
+                    first[name] = kind
+
+    def check_dims(self) -> None:
+        dims = _table(self.data.get("dims"))
+        failed: set[str] = set()
+        for name, value in dims.items():
+            kp = ("dims", name)
+            if isinstance(value, bool):
+                failed.add(name)
+                continue
+            if isinstance(value, int):
+                if value >= 1:
+                    self.dims[name] = value
+                else:
+                    failed.add(name)
+                continue
+            expr = self.parse_expr(value, kp) if isinstance(value, str) else None
+            if expr is None:
+                failed.add(name)
+                continue
+            ok = True
+            for node in E.walk(expr):
+                if isinstance(node, E.Attr):
+                    self.error_at(node, kp, f"dim '{name}' cannot use the node output '{node.text}'",
+                                  "dims are sizes computed from other dims")
+                    ok = False
+                elif isinstance(node, E.Name) and node.id not in self.dims:
+                    ok = False
+                    if node.id in failed:
+                        continue
+                    if node.id in dims:
+                        self.error_at(node, kp, f"dim '{node.id}' is used before it is defined",
+                                      f"dims are evaluated in order: move '{node.id}' above '{name}'")
+                    elif node.id == STEP:
+                        self.error_at(node, kp, f"dim '{name}' cannot depend on '{STEP}'",
+                                      "use a schedule for values that change during training")
+                    else:
+                        self.error_at(node, kp, f"unknown name '{node.id}' in dim '{name}'",
+                                      did_you_mean(node.id, dims) or "a dim may use only the dims above it")
+            if not ok:
+                failed.add(name)
+                continue
+            size = self.eval_size(expr, value, kp, f"dim '{name}'")
+            if size is None:
+                failed.add(name)
+            else:
+                self.dims[name] = size
+
+    def eval_size(self, expr: E.Expr, text: str, kp: tuple, what: str) -> int | None:
+        w = self.where(kp)
+        try:
+            out = E.evaluate(expr, self.dims, file=w["file"], keypath=kp)
+        except SpecError as e:
+            self.errors += e.diagnostics
+            return None
+        if isinstance(out, float) and out.is_integer():
+            out = int(out)
+        if isinstance(out, bool) or not isinstance(out, int):
+            self.error(kp, f"{what} = {text!r} evaluates to {out!r}, not a whole number",
+                       "use // for integer division" if "/" in text else None)
+            return None
+        if out < 1:
+            self.error(kp, f"{what} = {text!r} evaluates to {out}; a size must be positive")
+            return None
+        return out
+
+    def check_inputs(self) -> None:
+        for name, text in _table(_table(self.data.get("model")).get("inputs")).items():
+            sig = self.parse_sig(text, ("model", "inputs", name))
+            if sig is not None:
+                self.inputs[name] = sig
+
+    def check_nodes(self) -> None:
+        for name, table in self.node_tables.items():
+            if not isinstance(table, dict):
+                continue
+            kp = ("model", "nodes", name)
+            opdef = self.opdef(name)
+            if "input" in table and "inputs" in table:
+                self.error(kp + ("inputs",), "give either 'input' or 'inputs', not both",
+                           "'input = \"x\"' feeds the op's first port; 'inputs = { port = \"x\" }' names ports")
+            out = table.get("output")
+            sigs: dict[str | None, Signature] = {}
+            if isinstance(out, str):
+                sig = self.parse_sig(out, kp + ("output",))
+                if sig is not None:
+                    sigs[None] = sig
+            elif isinstance(out, dict):
+                for port, text in out.items():
+                    sig = self.parse_sig(text, kp + ("output", port))
+                    if sig is not None:
+                        sigs[port] = sig
+            self.outputs[name] = sigs
+            share = table.get("share")
+            if isinstance(share, str):
+                if share == name:
+                    self.error(kp + ("share",), f"node '{name}' cannot share weights with itself")
+                elif share not in self.node_tables:
+                    self.error(kp + ("share",), f"'share' names no node '{share}'",
+                               did_you_mean(share, self.node_tables))
+                else:
+                    other = self.node_tables[share]
+                    if isinstance(other, dict) and other.get("op") != table.get("op"):
+                        self.error(kp + ("share",), f"node '{name}' ({table.get('op')}) cannot share weights "
+                                                    f"with '{share}' ({other.get('op')}): the ops differ")
+            if opdef is not None:
+                self.check_sizes(name, table, opdef)
+
+    def check_sizes(self, name: str, table: dict, opdef: OpDef) -> None:
+        for key, prop in opdef.params.items():
+            if key not in table:
+                continue
+            value = table[key]
+            kp = ("model", "nodes", name, key)
+            if is_size_schema(prop) and isinstance(value, str):
+                self.check_size_expr(value, kp, f"{key}")
+            elif isinstance(value, list) and is_size_schema(prop.get("items")):
+                for i, item in enumerate(value):
+                    if isinstance(item, str):
+                        self.check_size_expr(item, kp + (i,), f"{key}[{i}]")
+
+    def check_size_expr(self, text: str, kp: tuple, what: str) -> None:
+        expr = self.parse_expr(text, kp)
+        if expr is None:
+            return
+        ok = True
+        for node in E.walk(expr):
+            if isinstance(node, E.Attr):
+                self.error_at(node, kp, f"a size cannot use the node output '{node.text}'")
+                ok = False
+            elif isinstance(node, E.Name) and node.id not in self.dims:
+                ok = False
+                if node.id not in self.dim_names:
+                    self.error_at(node, kp, f"unknown size '{node.id}' in {what} = {text!r}",
+                                  did_you_mean(node.id, self.dim_names) or "sizes are expressions over [dims]")
+        if ok:
+            self.eval_size(expr, text, kp, what)
+
+    # -- losses, schedules, learning rates
+    def check_expressions(self) -> None:
+        for name, text in _table(self.data.get("schedules")).items():
+            kp = ("schedules", name)
+            expr = self.parse_expr(text, kp)
+            if expr is not None:
+                self.check_refs(expr, kp, "schedule", f"schedule '{name}'")
+                self.schedules[name] = expr
+        for name, text in _table(self.data.get("losses")).items():
+            kp = ("losses", name)
+            expr = self.parse_expr(text, kp)
+            if expr is not None:
+                self.check_refs(expr, kp, "loss", f"loss '{name}'")
+                self.losses[name] = expr
+        train = _table(self.data.get("train"))
+        self.check_lr(train.get("optimizer"), ("train", "optimizer"))
+        phases = train.get("phases")
+        if isinstance(phases, list):
+            for i, ph in enumerate(phases):
+                if isinstance(ph, dict):
+                    self.check_lr(ph.get("optimizer"), ("train", "phases", i, "optimizer"))
+        self.check_cycles()
+
+    def check_lr(self, opt: Any, kp: tuple) -> None:
+        if isinstance(opt, dict) and isinstance(opt.get("lr"), str):
+            expr = self.parse_expr(opt["lr"], kp + ("lr",))
+            if expr is not None:
+                self.check_refs(expr, kp + ("lr",), "schedule", "the learning rate")
+
+    def check_refs(self, expr: E.Expr, kp: tuple, context: str, what: str) -> None:
+        """Names of ``expr`` allowed in ``context`` ("loss" or "schedule")."""
+        numeric = [STEP] + self.dim_names + self.schedule_names
+        allowed = numeric + (self.loss_names + self.input_names + list(self.node_tables) if context == "loss" else [])
+        for node in E.walk(expr):
+            if isinstance(node, E.Name):
+                n = node.id
+                if n in allowed:
+                    continue
+                if context == "schedule" and (n in self.loss_names or n in self.input_names or n in self.node_tables):
+                    kind = "loss" if n in self.loss_names else ("model input" if n in self.input_names else "node")
+                    self.error_at(node, kp, f"{what} cannot use the {kind} '{n}'",
+                                  "schedules are numbers computed from step, dims and other schedules")
+                else:
+                    self.error_at(node, kp, f"unknown name '{n}' in {what}",
+                                  did_you_mean(n, allowed) or _known(context, allowed))
+            elif isinstance(node, E.Attr):
+                if context == "schedule":
+                    self.error_at(node, kp, f"{what} cannot use the node output '{node.text}'",
+                                  "schedules are numbers computed from step, dims and other schedules")
+                    continue
+                self.check_port_ref(node.node, node.port, node.text, kp, node)
+
+    def check_port_ref(self, node: str, port: str | None, text: str, kp: tuple, at: Any = None) -> None:
+        """``node`` (``.port``) must name a node (and one of its op's outputs)."""
+        report = (lambda m, h=None: self.error_at(at, kp, m, h)) if at is not None else \
+            (lambda m, h=None: self.error(kp, m, h))
+        if node in self.input_names:
+            if port is not None:
+                report(f"'{text}': model input '{node}' has no ports")
+            return
+        if node not in self.node_tables:
+            report(f"unknown node '{node}' in '{text}'",
+                   did_you_mean(node, list(self.node_tables) + self.input_names)
+                   or "nodes: " + ", ".join(self.node_tables))
+            return
+        opdef = self.opdef(node)
+        if port is not None and opdef is not None and port not in opdef.outputs:
+            report(f"'{text}': node '{node}' ({opdef.name}) has no output '{port}'",
+                   did_you_mean(port, opdef.outputs) or f"outputs: {', '.join(opdef.outputs)}")
+
+    def check_cycles(self) -> None:
+        G = nx.DiGraph()
+        kinds = {}
+        for table, exprs in (("schedules", self.schedules), ("losses", self.losses)):
+            for name, expr in exprs.items():
+                G.add_node(name)
+                kinds[name] = table
+                for n in E.names(expr):
+                    if n in self.schedules or n in self.losses:
+                        G.add_edge(name, n)
+        for comp in nx.strongly_connected_components(G):
+            if len(comp) == 1:
+                (n,) = comp
+                if not G.has_edge(n, n):
+                    continue
+                cycle = [n, n]
+            else:
+                order = {n: i for i, n in enumerate(G.nodes)}
+                start = min(comp, key=order.get)
+                edges = nx.find_cycle(G.subgraph(comp), source=start)
+                cycle = [edges[0][0]] + [e[1] for e in edges]
+            first = cycle[0]
+            self.error((kinds[first], first), f"{kinds[first]} refer to each other in a cycle: "
+                                              f"{' -> '.join(cycle)}",
+                       "a loss or schedule cannot depend on itself")
+
+    # -- train / eval / invariances
+    def check_train(self) -> None:
+        train = self.data.get("train")
+        if not isinstance(train, dict):
+            return
+        loss = train.get("loss")
+        if isinstance(loss, str):
+            if loss not in self.loss_names:
+                self.error(("train", "loss"), f"train.loss names no loss '{loss}'",
+                           did_you_mean(loss, self.loss_names) or
+                           (f"losses: {', '.join(self.loss_names)}" if self.loss_names else "define it in [losses]"))
+        phases = train.get("phases")
+        phases = phases if isinstance(phases, list) else []
+        if loss is None and self.loss_names and not (phases and all(isinstance(p, dict) and "loss" in p for p in phases)):
+            self.error(("train",), "train.loss is missing: which loss does training minimise?",
+                       f"add loss = \"{self.loss_names[0]}\" to [train]")
+        if phases and "steps" in train:
+            self.warnings.append(_diag(self.locs, ("train", "steps"),
+                                       "train.steps is ignored: the phases' steps are used", severity="warning"))
+        for i, ph in enumerate(phases):
+            if not isinstance(ph, dict):
+                continue
+            kp = ("train", "phases", i)
+            pl = ph.get("loss")
+            if isinstance(pl, str) and pl not in self.loss_names:
+                self.error(kp + ("loss",), f"phase loss names no loss '{pl}'", did_you_mean(pl, self.loss_names))
+            seen: dict[str, str] = {}
+            for key in ("trainable", "frozen"):
+                names = ph.get(key)
+                if not isinstance(names, list):
+                    continue
+                for j, n in enumerate(names):
+                    if not isinstance(n, str):
+                        continue
+                    if n not in self.node_tables:
+                        self.error(kp + (key, j), f"{key}: no node '{n}'", did_you_mean(n, self.node_tables))
+                    elif n in seen and seen[n] != key:
+                        self.error(kp + (key, j), f"node '{n}' is both trainable and frozen")
+                    seen[n] = key
+
+    def check_eval(self) -> None:
+        ev = _table(self.data.get("eval"))
+        for key in ("masks", "reconstruction"):
+            ref = ev.get(key)
+            if isinstance(ref, str) and re.match(REF_PATTERN, ref):
+                node, _, port = ref.partition(".")
+                if node in self.input_names:
+                    self.error(("eval", key), f"eval.{key} must be a node output, not the model input '{node}'")
+                else:
+                    self.check_port_ref(node, port or None, ref, ("eval", key))
+
+    def check_invariances(self) -> None:
+        invs = self.data.get("invariances")
+        if not isinstance(invs, list):
+            return
+        for i, inv in enumerate(invs):
+            if not isinstance(inv, dict):
+                continue
+            node = inv.get("node")
+            if not isinstance(node, str):
+                continue
+            kp = ("invariances", i)
+            if node not in self.node_tables:
+                self.error(kp + ("node",), f"no node '{node}'", did_you_mean(node, self.node_tables))
+                continue
+            port = inv.get("port")
+            opdef = self.opdef(node)
+            if isinstance(port, str) and opdef is not None and port not in opdef.outputs:
+                self.error(kp + ("port",), f"node '{node}' ({opdef.name}) has no output '{port}'",
+                           did_you_mean(port, opdef.outputs) or f"outputs: {', '.join(opdef.outputs)}")
+
+
+def _known(context: str, allowed: list[str]) -> str:
+    if context == "schedule":
+        return "a schedule may use step, [dims] and other [schedules]"
+    return "known names: " + ", ".join(sorted(allowed)) if len(allowed) <= 20 else \
+        "a loss may use step, dims, schedules, losses, model inputs and nodes"

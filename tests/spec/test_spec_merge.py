@@ -1,0 +1,121 @@
+"""extends and --set overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocdsl.errors import SpecError
+from ocdsl.spec.merge import load_merged, parse_override
+
+
+def test_extends_chain_deep_merges_and_moves_locations(write):
+    write("base.toml", """\
+        [dims]
+        H = 8
+        K = 4
+        [train]
+        steps = 100
+        optimizer = { name = "adam", lr = 1e-3 }
+        [eval]
+        metrics = ["ari", "mse"]
+        """)
+    write("mid.toml", """\
+        extends = "base.toml"
+        [dims]
+        K = 5
+        """)
+    leaf = write("v/leaf.toml", """\
+        extends = "../mid.toml"
+        [train.optimizer]
+        lr = 5e-4
+        [eval]
+        metrics = ["ari_fg"]
+        """)
+    m = load_merged(leaf)
+    assert m.data["dims"] == {"H": 8, "K": 5}
+    assert m.data["train"] == {"steps": 100, "optimizer": {"name": "adam", "lr": 5e-4}}
+    assert m.data["eval"]["metrics"] == ["ari_fg"]          # arrays replace
+    assert "extends" not in m.data
+    L = m.locations
+    assert L.get(("dims", "K")).file.endswith("mid.toml")
+    assert L.get(("dims", "H")).file.endswith("base.toml")
+    assert L.get(("train", "optimizer", "lr")).file.endswith("leaf.toml")
+    assert L.get(("train", "optimizer", "name")).file.endswith("base.toml")
+    assert L.get(("eval", "metrics", 0)).file.endswith("leaf.toml")
+    assert (("eval", "metrics", 1)) not in L                 # the parent's second entry is gone
+    assert len(m.files) == 3
+
+
+def test_extends_errors(write):
+    a = write("a.toml", 'extends = "b.toml"\n')
+    write("b.toml", 'extends = "a.toml"\n')
+    with pytest.raises(SpecError, match=r"'extends' cycle: b.toml -> a.toml -> b.toml|'extends' cycle"):
+        load_merged(a)
+    me = write("me.toml", 'extends = "me.toml"\n')
+    with pytest.raises(SpecError, match="cycle"):
+        load_merged(me)
+    miss = write("miss.toml", '\n\nextends = "nope/base.toml"\n')
+    with pytest.raises(SpecError) as ei:
+        load_merged(miss)
+    d = ei.value.diagnostics[0]
+    assert "no such file 'nope/base.toml'" in d.message and d.line == 3
+    bad = write("bad.toml", "extends = 3\n")
+    with pytest.raises(SpecError, match="must be a path"):
+        load_merged(bad)
+
+
+@pytest.mark.parametrize("text, path, value", [
+    ("train.steps=10", ("train", "steps"), 10),
+    ("dims.K=5", ("dims", "K"), 5),
+    ('train.optimizer.lr="1e-3"', ("train", "optimizer", "lr"), "1e-3"),
+    ("train.optimizer.lr=1e-3", ("train", "optimizer", "lr"), 1e-3),
+    ("data.dataset=multi_dsprites", ("data", "dataset"), "multi_dsprites"),
+    ("losses.total=rec + 0.1 * kl", ("losses", "total"), "rec + 0.1 * kl"),
+    ("eval.metrics=[\"ari\", \"mse\"]", ("eval", "metrics"), ["ari", "mse"]),
+    ("train.optimizer={name = \"sgd\", lr = 0.1}", ("train", "optimizer"), {"name": "sgd", "lr": 0.1}),
+    ("eval.datasets[0].optional=false", ("eval", "datasets", 0, "optional"), False),
+    ('model.nodes."my node".kernel = 3', ("model", "nodes", "my node", "kernel"), 3),
+])
+def test_parse_override(text, path, value):
+    assert parse_override(text) == (path, value)
+
+
+def test_overrides_apply_with_locations(write):
+    p = write("s.toml", """\
+        [train]
+        steps = 100
+        [[eval.datasets]]
+        name = "a"
+        """)
+    m = load_merged(p, ["train.steps=10", "train.batch_size=4", "eval.datasets.0.name=b", "new.table.key=1"])
+    assert m.data["train"] == {"steps": 10, "batch_size": 4}
+    assert m.data["eval"]["datasets"][0]["name"] == "b"
+    assert m.data["new"] == {"table": {"key": 1}}
+    assert m.locations.get(("train", "steps")).file == "--set train.steps=10"
+
+
+@pytest.mark.parametrize("override, words", [
+    ("train.steps", "expected KEY.PATH=VALUE"),
+    ("=3", "key path before '=' is empty"),
+    ("train.steps.x=1", "train.steps is a number"),
+    ("eval.datasets.3.name=x", "has 1 entry, there is no [3]"),
+    ("eval.datasets.name=x", "is a list"),
+    ("train[0]=1", "is a table, not a list"),
+    ("a..b=1", "cannot read the key path"),
+    ("a.=1", "ends with '.'"),
+    ("extends=x.toml", "cannot be overridden"),
+])
+def test_bad_overrides(write, override, words):
+    p = write("s.toml", '[train]\nsteps = 1\n[[eval.datasets]]\nname = "a"\n')
+    with pytest.raises(SpecError) as ei:
+        load_merged(p, [override])
+    d = ei.value.diagnostics[0]
+    assert d.file == "--set"
+    assert words in d.message and f"'{override}'" in d.message
+
+
+def test_all_bad_overrides_reported(write):
+    p = write("s.toml", "[train]\nsteps = 1\n")
+    with pytest.raises(SpecError) as ei:
+        load_merged(p, ["nope", "train.steps.x=1"])
+    assert len(ei.value.diagnostics) == 2

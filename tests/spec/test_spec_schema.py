@@ -1,0 +1,66 @@
+"""The JSON Schema: well-formed, documented, wired to the op registry."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from jsonschema import Draft202012Validator
+
+from ocdsl.ops import registry
+from ocdsl.spec.schema import spec_schema
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _walk_properties(schema, path=""):
+    """Yield (path, subschema) for every entry of every `properties` map."""
+    if isinstance(schema, dict):
+        for name, sub in (schema.get("properties") or {}).items():
+            yield f"{path}.{name}", sub
+        for key, sub in schema.items():
+            if key in ("properties",):
+                for name, s in sub.items():
+                    yield from _walk_properties(s, f"{path}.{name}")
+            elif isinstance(sub, (dict, list)):
+                yield from _walk_properties(sub, f"{path}/{key}")
+    elif isinstance(schema, list):
+        for i, s in enumerate(schema):
+            yield from _walk_properties(s, f"{path}[{i}]")
+
+
+def test_schema_is_valid_and_serialisable():
+    schema = spec_schema()
+    Draft202012Validator.check_schema(schema)
+    assert json.loads(json.dumps(schema)) == schema
+
+
+def test_every_property_has_a_description():
+    schema = spec_schema()  # every registered op's parameters included
+    missing = [p for p, sub in _walk_properties(schema) if "description" not in sub and "/if" not in p]
+    assert not missing, missing
+
+
+def test_shipped_spec_validates():
+    data = tomllib.loads((REPO / "specs" / "slot_attention.toml").read_text())
+    errors = list(Draft202012Validator(spec_schema()).iter_errors(data))
+    assert not errors, [e.message for e in errors]
+
+
+def test_op_params_come_from_the_registry():
+    schema = spec_schema()
+    branches = schema["$defs"]["node"]["allOf"]
+    by_op = {b["if"]["properties"]["op"]["const"]: b["then"] for b in branches}
+    assert set(by_op) == set(registry.names())
+    lin = by_op["toy_linear"]
+    assert lin["additionalProperties"] is False
+    assert {"width", "hidden", "bias", "op", "input", "inputs", "output", "share"} <= set(lin["properties"])
+    assert lin["required"] == ["width"]
+    assert set(lin["properties"]["inputs"]["properties"]) == {"x"}
+    node = {"$defs": schema["$defs"], **schema["$defs"]["node"]}
+    validator = Draft202012Validator(node)
+    assert validator.is_valid({"op": "toy_linear", "input": "x", "width": 3})
+    assert not validator.is_valid({"op": "toy_linear", "input": "x", "width": 3, "widht": 3})
+    assert not validator.is_valid({"op": "toy_linear", "width": 3, "output": {"nope": "B"}})
+    assert not validator.is_valid({"op": "no_such_op"})
