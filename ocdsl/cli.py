@@ -45,10 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--resume", help="continue the run in this directory from its last checkpoint")
     sp.add_argument("--no-compile", action="store_true", help="do not torch.compile the model")
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sp.add_argument("--allow-spec-change", action="store_true",
+                    help="with --resume: continue although the spec changed since the checkpoint")
 
     sp = spec_cmd("eval", "evaluate a run's checkpoint")
     sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
     sp.add_argument("--gpu", action="store_true", help="evaluate on CUDA")
+    sp.add_argument("--allow-spec-change", action="store_true",
+                    help="evaluate although the spec changed since the checkpoint")
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
     return p
@@ -106,7 +110,7 @@ def cmd_run(args) -> int:
     import time
 
     from ocdsl.pipeline import build
-    from ocdsl.train import resolve_device, train
+    from ocdsl.train import resolve_device, seed_everything, train
 
     device = resolve_device(args.gpu)
     overrides = list(args.overrides)
@@ -124,9 +128,11 @@ def cmd_run(args) -> int:
     compile_mode = False if args.no_compile else "auto"
     if c.will_compile(device, compile_mode):
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
+    seed_everything(int(c.spec.train.get("seed", 0)))  # same initial weights every run
     model = c.instantiate(device=device, torch_compile=compile_mode)
     summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
-                    resume=out_dir if args.resume else None, progress=not args.no_progress)
+                    resume=out_dir if args.resume else None, progress=not args.no_progress,
+                    allow_spec_mismatch=args.allow_spec_change)
     return EXIT_INTERRUPTED if summary.get("status") == "interrupted" else 0
 
 
@@ -137,7 +143,8 @@ def cmd_eval(args) -> int:
     device = resolve_device(args.gpu)
     c = build(args.spec, overrides=args.overrides)
     model = c.instantiate(device=device, torch_compile=False)
-    evaluate_checkpoint(c.spec, model, Path(args.run_dir), device=device)
+    evaluate_checkpoint(c.spec, model, Path(args.run_dir), device=device,
+                        allow_spec_mismatch=args.allow_spec_change)
     return 0
 
 

@@ -5,9 +5,9 @@ Vertices are the spec's model inputs (``kind="input"``) and nodes (``kind="op"``
 ports of the same producer feeding one consumer are two parallel edges, hence a multigraph.
 
 Checked here, all at once: undefined references (with a did-you-mean hint), unknown
-input/output port names, missing required inputs, self-references and cycles, nodes that
-share weights with a missing node or a node of another op, and (as warnings) nodes whose
-outputs nothing uses.
+input/output port names, missing required inputs, self-references and cycles, and (as
+warnings) nodes whose outputs nothing uses. Name clashes and ``share`` targets are checked
+earlier, by spec validation.
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ def build_graph(spec: Spec) -> nx.MultiDiGraph:
     for name, sig in spec.inputs.items():
         G.add_node(name, kind="input", signature=sig, keypath=("model", "inputs", name))
     for name, node in spec.nodes.items():
-        if name in spec.inputs:
-            diags.append(spec.diag(node.keypath, f"node '{name}' has the same name as a model input"))
-            continue
         try:
             opdef = registry.get(node.op)
         except registry.UnknownOp:
@@ -99,15 +96,6 @@ def build_graph(spec: Spec) -> nx.MultiDiGraph:
                                        + (f" ({p.signature})" if p.signature else ""),
                                        f"add `inputs = {{ {p.name} = \"...\" }}`" if len(opdef.inputs) > 1
                                        else "add `input = \"...\"`"))
-        if node.shared_with is not None:
-            other = spec.nodes.get(node.shared_with)
-            if other is None:
-                diags.append(spec.diag(node.keypath + ("share",), f"'share' names no node '{node.shared_with}'",
-                                       did_you_mean(node.shared_with, spec.nodes)))
-            elif other.op != node.op:
-                diags.append(spec.diag(node.keypath + ("share",),
-                                       f"node '{name}' ({node.op}) cannot share weights with "
-                                       f"'{node.shared_with}' ({other.op}): ops differ"))
 
     if not diags:
         try:

@@ -68,6 +68,19 @@ def _base_dir(spec) -> Path:
     return Path(spec.path).parent if spec.path else Path(".")
 
 
+def dataset_cfg(spec, keypath: tuple) -> dict:
+    """The [data] table (or an [[eval.datasets]] entry) at ``keypath`` with its ``path``
+    made absolute relative to the spec file that wrote it (``Spec.resolve_path``), so a
+    base spec's data path still works when a variant in another folder extends it."""
+    node = spec.data
+    for k in keypath:
+        node = node[k]
+    cfg = dict(node)
+    if cfg.get("path") is not None and hasattr(spec, "resolve_path"):
+        cfg["path"] = str(spec.resolve_path(tuple(keypath) + ("path",)))
+    return cfg
+
+
 def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSet]:
     """The datasets to evaluate on: ``test`` (from [data]) then each ``[[eval.datasets]]``.
 
@@ -76,7 +89,7 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
     warn = warn or (lambda m: print(m, file=sys.stderr))
     ev, base = spec.eval, _base_dir(spec)
     spec_file = str(spec.path)
-    sets = [EvalSet("test", _deps.make_dataset(spec.data_cfg, "test", base, ev.get("test_size"),
+    sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.get("test_size"),
                                                spec_file=spec_file, keypath=("data",)), ("data",))]
     taken = {"test"}
     for i, entry in enumerate(ev.get("datasets", []) or []):
@@ -87,8 +100,9 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
                                       hint="give each [[eval.datasets]] entry its own name"))
         taken.add(name)
         optional = bool(entry.get("optional", False))
+        entry = dataset_cfg(spec, kp)
         if entry.get("path") is not None:
-            path = base / Path(str(entry["path"])).expanduser()
+            path = Path(entry["path"])
             if not path.is_file():
                 if optional:
                     warn(spec.diag(kp + ("path",), f"skipping optional evaluation dataset '{name}': "
