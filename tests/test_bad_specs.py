@@ -7,7 +7,9 @@ saying what the error must contain:
     # expect-line: N                                  (the error is reported at <file>:N:)
     # set: key.path=value                             (an override passed to load)
 
-Files whose name starts with ``_`` are helpers (e.g. the other half of an extends cycle).
+Each case goes through the whole front end (``ocdsl.pipeline.build``: load, validate, graph,
+shape inference), so graph-level mistakes (undefined references, cycles, shape mismatches)
+live in the same catalogue. Files whose name starts with ``_`` are helpers (e.g. the other half of an extends cycle).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from ocdsl.errors import SpecError
-from ocdsl.spec import load
+from ocdsl.pipeline import build
 
 CATALOGUE = Path(__file__).parent / "bad_specs"
 CASES = sorted(p for p in CATALOGUE.iterdir()
@@ -44,7 +46,7 @@ def test_bad_spec(path: Path):
     d = directives(path)
     assert d["expect"], f"{path.name}: no '# expect:' line"
     with pytest.raises(SpecError) as ei:
-        load(path, overrides=d["set"] or None)
+        build(path, overrides=d["set"] or None)  # load + graph + shape inference
     text = ei.value.format()
     for want in d["expect"]:
         assert want in text, f"{path.name}: expected {want!r} in:\n{text}"

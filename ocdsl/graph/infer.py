@@ -115,7 +115,8 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
                 continue
             got = out_shapes[port]
             if declared != got:
-                label = "output" if port == opdef.outputs[0] else f"output '{port}'"
+                failed.add(name)  # its consumers would only repeat this error
+                label = "output" if len(opdef.outputs) == 1 else f"output '{port}'"
                 diags.append(spec.diag(
                     node.keypath + ("output",),
                     f"node '{name}' ({opdef.name}) {label}: declared {sig.text!r} = {fmt_shape(declared)}, "
@@ -128,7 +129,7 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
 
 def _src_text(G: nx.MultiDiGraph, node: str, port: str) -> str:
     data = G.nodes[node]
-    if data["kind"] == "input" or port == data["opdef"].outputs[0]:
+    if data["kind"] == "input" or len(data["opdef"].outputs) == 1:
         return node
     return f"{node}.{port}"
 

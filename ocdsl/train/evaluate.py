@@ -81,6 +81,21 @@ def dataset_cfg(spec, keypath: tuple) -> dict:
     return cfg
 
 
+def check_data_fits(spec, name: str, dataset, keypath: tuple) -> None:
+    """The dataset's images must have the shape of the model input ``image`` (minus the
+    batch axis); raises SpecError pointing at the dataset's key otherwise."""
+    sig = spec.inputs.get("image")
+    if sig is None or dataset is None or len(dataset) == 0:
+        return
+    got = tuple(dataset[0]["image"].shape)
+    want = tuple(d.value for d in sig.resolve(spec.dims)[1:])
+    if got != want:
+        raise SpecError(spec.diag(keypath, f"dataset '{name}' gives images of shape {got} (C, H, W), but "
+                                           f"model.inputs.image is {sig.text!r} = (B, {', '.join(map(str, want))})",
+                                  hint="set [dims] to the data's resolution, or point the dataset at "
+                                       "files of the model's resolution"))
+
+
 def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSet]:
     """The datasets to evaluate on: ``test`` (from [data]) then each ``[[eval.datasets]]``.
 
@@ -116,7 +131,9 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
         if ds is None:  # optional and absent (as ocdsl.data judged it)
             warn(spec.diag(kp, f"skipping optional evaluation dataset '{name}'", severity="warning").format())
             continue
+        check_data_fits(spec, name, ds, kp)
         sets.append(EvalSet(name, ds, kp))
+    check_data_fits(spec, "test", sets[0].dataset, ("data",))
     return sets
 
 

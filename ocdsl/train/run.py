@@ -50,7 +50,7 @@ from ocdsl.errors import Diagnostic, SpecError, UserError
 from ocdsl.train import _deps
 from ocdsl.train.checkpoint import (CHECKPOINT_NAME, atomic_write_json, capture_rng, load_checkpoint,
                                     load_model_state, restore_rng, save_checkpoint)
-from ocdsl.train.evaluate import (check_eval_outputs, check_metric_names, dataset_cfg, eval_message, eval_rows,
+from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, check_metric_names, dataset_cfg, eval_message, eval_rows,
                                   eval_sets, evaluate_model)
 from ocdsl.train.interrupt import StopGuard
 from ocdsl.train.optim import build_optimizer, set_lr
@@ -355,6 +355,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     # Data first: a missing file should fail before anything is written.
     base_dir = Path(spec.path).parent if spec.path else Path(".")
     train_set = _deps.make_dataset(dataset_cfg(spec, ("data",)), "train", base_dir, None, spec_file=str(spec.path))
+    check_data_fits(spec, "train", train_set, ("data",))
     sets = eval_sets(spec)
     rng_range = value_range(spec.data_cfg)
 

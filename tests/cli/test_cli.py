@@ -86,3 +86,48 @@ def test_console_script_runs():
     r = subprocess.run([str(exe), "validate", "specs/slot_attention.toml"], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_missing_data_path_exits_2(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    rc = main(["run", str(p), "--steps", "1", "--no-progress", "--out", str(tmp_path / "run"),
+               "--set", "data.path=nowhere/tetrominoes.npz"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "nowhere/tetrominoes.npz" in err and "Traceback" not in err
+
+
+def test_corrupt_checkpoint_exits_2(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    assert main(["eval", str(p), str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt" in err and "Traceback" not in err
+    assert (run / "checkpoint.pt").read_bytes() == b"not a checkpoint at all"  # nothing lost
+
+
+def test_data_of_another_resolution_exits_2(tmp_path, capsys):
+    # TINY's model takes 8x8 images; the Tetrominoes generator makes 35x35 ones.
+    rc = main(["run", str(write(tmp_path, TINY)), "--steps", "1", "--no-progress", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "(3, 35, 35)" in err and "'B C H W' = (B, 3, 8, 8)" in err and "Traceback" not in err
+
+
+def test_run_then_resume_then_eval(tmp_path, capsys):
+    """A tiny end-to-end run: train 2 steps, resume to 3, evaluate the checkpoint."""
+    p = write(tmp_path, TINY + "\n[eval]\ntest_size = 4\nmetrics = [\"ari_fg\", \"mse\"]\n"
+                               "masks = \"composite.masks\"\nreconstruction = \"composite.image\"\n")
+    run = tmp_path / "run"
+    size = ["--set", "dims.H=35", "--set", "dims.W=35"]  # the generator's resolution
+    assert main(["run", str(p), "--steps", "2", "--no-progress", "--no-compile", "--out", str(run), *size]) == 0
+    assert main(["run", str(p), "--steps", "3", "--no-progress", "--no-compile", "--resume", str(run), *size]) == 0
+    assert main(["eval", str(p), str(run), *size]) == 0
+    out = capsys.readouterr().out
+    assert "ari_fg" in out
+    import json
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert max(r.get("step", 0) for r in rows) == 3
+    assert (run / "model.py").exists() and (run / "summary.json").exists()
