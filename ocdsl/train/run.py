@@ -144,10 +144,13 @@ class TrainConfig:
         self.seed = num("seed", 0, minimum=0)
         self.log_every = num("log_every", 50)
         self.checkpoint_every = num("checkpoint_every", 1000, minimum=0)
-        self.time_limit = num("time_limit", None, kind=float, minimum=0, optional=True)
+        self.time_limit = num("time_limit", None, kind=float, minimum=0, optional=True) or None  # 0: none
         self.grad_clip = num("grad_clip", None, kind=float, minimum=0, optional=True)
         self.num_workers = num("num_workers", 0, minimum=0)
         self.shuffle = bool(t.get("shuffle", True))
+        self.precision = t.get("precision", "fp32")
+        if self.precision not in ("fp32", "bf16"):
+            diags.append(spec.diag(("train", "precision"), f"precision must be fp32 or bf16, got {self.precision!r}"))
         ev = spec.eval.get("every", 0)
         if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
             diags.append(spec.diag(("eval", "every"), f"every must be an integer >= 0, got {ev!r}"))
@@ -474,7 +477,12 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     lr = lr_src.at(sched)
                     set_lr(opt, lr)
                     arg, inputs = model_inputs(batch, inputs_names, rng_range, device)
-                    outputs = fwd(arg)
+                    with torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16,
+                                        enabled=cfg.precision == "bf16"):
+                        outputs = fwd(arg)
+                    if cfg.precision != "fp32":  # losses in fp32
+                        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                                   for k, v in outputs.items()}
                     if not checked_outputs:
                         check_eval_outputs(spec, outputs)
                         checked_outputs = True

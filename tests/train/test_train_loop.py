@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 
@@ -219,3 +220,29 @@ def test_interrupt_flag_restores_no_handler_leak_on_error(fakes, spec_factory, m
     assert signal.getsignal(signal.SIGINT) is previous
     assert load_checkpoint(out)[0]["step"] == 2
     assert json.loads((out / "summary.json").read_text())["status"] == "error"
+
+
+def test_time_limit_zero_means_no_limit(fakes, spec_factory, model_cls, tmp_path):
+    spec = spec_factory(train={"steps": 3, "time_limit": 0})
+    summary = train(spec, model_cls(), out_dir=tmp_path / "r", progress=False)
+    assert summary["status"] == "completed" and summary["step"] == 3
+
+
+def test_bf16_precision_runs_forward_under_autocast_and_losses_in_fp32(fakes, spec_factory, model_cls, tmp_path):
+    seen = []
+    model = model_cls()
+    model.enc.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    orig = model.losses
+
+    def losses(inputs, outputs, sched, step):
+        seen.append(("loss-input", outputs[next(iter(outputs))].dtype))
+        return orig(inputs, outputs, sched, step)
+
+    model.losses = losses
+    spec = spec_factory(train={"steps": 2, "precision": "bf16"})
+    summary = train(spec, model, out_dir=tmp_path / "r", progress=False)
+    assert summary["status"] == "completed"
+    train_convs = seen[: seen.index(next(s for s in seen if isinstance(s, tuple)))]
+    assert train_convs and all(d == torch.bfloat16 for d in train_convs)  # the conv ran in bf16
+    assert all(s[1] == torch.float32 for s in seen if isinstance(s, tuple))  # losses saw fp32
+    assert all(math.isfinite(r["loss"]) for r in step_rows(tmp_path / "r"))
