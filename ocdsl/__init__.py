@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 from ocdsl.errors import Diagnostic, SpecError, UserError  # noqa: E402
 
-__all__ = ["__version__", "load", "compile", "Diagnostic", "SpecError", "UserError"]
+__all__ = ["__version__", "load", "compile", "check", "Diagnostic", "SpecError", "UserError"]
 
 
 def load(path, overrides=None):
@@ -37,3 +37,11 @@ def compile(spec_or_path, *, torch_compile="auto", device="cpu", overrides=None,
     from ocdsl.pipeline import build
     return build(spec_or_path, overrides=overrides, out=out).instantiate(device=device,
                                                                          torch_compile=torch_compile)
+
+
+def check(spec_or_path, *, examples=20, overrides=None):
+    """Run the spec's declared symmetries (``[[invariances]]``) as hypothesis property
+    tests -> report (``.passed``, ``.failures``; ``str(report)`` is the table with the
+    smallest counterexample of each failure)."""
+    from ocdsl.invariance import check as _check
+    return _check(spec_or_path, examples=examples, overrides=overrides)

@@ -54,6 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="evaluate although the spec changed since the checkpoint")
 
+    sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
+    sp.add_argument("--examples", type=int, default=20, help="examples per property (default 20)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the example search")
+
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
     return p
 
@@ -70,7 +74,9 @@ def _print_warnings(spec) -> None:
 
 def cmd_validate(args) -> int:
     from ocdsl.pipeline import build
+    from ocdsl.invariance.spec_checks import resolve
     c = build(args.spec, overrides=args.overrides)
+    resolve(c)  # [[invariances]] name real nodes, axes and inputs
     _print_warnings(c.spec)
     n_ops = sum(1 for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
     print(f"{args.spec}: ok ({n_ops} nodes, {len(c.spec.losses)} losses, {len(c.spec.schedules)} schedules)")
@@ -148,6 +154,11 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from ocdsl.invariance import main_check
+    return main_check(args.spec, examples=args.examples, overrides=args.overrides, seed=args.seed)
+
+
 def cmd_schema(args) -> int:
     import json
 
@@ -158,7 +169,7 @@ def cmd_schema(args) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "compile": cmd_compile, "graph": cmd_graph, "run": cmd_run,
-    "eval": cmd_eval, "schema": cmd_schema,
+    "eval": cmd_eval, "check": cmd_check, "schema": cmd_schema,
 }
 
 

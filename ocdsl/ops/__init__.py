@@ -12,5 +12,6 @@ from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, regis
 # Import order does not matter; each import registers that family's ops.
 from ocdsl.ops import (composite, conv, decoders, mlp, position,  # noqa: F401,E402
                        slot_attention, tensor)
+from ocdsl.ops import soft_argmax  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

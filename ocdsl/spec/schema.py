@@ -235,15 +235,24 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         properties={
             "kind": _d("Which symmetry.", enum=list(INVARIANCE_KINDS)),
             "node": _d("The node whose output has the symmetry.", type="string", pattern=IDENT),
-            "port": _d("Output port of the node (default: its first output).", type="string",
+            "port": _d("Compare only this output port of the node (default: every output of the "
+                       "node, plus downstream outputs for permutation kinds).", type="string",
                        pattern=IDENT),
-            "axis": _d("The axis (a name in the signature, e.g. K) that is permuted or shifted.",
+            "axis": _d("The axis that is permuted or shifted: one name for a permutation (K, "
+                       "(H W)), one or two for a translation (H W); looked up in the signature "
+                       "of what feeds the transformed input, or as the op's own port letter (N).",
                        type="string", minLength=1),
-            "inputs": _d("Which inputs are transformed: a list of model inputs, or a table "
+            "inputs": _d("What is transformed: model inputs, input ports of the node, or node.port; "
+                         "default: every port of the node that has the axis. A list, or a table "
                          "input -> axis name.",
                          anyOf=[{"type": "array", "items": {"type": "string"}},
                                 {"type": "object", "additionalProperties": {"type": "string"}}]),
-            "tolerance": _d("Absolute tolerance of the check.", type="number", exclusiveMinimum=0),
+            "outputs": _d("The outputs to compare (node or node.port references); default: see port.",
+                          type="array", items=_ref("An output to compare."), minItems=1),
+            "max_shift": _d("Largest shift, in pixels, tried by translation checks.", type="integer",
+                            minimum=0),
+            "tolerance": _d("Absolute tolerance of the check (the relative part stays the dtype's "
+                            "default).", type="number", exclusiveMinimum=0),
         },
         required=["kind", "node", "axis"],
         additionalProperties=False,

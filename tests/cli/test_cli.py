@@ -131,3 +131,16 @@ def test_run_then_resume_then_eval(tmp_path, capsys):
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
     assert max(r.get("step", 0) for r in rows) == 3
     assert (run / "model.py").exists() and (run / "summary.json").exists()
+
+
+def test_validate_checks_invariance_axes(tmp_path, capsys):
+    text = TINY + '\n[[invariances]]\nkind = "permutation_equivariance"\nnode = "slots"\naxis = "Q"\n'
+    assert main(["validate", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert "invariances" in err and "'Q'" in err and "Traceback" not in err
+
+
+def test_check_passes_on_tiny_spec(tmp_path, capsys):
+    text = TINY + '\n[[invariances]]\nkind = "permutation_equivariance"\nnode = "slots"\naxis = "K"\n'
+    assert main(["check", str(write(tmp_path, text)), "--examples", "3"]) == 0
+    assert "pass" in capsys.readouterr().out

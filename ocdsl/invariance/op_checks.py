@@ -1,0 +1,261 @@
+"""Check the symmetries an op declares in its registry entry (``OpDef.symmetries``).
+
+Each op with symmetries needs an *example*: a strategy of tiny instances (parameters and
+input tensors), the signature of each output (the registry names output ports, not their
+layout) and the fill value of each input (what "nothing here" is: 0 for images and
+features, -1e4 for logits). ``EXAMPLES`` holds them; an op added later registers its own
+with :func:`register_example` (tests/invariance checks every op with symmetries has one).
+
+How a :class:`~ocdsl.ops.registry.Symmetry` is read:
+
+- ``transform``: input port -> axis letter(s) of that port's signature that are permuted
+  (one letter) or shifted (one letter, or two such as ``"H W"``); ports not named are
+  left alone;
+- ``output``: output port -> what it does: ``None`` = unchanged; axis letter(s) = that
+  axis is permuted / shifted with the input; for ``translation_equivariance`` a coordinate
+  spec ``"<x|y|z> <pixels|normalized|normalized_edges>"`` = that component of the last axis
+  moves by the shift in those units (ocdsl.invariance.transforms). Output ports not named
+  are not compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+from hypothesis import strategies as st
+
+from ocdsl.invariance import strategies as S
+from ocdsl.invariance.search import Outcome, Property, Result, search
+from ocdsl.invariance.transforms import (TRANSLATION_KINDS, Expect, Permutation, Shift,
+                                         Tolerance, apply_to_site,
+                                         default_tolerance, deviation, expected_output,
+                                         parse_coords, unit_per_pixel)
+from ocdsl.ops.registry import OpDef, Symmetry
+from ocdsl.shapes import Dim
+
+__all__ = ["OpInstance", "OpExample", "EXAMPLES", "register_example", "op_properties",
+           "check_op", "call_op"]
+
+
+
+@dataclass(frozen=True)
+class OpInstance:
+    """One tiny instance of an op: its (resolved) params and its input tensors."""
+
+    params: dict[str, Any]
+    inputs: dict[str, torch.Tensor]
+    weight_seed: int = 0
+
+
+@dataclass(frozen=True)
+class OpExample:
+    """``instances(dtype)`` -> strategy of OpInstance; ``outputs``: output port ->
+    signature (``"B K D"``); ``fills``: input port -> fill value for shifts (default 0)."""
+
+    instances: Callable[[torch.dtype], Any]
+    outputs: Mapping[str, str]
+    fills: Mapping[str, float] = field(default_factory=dict)
+
+
+EXAMPLES: dict[str, OpExample] = {}
+
+
+def register_example(op_name: str, example: OpExample) -> OpExample:
+    EXAMPLES[op_name] = example
+    return example
+
+
+# ---- the examples of the shipped ops -------------------------------------------------------
+
+@st.composite
+def _slot_attention(draw, dtype):
+    b, n, din = draw(S.batch_sizes(3)), draw(st.integers(1, 8)), draw(st.integers(1, 6))
+    k, d = draw(st.integers(1, 5)), draw(st.integers(2, 8))
+    params = {"num_slots": k, "slot_size": d, "mlp_hidden": draw(st.integers(1, 8)),
+              "iterations": draw(st.integers(1, 4))}
+    inputs = {"inputs": draw(S.inputs_bnd(b, n, din, dtype)),
+              "slots": draw(S.slots_bkd(b, k, d, dtype))}
+    return OpInstance(params, inputs, draw(S.seeds()))
+
+
+@st.composite
+def _alpha_composite(draw, dtype):
+    b, k, c = draw(S.batch_sizes(2)), draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    inputs = {"rgb": draw(S.rgb_bkchw(b, k, c, h, w, dtype)),
+              "alpha_logits": draw(S.alpha_bk1hw(b, k, h, w, dtype))}
+    return OpInstance({}, inputs, 0)
+
+
+@st.composite
+def _spatial_broadcast_decoder(draw, dtype):
+    b, k, d = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    channels = draw(st.lists(st.integers(1, 4), min_size=1, max_size=2))
+    params = {"resolution": [h, w], "channels": channels,
+              "kernel": draw(st.sampled_from([1, 3])), "out_kernel": draw(st.sampled_from([1, 3])),
+              "out_channels": draw(st.integers(2, 4))}
+    return OpInstance(params, {"slots": draw(S.slots_bkd(b, k, d, dtype))}, draw(S.seeds()))
+
+
+@st.composite
+def _soft_argmax(draw, dtype):
+    b, k, c = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(2, 9)), draw(st.integers(2, 9))
+    params = {"temperature": draw(st.sampled_from([1.0, 0.5]))}
+    inputs = {"logits": draw(S.heatmaps_bkhw(b, k, h, w, dtype)),
+              "features": draw(S.features_bchw(b, c, h, w, dtype))}
+    return OpInstance(params, inputs, 0)
+
+
+register_example("slot_attention", OpExample(
+    _slot_attention, {"slots": "B K D", "attention": "B K N"}))
+register_example("alpha_composite", OpExample(
+    _alpha_composite, {"image": "B C H W", "masks": "B K H W"}))
+register_example("spatial_broadcast_decoder", OpExample(
+    _spatial_broadcast_decoder, {"rgb": "B K C H W", "alpha_logits": "B K 1 H W"}))
+register_example("soft_argmax", OpExample(
+    _soft_argmax, {"coords": "B K 2", "features": "B K C", "attention": "B K H W"},
+    fills={"logits": -1e4, "features": 0.0}))
+
+
+# ---- running an op -------------------------------------------------------------------------
+
+def call_op(opdef: OpDef, module: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+            ) -> dict[str, torch.Tensor]:
+    """Call ``module`` the way generated code does; outputs as a dict by port name."""
+    if len(opdef.inputs) == 1:
+        out = module(inputs[opdef.inputs[0].name])
+    else:
+        out = module(**{p.name: inputs[p.name] for p in opdef.inputs if p.name in inputs})
+    if len(opdef.outputs) == 1:
+        out = (out,)
+    return dict(zip(opdef.outputs, out))
+
+
+def _axes_of(signature: str, letters: list[str], what: str) -> tuple[int, ...]:
+    names = signature.split()
+    missing = [a for a in letters if a not in names]
+    if missing:
+        raise ValueError(f"{what}: axis {' '.join(missing)} not in its signature {signature!r}")
+    return tuple(names.index(a) for a in letters)
+
+
+@dataclass(frozen=True)
+class _OpCase:
+    instance: OpInstance
+    transform: Permutation | Shift
+
+
+def _symmetry_label(sym: Symmetry) -> str:
+    axes = sorted({a for v in sym.transform.values() for a in v.split()})
+    return f"{sym.kind} {' '.join(axes)}"
+
+
+def op_properties(opdef: OpDef, *, module: Callable[..., torch.nn.Module] | None = None,
+                  dtype: torch.dtype = torch.float32, tolerance: Tolerance | None = None,
+                  max_shift: int | None = None, example: OpExample | None = None
+                  ) -> list[Property]:
+    """One Property per symmetry of ``opdef``. ``module`` replaces the op's module class
+    (a factory called with the op's ``init_args``), e.g. to prove a broken variant fails."""
+    ex = example or EXAMPLES.get(opdef.name)
+    if ex is None:
+        raise KeyError(f"op {opdef.name!r} declares symmetries but ocdsl.invariance has no "
+                       f"example for it; add one with register_example()")
+    factory = module or opdef.module
+    tol = tolerance or default_tolerance(dtype)
+    ports = {p.name: p for p in opdef.inputs}
+    return [_op_property(opdef, sym, ex, factory, dtype, tol, ports, max_shift)
+            for sym in opdef.symmetries]
+
+
+def _op_property(opdef, sym, ex, factory, dtype, tol, ports, max_shift) -> Property:
+    translation = sym.kind in TRANSLATION_KINDS
+    letters = {port: axis.split() for port, axis in sym.transform.items()}
+    first_port, first_letters = next(iter(letters.items()))
+    site_axes = {port: _axes_of(ports[port].signature, ls, f"{opdef.name} input '{port}'")
+                 for port, ls in letters.items()}
+
+    def sizes_of(inst: OpInstance) -> tuple[int, ...]:
+        x = inst.inputs[first_port]
+        return tuple(int(x.shape[a]) for a in site_axes[first_port])
+
+    @st.composite
+    def cases(draw):
+        inst = draw(ex.instances(dtype))
+        sizes = sizes_of(inst)
+        if translation:
+            transform = draw(S.shifts(sizes, first_letters, max_shift))
+        else:
+            transform = draw(S.permutations_of(sizes[0], first_letters[0]))
+        return _OpCase(inst, transform)
+
+    def expects(inst: OpInstance, transform) -> list[Expect]:
+        out = []
+        for port, spec in sym.output.items():
+            if spec is None or sym.kind.endswith("invariance"):
+                out.append(Expect(port, "same"))
+                continue
+            coords = parse_coords(spec) if translation else None
+            if coords is not None:
+                comp, units = coords
+                n_axes = len(first_letters)
+                comps = (comp,) if n_axes == 1 else tuple(range(n_axes - 1, -1, -1))
+                scales = tuple(unit_per_pixel(units, n) for n in transform.sizes)
+                out.append(Expect(port, "coords", components=comps, scales=scales))
+                continue
+            axes = _axes_of(ex.outputs[port], spec.split(), f"{opdef.name} output '{port}'")
+            out.append(Expect(port, "shift" if translation else "permute", axes))
+        return out
+
+    def run(inst: OpInstance, transform, moved: bool, seed: int) -> dict[str, torch.Tensor]:
+        feed = dict(inst.inputs)
+        for port, axes in site_axes.items():
+            if port in feed:
+                feed[port] = apply_to_site(feed[port], axes, transform, moved,
+                                           ex.fills.get(port, 0.0))
+        in_shapes = {p: tuple(Dim.of(int(s)) for s in t.shape) for p, t in feed.items()}
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(inst.weight_seed)
+            mod = factory(**opdef.init_args(in_shapes, inst.params)).to(dtype).eval()
+            torch.manual_seed(seed)
+            with torch.no_grad():
+                return call_op(opdef, mod, feed)
+
+    def evaluate(case: _OpCase) -> Outcome:
+        inst, transform = case.instance, case.transform
+        base = run(inst, transform, False, 0)
+        moved = run(inst, transform, True, 0)
+        devs = []
+        for e in expects(inst, transform):
+            exp, mask = expected_output(base[e.key], e, transform)
+            devs.append(deviation(e.key, moved[e.key], exp, tol, mask))
+        return Outcome(devs)
+
+    def describe(case: _OpCase) -> list[str]:
+        inst, transform = case.instance, case.transform
+        shapes = ", ".join(f"{p} {tuple(t.shape)}" for p, t in inst.inputs.items())
+        sites = ", ".join(f"{p} ({ports[p].signature})" for p in site_axes)
+        return [f"op {opdef.name} with params {inst.params}",
+                f"inputs: {shapes} (values from seeds; weights seed {inst.weight_seed})",
+                f"{transform.describe()}, applied to {sites}"]
+
+    compared = []
+    for port, spec in sym.output.items():
+        compared.append(f"{port}: {'unchanged' if spec is None else spec}")
+    return Property(name=_symmetry_label(sym), node=opdef.name, strategy=cases(),
+                    evaluate=evaluate, describe=describe, tolerance=tol,
+                    notes=(sym.doc,) if sym.doc else (), compared=tuple(compared))
+
+
+def check_op(op: str | OpDef, *, examples: int = 20, module=None,
+             dtype: torch.dtype = torch.float32, tolerance: Tolerance | None = None,
+             seed: int = 0, max_shift: int | None = None) -> list[Result]:
+    """Check every symmetry ``op`` declares; one Result per symmetry."""
+    from ocdsl.ops import get
+    opdef = get(op) if isinstance(op, str) else op
+    return [search(p, examples, seed=seed)
+            for p in op_properties(opdef, module=module, dtype=dtype, tolerance=tolerance,
+                                   max_shift=max_shift)]

@@ -1,0 +1,617 @@
+"""A spec's ``[[invariances]]`` -> properties of its compiled model.
+
+A declaration::
+
+    [[invariances]]
+    kind = "permutation_equivariance"   # | permutation_invariance | translation_equivariance
+                                        # | translation_invariance
+    node = "slots"                      # the node the symmetry is about
+    axis = "K"                          # one axis ("K", "(H W)"); translation: one or two ("H W")
+    # optional:
+    inputs = ["slots"]                  # what is transformed (default: see below)
+    port = "attention"                  # compare only this output of `node`
+    outputs = ["composite.image", "composite.masks"]   # compare these outputs
+    tolerance = 1e-4                    # absolute tolerance (default per dtype)
+    max_shift = 2                       # translation: largest shift in pixels
+
+(``outputs`` and ``max_shift`` are read here; the spec schema must list them to accept them.)
+
+**What is transformed** (``inputs``): entries are model inputs (``"image"``), input ports
+of ``node`` (``"slots"``: for slot attention the initial slots) or ``"<node>.<input port>"``
+of another node; a table ``{ slots = "K" }`` gives each entry its own axis name. Without
+``inputs``: every input port of ``node`` that has the axis. A port is transformed where
+the value enters the node (the node's module is wrapped for the run), so what feeds it is
+computed as usual and permuted or shifted on the way in. An *unconnected* optional port
+(an initial state such as slot attention's ``slots``) gets a value drawn by the check, of
+the shape of the node's output of the same name: ``node = "slots", axis = "K"`` draws
+initial slots and permutes them.
+
+**Axis names** are looked up in the signature of what feeds the site (the producer's
+declared ``output``, or the model input's signature; for an initial state, the node's
+declared output of that name), then among the op's own port letters (``N`` for slot
+attention's inputs). A name must name a whole axis: ``"(H W)"`` is the flattened token
+axis of ``"B (H W) F"``.
+
+**What is compared** (``outputs`` > ``port`` > default): by default, every output of
+``node`` and, for permutation kinds, of every node downstream of it; for translation kinds
+only ``node``'s own outputs (what follows a localiser is rarely shift-structured). Each
+output is expected to:
+
+- permutation: be permuted along each of its axes that has the permuted axis's name (by
+  its declared signature, e.g. ``composite.masks = "B K H W"``), and be unchanged if it
+  has none (``composite.image = "B C H W"``); an output without a declared signature is
+  unchanged when no axis has the permuted size, else it is left out (with a note);
+- translation: be shifted along its axes of the shifted names; the node's own outputs that
+  the op declares as coordinates (``Symmetry.output`` ``"x normalized"``) move by the shift
+  in those units; an output without a declared signature is left out (with a note)
+  unless the op says it is unchanged; anything else is unchanged;
+- for the invariance kinds, outputs named in ``outputs`` / ``port`` must be unchanged
+  whatever their axes (that is the claim); default outputs follow the rules above.
+
+Each case draws a batch size, a seed for the inputs and drawn states (standard normal;
+shifted sites get a blanked border at least as wide as the shift, see transforms.py) and
+the permutation or shift; both runs share the torch RNG state, so random draws elsewhere
+in the model (e.g. another node's slot initialisation) are identical. The weights are the
+model's own (``run_checks(model=...)``) or a fresh initialisation from the check's seed,
+the same for every case; the model runs in eval mode without gradients.
+"""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+import torch
+from torch import nn
+
+from ocdsl.errors import Diagnostic, SpecError, did_you_mean
+from ocdsl.graph.build import output_key
+from ocdsl.invariance.search import Outcome, Property
+from ocdsl.invariance.transforms import (KINDS, PERMUTATION_KINDS, TRANSLATION_KINDS, Expect,
+                                         Permutation, Shift, Tolerance, apply_to_site,
+                                         default_tolerance, deviation, expected_output,
+                                         parse_coords, unit_per_pixel)
+from ocdsl.shapes import Shape, ShapeError
+
+__all__ = ["Site", "Declaration", "resolve", "model_properties", "axis_tokens"]
+
+
+def axis_tokens(text: str) -> list[str]:
+    """``"K"`` -> ["K"]; ``"H W"`` -> ["H", "W"]; ``"(H  W)"`` -> ["(H W)"]."""
+    out = []
+    for tok in re.findall(r"\([^)]*\)|[^\s()]+", str(text)):
+        if tok.startswith("("):
+            tok = "(" + " ".join(tok[1:-1].split()) + ")"
+        out.append(tok)
+    return out
+
+
+@dataclass(frozen=True)
+class Site:
+    """A tensor the check transforms: a model input, or an input port of a node."""
+
+    label: str                   # "image", "slots.slots (initial state)", "slots.inputs"
+    shape: Shape                 # symbolic in B
+    axes: tuple[int, ...]        # the transformed axes
+    names: tuple[str, ...]       # their names (as in the feeding signature)
+    model_input: str | None = None
+    node: str | None = None
+    port: str | None = None
+    inject: bool = False         # an unconnected state: the check draws its value
+    fill: float = 0.0
+
+
+@dataclass
+class Declaration:
+    """One resolved ``[[invariances]]`` entry."""
+
+    index: int
+    kind: str
+    node: str
+    names: tuple[str, ...]       # canonical names of the transformed axes
+    sizes: tuple[int, ...]
+    sites: list[Site]
+    expects: list[Expect]
+    tolerance: Tolerance
+    where: str = ""
+    max_shift: int | None = None
+    atol: float | None = None    # the declaration's `tolerance`
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {' '.join(self.names)}"
+
+
+# ---- resolving declarations against the graph ----------------------------------------------
+
+class _Resolver:
+    def __init__(self, compiled):
+        self.spec = compiled.spec
+        self.G: nx.MultiDiGraph = compiled.graph
+        self.diags: list[Diagnostic] = []
+
+    def error(self, kp: tuple, msg: str, hint: str | None = None) -> None:
+        self.diags.append(self.spec.diag(kp, msg, hint))
+
+    # what feeds a site: (label, signature or None, shape, inject)
+    def feed_of_port(self, node: str, port: str):
+        for u, _, d in self.G.in_edges(node, data=True):
+            if d["dst_port"] == port:
+                src = self.G.nodes[u]
+                sig = (src["signature"] if src["kind"] == "input"
+                       else src["node"].outputs.get(d["src_port"]))
+                return f"{node}.{port}", sig, src["out_shapes"][d["src_port"]], False
+        data = self.G.nodes[node]
+        if port in data["out_shapes"]:
+            shape = data["out_shapes"][port]
+            try:
+                data["opdef"].infer({**data["in_shapes"], port: shape}, data["params"])
+            except ShapeError:
+                return None
+            return (f"{node}.{port} (initial state)", data["node"].outputs.get(port), shape, True)
+        return None
+
+    def locate(self, names: list[str], sig, op_port_sig: str) -> tuple[tuple[int, ...], tuple[str, ...]] | None:
+        sig_names = sig.axis_names() if sig is not None else []
+        letters = op_port_sig.split()
+        axes, canon = [], []
+        for t in names:
+            if t in sig_names:
+                i = sig_names.index(t)
+            elif t in letters:
+                i = letters.index(t)
+            else:
+                return None
+            axes.append(i)
+            canon.append(sig_names[i] if i < len(sig_names) else t)
+        return tuple(axes), tuple(canon)
+
+    def fill_of(self, node: str | None, port: str | None) -> float:
+        if node is None:
+            return 0.0
+        try:
+            from ocdsl.invariance.op_checks import EXAMPLES
+        except ImportError:                 # no hypothesis: resolving only (validation)
+            return 0.0
+        ex = EXAMPLES.get(self.G.nodes[node]["opdef"].name)
+        return float(ex.fills.get(port, 0.0)) if ex else 0.0
+
+    def site_at_port(self, node: str, port: str, names: list[str], kp: tuple,
+                     quiet: bool = False) -> Site | None:
+        opdef = self.G.nodes[node]["opdef"]
+        ports = {p.name: p for p in opdef.inputs}
+        feed = self.feed_of_port(node, port)
+        if feed is None:
+            if not quiet:
+                self.error(kp, f"input '{port}' of node '{node}' is not connected and its shape "
+                               f"is unknown, so the check cannot draw a value for it",
+                           "connect it, or transform another input")
+            return None
+        label, sig, shape, inject = feed
+        found = self.locate(names, sig, ports[port].signature)
+        if found is None:
+            if not quiet:
+                have = sig.text if sig is not None else ports[port].signature
+                self.error(kp, f"input '{port}' of node '{node}' has no axis "
+                               f"{' '.join(names)!r} (its layout: {have!r})")
+            return None
+        axes, canon = found
+        return Site(label, tuple(shape), axes, canon, node=node, port=port, inject=inject,
+                    fill=self.fill_of(node, port))
+
+    def site_at_input(self, name: str, names: list[str], kp: tuple) -> Site | None:
+        data = self.G.nodes[name]
+        found = self.locate(names, data["signature"], "")
+        if found is None:
+            self.error(kp, f"model input '{name}' has no axis {' '.join(names)!r} "
+                           f"(its signature: {data['signature'].text!r})")
+            return None
+        axes, canon = found
+        return Site(name, tuple(data["out_shapes"]["out"]), axes, canon, model_input=name)
+
+    def site_entry(self, node: str, entry: Any, names: list[str], kp: tuple) -> Site | None:
+        if not isinstance(entry, str) or not entry:
+            self.error(kp, f"expected a model input or an input port, got {entry!r}")
+            return None
+        if entry in self.spec.inputs:
+            return self.site_at_input(entry, names, kp)
+        target, _, port = entry.rpartition(".")
+        if not target:
+            ports = [p.name for p in self.G.nodes[node]["opdef"].inputs]
+            if port not in ports:
+                choices = list(self.spec.inputs) + ports
+                self.error(kp, f"'{entry}' is neither a model input nor an input port of node "
+                               f"'{node}'", did_you_mean(entry, choices)
+                           or f"model inputs: {', '.join(self.spec.inputs)}; inputs of "
+                              f"'{node}': {', '.join(ports)}")
+                return None
+            target = node
+        if target not in self.spec.nodes or self.G.nodes[target].get("kind") != "op":
+            self.error(kp, f"'{entry}' is neither a model input nor an input port of a node",
+                       did_you_mean(target, list(self.spec.nodes) + list(self.spec.inputs)))
+            return None
+        ports = [p.name for p in self.G.nodes[target]["opdef"].inputs]
+        if port not in ports:
+            self.error(kp, f"node '{target}' ({self.G.nodes[target]['opdef'].name}) has no input "
+                           f"port '{port}'", did_you_mean(port, ports) or f"its inputs: {', '.join(ports)}")
+            return None
+        return self.site_at_port(target, port, names, kp)
+
+    # ---- one declaration
+    def declaration(self, i: int, inv: dict) -> Declaration | None:
+        kp = ("invariances", i)
+        kind, node = inv.get("kind"), inv.get("node")
+        if kind not in KINDS:
+            self.error(kp + ("kind",), f"unknown kind {kind!r}", did_you_mean(str(kind), KINDS)
+                       or f"kinds: {', '.join(KINDS)}")
+            return None
+        if node not in self.spec.nodes or node not in self.G:
+            self.error(kp + ("node",), f"no node '{node}'", did_you_mean(str(node), self.spec.nodes))
+            return None
+        names = axis_tokens(inv.get("axis", ""))
+        translation = kind in TRANSLATION_KINDS
+        if not names or (not translation and len(names) != 1) or len(names) > 2:
+            want = "one or two axes (e.g. 'H W')" if translation else "exactly one axis (e.g. 'K')"
+            self.error(kp + ("axis",), f"{kind} needs {want}, got {inv.get('axis')!r}")
+            return None
+        sites = self.sites(i, node, inv, names, kp)
+        if sites is None:
+            return None
+        sizes = None
+        for s in sites:
+            try:
+                sz = tuple(s.shape[a].value for a in s.axes)
+            except ShapeError:
+                self.error(kp + ("axis",), f"axis {' '.join(names)!r} of {s.label} has no fixed size")
+                return None
+            if sizes is None:
+                sizes = sz
+            elif sz != sizes:
+                self.error(kp + ("inputs",), f"the transformed axes differ in size: {sites[0].label} "
+                                             f"{sizes}, {s.label} {sz}")
+                return None
+        canon = sites[0].names
+        tol = default_tolerance(torch.float32, inv.get("tolerance"))
+        decl = Declaration(i, kind, node, canon, sizes, sites, [], tol,
+                           where=_where(self.spec, kp), max_shift=inv.get("max_shift"),
+                           atol=inv.get("tolerance"))
+        self.outputs(decl, inv, kp)
+        if not decl.expects:
+            self.error(kp, "nothing to compare: no output of the node (or downstream) could be "
+                           "checked", "name outputs with `outputs = [...]`")
+            return None
+        return decl
+
+    def sites(self, i, node, inv, names, kp) -> list[Site] | None:
+        entries = inv.get("inputs")
+        if entries is None:
+            opdef = self.G.nodes[node]["opdef"]
+            sites = [s for p in opdef.inputs
+                     if (s := self.site_at_port(node, p.name, names, kp, quiet=True)) is not None]
+            if not sites:
+                have = []
+                for p in opdef.inputs:
+                    feed = self.feed_of_port(node, p.name)
+                    sig = feed[1].text if feed and feed[1] is not None else p.signature
+                    have.append(f"{p.name} {sig!r}")
+                self.error(kp + ("axis",), f"no input of node '{node}' ({opdef.name}) has axis "
+                                           f"{' '.join(names)!r}", "its inputs: " + ", ".join(have))
+                return None
+            return sites
+        if isinstance(entries, dict):
+            items = [(k, axis_tokens(v), kp + ("inputs", k)) for k, v in entries.items()]
+        else:
+            items = [(e, names, kp + ("inputs", j)) for j, e in enumerate(entries)]
+        sites = [self.site_entry(node, e, ns, k) for e, ns, k in items]
+        if any(s is None for s in sites):
+            return None
+        if not sites:
+            self.error(kp + ("inputs",), "no inputs to transform")
+            return None
+        return sites
+
+    def outputs(self, decl: Declaration, inv: dict, kp: tuple) -> None:
+        node = decl.node
+        explicit: list[tuple[str, str, tuple]] = []
+        if "outputs" in inv:
+            for j, ref in enumerate(inv["outputs"]):
+                r = self.output_ref(str(ref), kp + ("outputs", j))
+                if r:
+                    explicit.append((*r, kp + ("outputs", j)))
+        elif inv.get("port"):
+            r = self.output_ref(f"{node}.{inv['port']}", kp + ("port",))
+            if r:
+                explicit.append((*r, kp + ("port",)))
+        if explicit:
+            for n, p, k in explicit:
+                e = self.expect(decl, n, p, explicit=True, kp=k)
+                if e is not None:
+                    decl.expects.append(e)
+            return
+        nodes = [node]
+        if decl.kind in PERMUTATION_KINDS:
+            order = {n: j for j, n in enumerate(self.spec.nodes)}
+            nodes += sorted(nx.descendants(self.G, node), key=lambda n: order.get(n, 1 << 30))
+        for n in nodes:
+            for p in self.G.nodes[n]["opdef"].outputs:
+                e = self.expect(decl, n, p, explicit=False, kp=kp)
+                if e is not None:
+                    decl.expects.append(e)
+
+    def output_ref(self, ref: str, kp: tuple) -> tuple[str, str] | None:
+        n, _, p = ref.partition(".")
+        if n not in self.spec.nodes or self.G.nodes[n].get("kind") != "op":
+            self.error(kp, f"no node '{n}' (in output reference '{ref}')",
+                       did_you_mean(n, self.spec.nodes))
+            return None
+        outs = self.G.nodes[n]["opdef"].outputs
+        p = p or outs[0]
+        if p not in outs:
+            self.error(kp, f"node '{n}' has no output '{p}'", did_you_mean(p, outs)
+                       or f"its outputs: {', '.join(outs)}")
+            return None
+        return n, p
+
+    def expect(self, decl: Declaration, n: str, p: str, explicit: bool, kp: tuple) -> Expect | None:
+        data = self.G.nodes[n]
+        key = output_key(n, p, data["opdef"].outputs)
+        sig = data["node"].outputs.get(p)
+        shape = data["out_shapes"][p]
+        if explicit and decl.kind.endswith("invariance"):
+            return Expect(key, "same", why="declared invariant")
+        if sig is not None:
+            names = sig.axis_names()
+            if decl.kind in PERMUTATION_KINDS:
+                axes = tuple(j for j, a in enumerate(names) if a == decl.names[0])
+                return (Expect(key, "permute", axes, why=f"has axis {decl.names[0]}") if axes
+                        else Expect(key, "same", why=f"no axis {decl.names[0]}"))
+            if all(a in names for a in decl.names):
+                return Expect(key, "shift", tuple(names.index(a) for a in decl.names),
+                              why=f"has axes {' '.join(decl.names)}")
+        elif decl.kind in PERMUTATION_KINDS:
+            sizes = [d.value for d in shape[1:] if d.is_concrete]
+            if decl.sizes[0] not in sizes:
+                return Expect(key, "same", why=f"no axis of size {decl.sizes[0]}")
+            msg = (f"{key}: no declared signature, so which axis is {decl.names[0]} is unknown "
+                   f"(declare `output` on node '{n}')")
+            if explicit:
+                self.error(kp, msg)
+            else:
+                decl.notes.append("not compared: " + msg)
+            return None
+        if decl.kind == "translation_equivariance" and n == decl.node:
+            coords = self.op_coords(decl, n, p)
+            if coords is not None:
+                return Expect(key, "coords", components=coords[0], scales=coords[1],
+                              why="coordinates (op symmetry)")
+        if sig is None and decl.kind in TRANSLATION_KINDS and not self.op_says_same(decl, n, p):
+            msg = (f"{key}: no declared signature, so whether it moves is unknown "
+                   f"(declare `output` on node '{n}')")
+            if explicit:
+                self.error(kp, msg)
+            else:
+                decl.notes.append("not compared: " + msg)
+            return None
+        return Expect(key, "same", why=f"no axes {' '.join(decl.names)}")
+
+    def _op_values(self, decl: Declaration, n: str, p: str) -> list[Any] | None:
+        """For each shifted axis, what the op's translation symmetry says output ``p`` does
+        (None if the op declares nothing for it)."""
+        opdef = self.G.nodes[n]["opdef"]
+        ports = {q.name: q for q in opdef.inputs}
+        out = []
+        for k in range(len(decl.names)):
+            found = None
+            for s in decl.sites:
+                if s.node != n:
+                    continue
+                letter = ports[s.port].signature.split()[s.axes[k]] if s.axes[k] < len(
+                    ports[s.port].signature.split()) else None
+                for sym in opdef.symmetries:
+                    if (sym.kind == "translation_equivariance" and p in sym.output
+                            and sym.transform.get(s.port, "").split() == [letter]):
+                        found = ("value", sym.output[p])
+                if found:
+                    break
+            if found is None:
+                return None
+            out.append(found[1])
+        return out
+
+    def op_coords(self, decl, n, p):
+        values = self._op_values(decl, n, p)
+        if values is None or not all(isinstance(v, str) and parse_coords(v) for v in values):
+            return None
+        comps, scales = [], []
+        for v, size in zip(values, decl.sizes):
+            comp, units = parse_coords(v)
+            comps.append(comp)
+            scales.append(unit_per_pixel(units, size))
+        return tuple(comps), tuple(scales)
+
+    def op_says_same(self, decl, n, p) -> bool:
+        if n != decl.node:
+            return False
+        values = self._op_values(decl, n, p)
+        return values is not None and all(v is None for v in values)
+
+
+def _where(spec, kp: tuple) -> str:
+    loc = spec.locations.get(kp)
+    return f"{loc.file}:{loc.line}:{loc.col or 1}" if loc.line else loc.file
+
+
+def resolve(compiled) -> list[Declaration]:
+    """Every ``[[invariances]]`` entry of ``compiled.spec`` resolved against its graph.
+    Raises SpecError listing every problem (with file, line and column)."""
+    r = _Resolver(compiled)
+    out = []
+    for i, inv in enumerate(compiled.spec.invariances):
+        if not isinstance(inv, dict):
+            r.error(("invariances", i), "expected a table")
+            continue
+        d = r.declaration(i, inv)
+        if d is not None:
+            out.append(d)
+    if r.diags:
+        raise SpecError(r.diags)
+    return out
+
+
+# ---- running the model ---------------------------------------------------------------------
+
+class _Intercept(nn.Module):
+    """Wraps a node's module: injects drawn states and transforms inputs on the way in."""
+
+    def __init__(self, inner: nn.Module, opdef, inject: dict[str, torch.Tensor],
+                 fns: dict[str, Any]):
+        super().__init__()
+        self.inner = inner
+        self.opdef = opdef
+        self.inject = inject
+        self.fns = fns
+
+    def forward(self, *args, **kwargs):
+        names = [p.name for p in self.opdef.inputs]
+        bound = dict(kwargs)
+        for name, a in zip(names, args):
+            bound[name] = a
+        bound.update(self.inject)
+        for port, fn in self.fns.items():
+            bound[port] = fn(bound[port])
+        if len(names) == 1:
+            return self.inner(bound[names[0]])
+        return self.inner(**{k: v for k, v in bound.items() if k in names})
+
+
+@contextmanager
+def _wrapped(model: nn.Module, wrappers: dict[str, _Intercept]) -> Iterator[None]:
+    saved = {n: getattr(model, n) for n in wrappers}
+    try:
+        for n, w in wrappers.items():
+            setattr(model, n, w)
+        yield
+    finally:
+        for n, m in saved.items():
+            setattr(model, n, m)
+
+
+@dataclass(frozen=True)
+class _ModelCase:
+    batch: int
+    seed: int
+    transform: Permutation | Shift
+
+
+def _concrete(shape: Shape, b: int) -> tuple[int, ...]:
+    out = []
+    for d in shape:
+        v = d.coeff
+        for s in d.symbols:
+            v *= b
+        out.append(v)
+    return tuple(out)
+
+
+def model_properties(compiled, model: nn.Module, *, max_batch: int = 2) -> list[Property]:
+    """One Property per declaration of ``compiled.spec``, run on ``model``."""
+    return [_model_property(compiled, model, d, max_batch) for d in resolve(compiled)]
+
+
+def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: int) -> Property:
+    from hypothesis import strategies as st
+
+    from ocdsl.invariance import strategies as S
+
+    spec, G = compiled.spec, compiled.graph
+    try:
+        dtype = next(model.parameters()).dtype
+    except StopIteration:
+        dtype = torch.float32
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    tol = default_tolerance(dtype, decl.atol)
+    symbolic = any(d.symbols for name in spec.inputs for d in G.nodes[name]["out_shapes"]["out"])
+    translation = decl.kind in TRANSLATION_KINDS
+
+    @st.composite
+    def cases(draw):
+        b = draw(S.batch_sizes(max_batch)) if symbolic else 1
+        seed = draw(S.seeds())
+        if translation:
+            transform = draw(S.shifts(decl.sizes, decl.names, decl.max_shift))
+        else:
+            transform = draw(S.permutations_of(decl.sizes[0], decl.names[0]))
+        return _ModelCase(b, seed, transform)
+
+    def draws(case: _ModelCase):
+        inputs = {name: S.tensor_from_seed(_concrete(G.nodes[name]["out_shapes"]["out"], case.batch),
+                                           case.seed * 7919 + j, dtype).to(device)
+                  for j, name in enumerate(spec.inputs)}
+        states = {s.label: S.tensor_from_seed(_concrete(s.shape, case.batch),
+                                              case.seed * 7919 + 1000 + j, dtype).to(device)
+                  for j, s in enumerate(decl.sites) if s.inject}
+        return inputs, states
+
+    def run(case: _ModelCase, moved: bool) -> dict[str, torch.Tensor]:
+        inputs, states = draws(case)
+        t = case.transform
+        for s in decl.sites:
+            if s.model_input is not None:
+                inputs[s.model_input] = apply_to_site(inputs[s.model_input], s.axes, t, moved, s.fill)
+        per_node: dict[str, tuple[dict, dict]] = {}
+        for s in decl.sites:
+            if s.node is None:
+                continue
+            inject, fns = per_node.setdefault(s.node, ({}, {}))
+            if s.inject:
+                inject[s.port] = states[s.label]
+            fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
+        wrappers = {n: _Intercept(getattr(model, n), G.nodes[n]["opdef"], inj, fns)
+                    for n, (inj, fns) in per_node.items()}
+        feed = inputs[next(iter(spec.inputs))] if len(spec.inputs) == 1 else inputs
+        with _wrapped(model, wrappers), torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(case.seed)
+            return model(feed)
+
+    def evaluate(case: _ModelCase) -> Outcome:
+        was_training = model.training
+        model.eval()
+        try:
+            base, moved = run(case, False), run(case, True)
+        finally:
+            model.train(was_training)
+        devs = []
+        for e in decl.expects:
+            exp, mask = expected_output(base[e.key], e, case.transform)
+            devs.append(deviation(e.key, moved[e.key], exp, tol, mask))
+        return Outcome(devs)
+
+    def describe(case: _ModelCase) -> list[str]:
+        inputs, states = draws(case)
+        sites = ", ".join(f"{s.label} (axis {' '.join(s.names)})" for s in decl.sites)
+        shapes = ", ".join([f"{k} {tuple(v.shape)}" for k, v in inputs.items()]
+                           + [f"{k} {tuple(v.shape)}" for k, v in states.items()])
+        return [f"batch size {case.batch}, values drawn from seed {case.seed} (standard normal)",
+                f"{case.transform.describe()}, applied to {sites}",
+                f"shapes: {shapes}"]
+
+    compared = tuple(_compared(e, decl) for e in decl.expects)
+    return Property(name=decl.label, node=decl.node, strategy=cases(), evaluate=evaluate,
+                    describe=describe, tolerance=tol, where=decl.where,
+                    notes=tuple(decl.notes), compared=compared)
+
+
+def _compared(e: Expect, decl: Declaration) -> str:
+    names = " ".join(decl.names)
+    if e.action == "same":
+        return f"{e.key}: unchanged"
+    if e.action == "permute":
+        return f"{e.key}: permuted along {names}"
+    if e.action == "shift":
+        return f"{e.key}: shifted along {names}"
+    moves = ", ".join(f"{'xyz'[c]} {s:.3g}/px" for c, s in zip(e.components, e.scales) if c >= 0)
+    return f"{e.key}: moves with the shift ({moves})"
