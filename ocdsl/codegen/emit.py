@@ -181,30 +181,27 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             w(f"            {output_key(n, port, opdef.outputs)!r}: {var[(n, port)]},")
     w("        }")
     w("")
-    # schedules
     w("    def schedules(self, step: int) -> dict[str, float]:")
     w('        """[schedules]: values as functions of the training step."""')
-    sched_names = _ordered(spec.schedules)
-    s_taken: set[str] = set()
-    s_var = {s: _ident(s, s_taken) for s in sched_names}
-    for s in sched_names:
-        code = to_python(spec.schedules[s], lambda ref: _sched_ref(ref, spec, s_var))
-        w(f"        {s_var[s]} = {code}")
-    w("        return {" + ", ".join(f"{s!r}: {s_var[s]}" for s in spec.schedules) + "}")
+    L.extend(_assignments(spec.schedules, lambda ref, names: _sched_ref(ref, spec, names)))
     w("")
-    # losses
     w("    def losses(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor],")
     w("               sched: dict[str, float], step: int) -> dict[str, Tensor]:")
     w('        """[losses]: every named loss term; train.loss is minimised."""')
-    loss_names = _ordered(spec.losses)
-    l_taken: set[str] = set()
-    l_var = {s: _ident(s, l_taken) for s in loss_names}
     okeys = _output_keys(G)
-    for s in loss_names:
-        code = to_python(spec.losses[s], lambda ref: _loss_ref(ref, spec, l_var, okeys))
-        w(f"        {l_var[s]} = {code}")
-    w("        return {" + ", ".join(f"{s!r}: {l_var[s]}" for s in spec.losses) + "}")
+    L.extend(_assignments(spec.losses, lambda ref, names: _loss_ref(ref, spec, names, okeys)))
     return "\n".join(L) + "\n"
+
+
+def _assignments(exprs: dict[str, Any], resolve) -> list[str]:
+    """Method body: one assignment per named expression in dependency order, then a dict
+    of all of them in spec order. ``resolve(ref, local_names)`` gives a reference's code."""
+    order = _ordered(exprs)
+    taken: set[str] = set()
+    local = {name: _ident(name, taken) for name in order}
+    lines = [f"        {local[n]} = {to_python(exprs[n], lambda ref: resolve(ref, local))}" for n in order]
+    lines.append("        return {" + ", ".join(f"{n!r}: {local[n]}" for n in exprs) + "}")
+    return lines
 
 
 def _output_keys(G: nx.MultiDiGraph) -> dict[str, str]:
