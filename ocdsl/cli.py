@@ -54,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="evaluate although the spec changed since the checkpoint")
 
+    sp = spec_cmd("bench", "time a training step of the spec's model here, eager vs torch.compile")
+    sp.add_argument("--gpu", action="store_true", help="on CUDA")
+    sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
+    sp.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    sp.add_argument("--no-compile", action="store_true", help="eager only")
+
+    sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
+    sp.add_argument("--split", default="train", choices=["train", "val", "test"])
+    sp.add_argument("-n", type=int, default=16, help="images in the preview (default 16)")
+    sp.add_argument("-o", "--out", help="preview PNG (default: <spec stem>.data.png)")
+
     sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
     sp.add_argument("--examples", type=int, default=20, help="examples per property (default 20)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the example search")
@@ -154,6 +165,57 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import time
+
+    from ocdsl.graph import analyse
+    from ocdsl.pipeline import build
+    from ocdsl.spec import load
+    from ocdsl.train import resolve_device
+    from ocdsl.train.bench import benchmark_step, format_bench
+
+    device = resolve_device(args.gpu)
+    t0 = time.perf_counter()
+    spec = load(args.spec, args.overrides)
+    t1 = time.perf_counter()
+    analyse(spec)
+    t2 = time.perf_counter()
+    c = build(spec)
+    t3 = time.perf_counter()
+    modes = ("eager",) if args.no_compile else ("eager", "compiled")
+    res = benchmark_step(c, device=device, batch=args.batch, rounds=args.rounds, modes=modes)
+    print(format_bench(c.spec.name, res, {"load": 1e3 * (t1 - t0), "graph": 1e3 * (t2 - t1),
+                                          "codegen": 1e3 * (t3 - t2)}))
+    return 0
+
+
+def cmd_data(args) -> int:
+    import torch
+
+    from ocdsl.data import make_dataset
+    from ocdsl.data.registry import get_info
+    from ocdsl.spec import load
+    from ocdsl.train.evaluate import dataset_cfg
+    from ocdsl.viz.figures import save_data_figure
+
+    spec = load(args.spec, args.overrides)
+    cfg = dataset_cfg(spec, ("data",))
+    ds = make_dataset(cfg, args.split, spec.path.parent, args.n, spec_file=str(spec.path))
+    info = get_info(str(cfg.get("dataset")))
+    items = [ds[i] for i in range(min(args.n, len(ds)))]
+    image = torch.stack([it["image"] for it in items])
+    labels = torch.stack([it["mask"] for it in items])
+    source = cfg.get("path") or f"procedural generator (seed {cfg.get('seed', 0)})"
+    print(f"dataset {info.name}: {info.channels}x{info.height}x{info.width}, up to {info.max_objects} mask slots "
+          f"(slot 0 = background), split {args.split}, from {source}")
+    counts = [int(l.unique().numel()) - int((l == 0).any()) for l in labels]
+    print(f"objects per image in the preview: min {min(counts)}, mean {sum(counts) / len(counts):.2f}, max {max(counts)}")
+    out = Path(args.out) if args.out else Path(f"{spec.path.stem}.data.png")
+    save_data_figure(out, image, labels, max_images=args.n, title=f"{info.name} ({args.split})")
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_check(args) -> int:
     from ocdsl.invariance import main_check
     return main_check(args.spec, examples=args.examples, overrides=args.overrides, seed=args.seed)
@@ -169,7 +231,7 @@ def cmd_schema(args) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "compile": cmd_compile, "graph": cmd_graph, "run": cmd_run,
-    "eval": cmd_eval, "check": cmd_check, "schema": cmd_schema,
+    "eval": cmd_eval, "check": cmd_check, "bench": cmd_bench, "data": cmd_data, "schema": cmd_schema,
 }
 
 

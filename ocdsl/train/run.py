@@ -55,7 +55,7 @@ from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, check_met
 from ocdsl.train.interrupt import StopGuard
 from ocdsl.train.optim import build_optimizer, set_lr
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
-from ocdsl.train.stream import make_train_loader, model_inputs, value_range
+from ocdsl.train.stream import forward, make_train_loader, model_inputs, value_range
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
            "TrainConfig"]
@@ -477,12 +477,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     lr = lr_src.at(sched)
                     set_lr(opt, lr)
                     arg, inputs = model_inputs(batch, inputs_names, rng_range, device)
-                    with torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16,
-                                        enabled=cfg.precision == "bf16"):
-                        outputs = fwd(arg)
-                    if cfg.precision != "fp32":  # losses in fp32
-                        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
-                                   for k, v in outputs.items()}
+                    outputs = forward(fwd, arg, device, cfg.precision)
                     if not checked_outputs:
                         check_eval_outputs(spec, outputs)
                         checked_outputs = True

@@ -133,3 +133,15 @@ def model_inputs(batch: dict, names, rng, device) -> tuple[object, dict]:
         inputs[name] = x
     arg = inputs[names[0]] if len(names) == 1 else inputs
     return arg, inputs
+
+
+def forward(model, arg, device, precision: str = "fp32") -> dict:
+    """``model(arg)`` under the spec's ``train.precision``: with ``"bf16"`` the forward runs
+    under bfloat16 autocast (matmuls and convolutions in bf16) and floating outputs come back
+    as fp32, so the losses are computed in fp32."""
+    bf16 = precision == "bf16"
+    with torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        outputs = model(arg)
+    if bf16:
+        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in outputs.items()}
+    return outputs

@@ -237,3 +237,44 @@ def save_curve(path: str | Path, records: Iterable[Mapping], keys: Sequence[str]
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, format="png")
     return path
+
+
+def save_data_figure(path: str | Path, image: Tensor, labels: Tensor, max_images: int = 16,
+                     title: str | None = None) -> Path:
+    """A preview of a dataset: pairs of panels (input, ground-truth segmentation).
+
+    Args:
+        path: PNG file to write (parent folders are created).
+        image: ``b c h w`` in [0, 1], c = 1 or 3.
+        labels: ``b h w`` int instance labels (0 = background), coloured with :data:`PALETTE`.
+        max_images: draw the first ``min(b, max_images)`` images, 4 pairs per row.
+        title: figure title.
+
+    Raises:
+        ValueError: when image and labels disagree in batch size or resolution.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if image.shape[0] != labels.shape[0] or tuple(image.shape[-2:]) != tuple(labels.shape[-2:]):
+        raise ValueError(f"save_data_figure: expected labels (b h w) = ({image.shape[0]}, "
+                         f"{image.shape[-2]}, {image.shape[-1]}), got {tuple(labels.shape)}")
+    n = max(1, min(int(image.shape[0]), max_images))
+    per_row = min(4, n)
+    rows = -(-n // per_row)
+    fig = Figure(figsize=(2 * 2 * per_row, 2 * rows + (0.4 if title else 0)))
+    FigureCanvasAgg(fig)
+    for i in range(n):
+        r, c = divmod(i, per_row)
+        for j, panel in enumerate((_hwc(image[i]), colorize(labels[i]))):
+            ax = fig.add_subplot(rows, 2 * per_row, r * 2 * per_row + 2 * c + j + 1)
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title("input" if j == 0 else "true seg", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path

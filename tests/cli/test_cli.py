@@ -144,3 +144,19 @@ def test_check_passes_on_tiny_spec(tmp_path, capsys):
     text = TINY + '\n[[invariances]]\nkind = "permutation_equivariance"\nnode = "slots"\naxis = "K"\n'
     assert main(["check", str(write(tmp_path, text)), "--examples", "3"]) == 0
     assert "pass" in capsys.readouterr().out
+
+
+def test_data_preview(tmp_path, capsys):
+    p = write(tmp_path, TINY)
+    out = tmp_path / "d.png"
+    assert main(["data", str(p), "-n", "4", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "tetrominoes: 3x35x35" in text and "min 3, mean 3.00, max 3" in text
+    assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_eager(tmp_path, capsys):
+    p = write(tmp_path, TINY + "\n[schedules]\nlr = \"1e-3\"\n")
+    assert main(["bench", str(p), "--no-compile", "--rounds", "1", "--batch", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "eager" in text and "ms/step" in text and "front end: load" in text

@@ -1,0 +1,93 @@
+"""``ocdsl bench SPEC``: how fast a spec's model trains here, eager vs torch.compile.
+
+One process, the variants alternated in rounds so that machine drift hits all alike;
+reported as medians and as the ratio compiled / eager (PERF_NOTES.md: compare variants in
+one process, never wall-clock across runs). Inputs are random tensors of the spec's input
+shapes at the spec's batch size; the step is the spec's own loss, backward and optimizer.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Callable
+
+import torch
+
+__all__ = ["benchmark_step", "format_bench"]
+
+
+def _random_inputs(spec, batch: int, device: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for name, sig in spec.inputs.items():
+        shape = [batch if str(d) == "B" else d.value for d in sig.resolve(spec.dims)]
+        out[name] = torch.rand(*shape, device=device) * 2 - 1
+    return out
+
+
+def _make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str) -> Callable[[], float]:
+    from ocdsl.train.optim import build_optimizer, set_lr
+    from ocdsl.train.stream import forward
+
+    base = getattr(model, "_orig_mod", model)
+    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)))
+    arg = next(iter(inputs.values())) if len(inputs) == 1 else inputs
+    precision = spec.train.get("precision", "fp32")
+
+    def step() -> float:
+        sched = base.schedules(1000)
+        set_lr(opt, lr_src.at(sched))
+        outputs = forward(model, arg, device, precision)
+        loss = base.losses(inputs, outputs, sched, 1000)[base.LOSS]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return float(loss)
+
+    return step
+
+
+def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, rounds: int = 5,
+                   steps_per_round: int = 3, modes: tuple[str, ...] = ("eager", "compiled")) -> dict[str, Any]:
+    """Median training-step time of ``compiled`` (an ``ocdsl.pipeline.Compiled``) per mode.
+
+    Returns ``{"batch", "modes": {mode: {"step_s", "warmup_s", "images_per_s"}},
+    "compiled_over_eager"}``; ``warmup_s`` covers 2 steps (the cold compile included)."""
+    spec = compiled.spec
+    batch = int(batch or spec.train.get("batch_size", 32))
+    torch.manual_seed(0)
+    inputs = _random_inputs(spec, batch, device)
+    runs: dict[str, dict[str, Any]] = {}
+    for mode in modes:
+        model = compiled.instantiate(device=device, torch_compile=(mode == "compiled"))
+        fn = _make_step(spec, model, inputs, device)
+        t0 = time.perf_counter()
+        fn(), fn()
+        runs[mode] = {"fn": fn, "warmup_s": time.perf_counter() - t0, "times": []}
+    for _ in range(rounds):
+        for r in runs.values():
+            t0 = time.perf_counter()
+            for _ in range(steps_per_round):
+                r["fn"]()
+            r["times"].append((time.perf_counter() - t0) / steps_per_round)
+    res: dict[str, Any] = {"batch": batch, "device": device, "modes": {}}
+    for mode, r in runs.items():
+        med = statistics.median(r["times"])
+        res["modes"][mode] = {"step_s": med, "warmup_s": r["warmup_s"], "images_per_s": batch / med}
+    if {"eager", "compiled"} <= set(runs):
+        res["compiled_over_eager"] = res["modes"]["compiled"]["step_s"] / res["modes"]["eager"]["step_s"]
+    return res
+
+
+def format_bench(name: str, res: dict[str, Any], front_end_ms: dict[str, float] | None = None) -> str:
+    lines = [f"{name}: training step on {res['device']}, batch {res['batch']} (median of rounds)"]
+    for mode, m in res["modes"].items():
+        lines.append(f"  {mode:9s} {m['step_s'] * 1e3:9.1f} ms/step  {m['images_per_s']:8.1f} images/s  "
+                     f"(first 2 steps {m['warmup_s']:.1f} s)")
+    if "compiled_over_eager" in res:
+        lines.append(f"  compiled / eager = {res['compiled_over_eager']:.3f}")
+    if front_end_ms:
+        lines.append("  front end: " + ", ".join(f"{k} {v:.1f} ms" for k, v in front_end_ms.items()))
+    return "\n".join(lines)
