@@ -4,9 +4,12 @@ Entry point: :func:`make_dataset` (the data contract of docs/internals.md). Piec
 
 - :mod:`.registry` -- one :class:`DatasetInfo` per dataset (resolution, channels, K,
   format, generator, TFRecord feature shapes);
-- :mod:`.tetrominoes` -- the Tetrominoes generator (``generate``, ``generate_at``);
+- :mod:`.tetrominoes`, :mod:`.multi_dsprites` -- generators (``generate``, ``generate_at``);
 - :mod:`.tfrecord_reader` -- DeepMind multi-object TFRecords (FORMATS.md §1);
 - :mod:`.emorl` -- EMORL HDF5 (FORMATS.md §2); :mod:`.npz` -- the canonical npz layout;
+- :mod:`.clevrtex` -- ClevrTex folders (FORMATS.md §3);
+- :mod:`.preprocess` -- crop / resize / ``max_objects`` ([data] keys ``resolution``,
+  ``crop``, ``antialias``, ``max_objects``);
 - :mod:`.masks` -- K-mask stack <-> label map (slot 0 = background = label 0);
 - :mod:`.convert` -- TFRecord -> HDF5, for training on a full dataset.
 
@@ -16,18 +19,22 @@ generate`` stays light.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
 
-from ocdsl.errors import Diagnostic, UserError, format_keypath
+import numpy as np
+
+from ocdsl.errors import Diagnostic, UserError, did_you_mean, format_keypath
 
 from .masks import labels_to_masks, masks_to_labels
-from .registry import DATASETS, READERS, DatasetInfo, get_info
+from .registry import DATASETS, FAMILIES, READERS, DatasetInfo, get_info
 
 __all__ = [
     "make_dataset",
     "DatasetInfo",
     "DATASETS",
+    "FAMILIES",
     "get_info",
     "masks_to_labels",
     "labels_to_masks",
@@ -54,12 +61,16 @@ def make_dataset(
 ):
     """Build the torch Dataset described by a spec's ``[data]`` table (or an eval entry).
 
-    ``cfg`` keys: ``dataset`` (a name in :data:`DATASETS` or an alias), optional ``path``
-    (relative to ``base_dir``, the spec's folder), ``seed`` (generator stream, default 0),
-    ``split`` (HDF5 group to read, overriding ``split``), ``name`` and ``optional`` (eval
+    ``cfg`` keys: ``dataset`` (a name in :data:`DATASETS`, an alias or a family),
+    ``variant`` (a member of the family: ``dataset = "multi_dsprites"`` + ``variant =
+    "binarized"``; ClevrTex: the file-name variant, default taken from the files),
+    optional ``path`` (relative to ``base_dir``, the spec's folder), ``seed`` (generator
+    stream, default 0), ``split`` (HDF5 group / ClevrTex split to read, overriding
+    ``split``; ClevrTex also takes "all"), ``resolution``, ``crop``, ``antialias``,
+    ``max_objects`` (:mod:`ocdsl.data.preprocess`), ``name`` and ``optional`` (eval
     entries). ``split`` is "train", "val" or "test". ``size`` caps the number of images
-    (first ``size`` of a file; length of a generated split). ``spec_file`` / ``keypath``
-    only locate error messages.
+    (first ``size`` of a file, after the ``max_objects`` filter; length of a generated
+    split). ``spec_file`` / ``keypath`` only locate error messages.
 
     - No ``path``: the dataset's generator. "train" is the stream indices
       ``0 .. size-1`` (default :data:`TRAIN_LENGTH`); "val"/"test" are ``size``
@@ -67,51 +78,92 @@ def make_dataset(
       (:data:`SPLIT_START`). Item ``i`` is a pure function of (seed, index), so the data
       are identical across runs, workers and resumes; shuffling adds nothing.
     - ``path`` ending in .tfrecords/.tfrecord: decoded into memory (first ``size``
-      records); .h5/.hdf5: EMORL layout, group ``split``, read lazily; .npz: canonical
-      npz layout, in memory.
+      records kept), each record cropped/resized as it is read; .h5/.hdf5: EMORL layout,
+      group ``split``, read lazily; .npz: canonical npz layout, in memory; a folder:
+      ClevrTex layout (dataset ``clevrtex``), read lazily.
 
     Returns an :class:`ocdsl.data.datasets.ObjectDataset` (map-style; items ``image``
-    float32 [C,H,W] in [0,1], ``mask`` int64 [H,W], ``factors`` dict), or None when the
-    entry is ``optional`` and its file is absent. Raises :class:`UserError` for an
-    unknown dataset (with did-you-mean), a missing file, an unsupported extension or a
-    corrupt file.
+    float32 [C,H,W] in [0,1], ``mask`` int64 [H,W], ``factors`` dict; ``ds.info`` is the
+    dataset's :class:`DatasetInfo` with ``height``/``width`` set to the size of the items),
+    or None when the entry is ``optional`` and its file is absent. Raises
+    :class:`UserError` for an unknown dataset or variant (with did-you-mean), a missing
+    file, an unsupported extension, a corrupt file or a bad key value.
     """
-    from .datasets import ArraySource, EmorlSource, GeneratorSource, ObjectDataset
+    from .datasets import ArraySource, EmorlSource, GeneratorSource, ObjectDataset, ViewSource
+    from .preprocess import count_objects, parse_options
 
     keypath = tuple(keypath)
     if "dataset" not in cfg:
         raise UserError(Diagnostic("missing key `dataset` (e.g. dataset = \"tetrominoes\")",
                                    file=spec_file, keypath=keypath))
-    info = get_info(cfg["dataset"], file=spec_file, keypath=keypath + ("dataset",))
+    info = get_info(cfg["dataset"], cfg.get("variant"), file=spec_file, keypath=keypath + ("dataset",))
     if split not in SPLIT_START:
         raise ValueError(f"split must be one of {sorted(SPLIT_START)}, got {split!r}")
     if size is not None and int(size) < 1:
         raise ValueError(f"size must be >= 1, got {size}")
+    prep, max_objects = parse_options(cfg, info, spec_file=spec_file, keypath=keypath)
+    native = (info.height, info.width)
+
+    def view(src, keep=None, limit=None, hw=native):
+        if keep is None and limit is None and prep.is_identity(hw):
+            return src
+        return ViewSource(src, keep, None if prep.is_identity(hw) else prep, limit)
+
+    def dataset(src, hw, origin):  # ds.info describes the items (size after crop/resize)
+        h, w = prep.output_hw(hw)
+        return ObjectDataset(src, replace(info, height=int(h), width=int(w)), origin)
 
     path = cfg.get("path")
     if path is None:
         if info.generator is None:
             raise UserError(Diagnostic(
-                f"dataset '{info.name}' has no built-in generator; it must be read from a file",
+                f"dataset '{info.name}' has no built-in generator; it must be read from "
+                + ("a folder" if info.reader == "clevrtex" else "a file"),
                 file=spec_file, keypath=keypath + ("dataset",),
                 hint=f"set `{format_keypath(keypath + ('path',))}` to your copy of {info.name} "
-                     "(.tfrecords, EMORL .h5 or .npz)"))
+                     + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
+                        else "(.tfrecords, EMORL .h5 or .npz)")))
+        if max_objects is not None:
+            raise UserError(Diagnostic(
+                f"`{format_keypath(keypath + ('max_objects',))}` filters the scenes of a dataset file; "
+                f"the {info.name} generator draws its own number of objects",
+                file=spec_file, keypath=keypath + ("max_objects",), hint="remove `max_objects` or set `path`"))
         seed = int(cfg.get("seed", 0))
         start = SPLIT_START[split]
         length = int(size) if size is not None else (
             TRAIN_LENGTH if split == "train" else info.eval_size)
-        src = GeneratorSource(info.generator, seed, start, length)
-        return ObjectDataset(src, info, f"generator:{info.generator} seed={seed} start={start}")
+        src = GeneratorSource(info.generator, seed, start, length, info.generator_args)
+        variant = f" variant={info.variant}" if info.variant else ""
+        return dataset(view(src), native, f"generator:{info.generator}{variant} seed={seed} start={start}")
 
     full = (Path(base_dir) / Path(str(path)).expanduser()).resolve()
     where = format_keypath(keypath + ("path",))
+    limit = None if size is None else int(size)
+    if info.reader == "clevrtex" and full.is_dir():
+        from .clevrtex import SPLITS, ClevrTexFolder
+
+        which = str(cfg.get("split", split))
+        if which not in SPLITS:
+            raise UserError(Diagnostic(
+                f"unknown ClevrTex split '{which}' (known: {', '.join(SPLITS)})", file=spec_file,
+                keypath=keypath + ("split",), hint=did_you_mean(which, SPLITS)))
+        folder = ClevrTexFolder(full, which, info.variant)
+        _check_channels(folder.image_shape, info, full)
+        keep = None
+        if max_objects is not None:
+            keep = np.nonzero(folder.object_counts() <= max_objects)[0]
+            _check_kept(keep, full, max_objects)
+        hw = tuple(folder.image_shape[:2])
+        return dataset(view(EmorlSource(folder), keep, limit, hw), hw, str(full))
     if not full.is_file():
         if cfg.get("optional", False):
             return None
         what = "is a directory" if full.is_dir() else "not found"
+        expected = ("the clevrtex_<variant> folder (or a .tfrecords, EMORL .h5 or .npz file)"
+                    if info.reader == "clevrtex" else "a DeepMind .tfrecords, EMORL .h5 or .npz file")
         raise UserError(Diagnostic(
             f"dataset file {what}: {full} (`{where}` = \"{path}\", relative to {base_dir}); "
-            f"expected the {info.name} dataset as a DeepMind .tfrecords, EMORL .h5 or .npz file",
+            f"expected the {info.name} dataset as {expected}",
             file=spec_file, keypath=keypath + ("path",),
             hint=f"point `{where}` at your copy of the dataset"))
     reader = READERS.get(full.suffix.lower())
@@ -120,26 +172,48 @@ def make_dataset(
             f"cannot tell the format of {full} from its extension '{full.suffix}' "
             f"(supported: {', '.join(sorted(READERS))})",
             file=spec_file, keypath=keypath + ("path",)))
-    limit = None if size is None else int(size)
+    if reader == "hdf5":
+        from .emorl import EmorlFile
+
+        f = EmorlFile(full, str(cfg.get("split", split)))
+        _check_channels(f.image_shape, info, full)
+        keep = None
+        if max_objects is not None and f.num_slots - 1 > max_objects:  # else nothing to drop
+            keep = np.nonzero(f.object_counts() <= max_objects)[0]
+            _check_kept(keep, full, max_objects)
+        hw = tuple(f.image_shape[:2])
+        return dataset(view(EmorlSource(f), keep, limit, hw), hw, str(full))
     if reader == "tfrecord":
         from .tfrecord_reader import read_tfrecord
 
-        src = ArraySource(read_tfrecord(full, info, limit=limit))
-    elif reader == "npz":
+        keep = None if max_objects is None else (lambda lab: count_objects(lab[None])[0] <= max_objects)
+        shape = info.tf_shapes.get("image", (info.height, info.width, info.channels))
+        transform = None if prep.is_identity(shape[:2]) else prep
+        arrays = read_tfrecord(full, info, limit=limit, keep=keep, transform=transform)
+    else:
         from .npz import read_npz
 
-        src = ArraySource(read_npz(full, limit=limit))
-    else:
-        from .emorl import EmorlFile
+        arrays = read_npz(full, limit=limit if max_objects is None else None)
+        _check_channels(arrays["image"].shape[1:], info, full)
+        if max_objects is not None:
+            keep = np.nonzero(count_objects(arrays["label"]) <= max_objects)[0][:limit]
+            _check_kept(keep, full, max_objects)
+            arrays = {k: v[keep] for k, v in arrays.items()}
+        if not prep.is_identity(arrays["image"].shape[1:3]):
+            arrays["image"], arrays["label"] = prep(arrays["image"], arrays["label"])
+    _check_channels(arrays["image"].shape[1:], info, full)
+    hw = tuple(arrays["image"].shape[1:3])
+    return dataset(ArraySource(arrays), hw, str(full))
 
-        src = EmorlSource(EmorlFile(full, str(cfg.get("split", split))), limit)
-    _check_shape(src, info, full)
-    return ObjectDataset(src, info, str(full))
+
+def _check_kept(keep, path: Path, max_objects: int) -> None:
+    if len(keep) == 0:
+        raise UserError(Diagnostic(f"no scene in {path} has at most {max_objects} visible objects",
+                                   file=str(path), hint="raise `data.max_objects`"))
 
 
-def _check_shape(src, info: DatasetInfo, path: Path) -> None:
+def _check_channels(shape, info: DatasetInfo, path: Path) -> None:
     """A file whose images are not HxWxC of the dataset named is probably the wrong file."""
-    shape = src.file.image_shape if hasattr(src, "file") else tuple(src.image.shape[1:])
     if shape[-1] != info.channels:
         raise UserError(Diagnostic(
             f"{path} holds {shape[-1]}-channel images but dataset '{info.name}' has "

@@ -4,9 +4,11 @@ Every dataset here is map-style and yields dicts:
 
 - ``image`` float32 [C, H, W] in [0, 1];
 - ``mask`` int64 [H, W] instance labels, 0 = background, 1..K-1 objects;
-- ``factors`` dict name -> tensor (generator: ``x``, ``y``, ``shape``, ``color`` int64
-  [3]; TFRecord: the float32 features of the file, [K] / [K, 3] with slot 0 =
-  background; npz/HDF5: whatever per-image arrays the file holds). May be empty.
+- ``factors`` dict name -> tensor (Tetrominoes generator: ``x``, ``y``, ``shape``,
+  ``color`` int64 [3]; Multi-dSprites generator: float32 [K] / [K, C] in DeepMind's
+  layout, slot 0 = background; TFRecord: the float32 features of the file, [K] / [K, 3] with slot 0 =
+  background; npz/HDF5: whatever per-image arrays the file holds; ClevrTex: ``index``, the scene
+  number). May be empty.
 
 Batches are fetched in one vectorised call: ``__getitems__`` (used by
 ``torch.utils.data.DataLoader`` since torch 2.1) and :meth:`ObjectDataset.batch`, which
@@ -20,7 +22,7 @@ import torch
 
 from .emorl import EmorlFile
 
-__all__ = ["ObjectDataset", "ArraySource", "EmorlSource", "GeneratorSource"]
+__all__ = ["ObjectDataset", "ArraySource", "EmorlSource", "GeneratorSource", "ViewSource"]
 
 
 class ArraySource:
@@ -39,7 +41,9 @@ class ArraySource:
 
 
 class EmorlSource:
-    """An EMORL HDF5 split, read lazily (``first`` .. ``first + length``)."""
+    """A lazily read file: an EMORL HDF5 split or a ClevrTex folder (anything with
+    ``__len__`` and ``get(indices) -> {"image", "label", "factors"}``); images
+    ``0 .. length - 1``."""
 
     def __init__(self, file: EmorlFile, length: int | None = None):
         self.file = file
@@ -49,15 +53,39 @@ class EmorlSource:
         return self.file.get(idx)
 
 
-class GeneratorSource:
-    """Images ``start + i`` of a procedural generator's stream ``seed``."""
+class ViewSource:
+    """Another source seen through a subset and a preprocessing step.
 
-    def __init__(self, module: str, seed: int, start: int, length: int):
+    Item ``i`` is item ``keep[i]`` of ``source`` (all items when ``keep`` is None), cut to
+    the first ``limit`` items, with ``prep(image, label)`` applied on fetch
+    (:class:`ocdsl.data.preprocess.Preprocess`; None = as stored).
+    """
+
+    def __init__(self, source, keep=None, prep=None, limit: int | None = None):
+        self.source = source
+        self.keep = None if keep is None else np.asarray(keep, dtype=np.int64)
+        n = source.length if self.keep is None else len(self.keep)
+        self.length = n if limit is None else min(n, int(limit))
+        self.prep = prep
+
+    def fetch(self, idx: np.ndarray) -> dict:
+        raw = self.source.fetch(idx if self.keep is None else self.keep[idx])
+        if self.prep is not None:
+            raw["image"], raw["label"] = self.prep(np.asarray(raw["image"]), np.asarray(raw["label"]))
+        return raw
+
+
+class GeneratorSource:
+    """Images ``start + i`` of a procedural generator's stream ``seed``; ``kwargs`` go to
+    the generator (``{"variant": ...}``)."""
+
+    def __init__(self, module: str, seed: int, start: int, length: int, kwargs=None):
         import importlib
 
         self.module_name = module
         self._gen = importlib.import_module(f"ocdsl.data.{module}").generate_at
         self.seed, self.start, self.length = int(seed), int(start), int(length)
+        self.kwargs = dict(kwargs or {})
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -71,7 +99,7 @@ class GeneratorSource:
         self._gen = importlib.import_module(f"ocdsl.data.{self.module_name}").generate_at
 
     def fetch(self, idx: np.ndarray) -> dict:
-        out = self._gen(idx + self.start, self.seed)
+        out = self._gen(idx + self.start, self.seed, **self.kwargs)
         image, label = out.pop("image"), out.pop("mask")
         return {"image": image, "label": label, "factors": out}
 

@@ -5,6 +5,8 @@ Layout (../shared/data/FORMATS.md §2; github.com/pemami4911/EfficientMORL
 
 - ``imgs``  [N, H, W, C], values 0..255 (any dtype; EMORL's loader casts to float32);
 - ``masks`` [N, K, H, W, C] (C = 1), values 0/255, slot 0 = background;
+  (CLEVR6 files, ``clevr6_with_masks_train.h5`` / ``clevr6_with_masks_and_factors_test.h5``:
+  already cropped (64, 29, 256, 221) and resized by EMORL, so no crop is applied to them);
 - optional ``factors`` [N, ...] (a dataset, or a group of datasets).
 
 The file is opened on first access in each process (so a DataLoader with workers works)
@@ -117,6 +119,25 @@ class EmorlFile:
             raise _bad(self.path, f"{type(err).__name__}: {err}") from err
         label = masks_to_labels(masks, slot_axis=-3).astype(np.int64)
         return {"image": imgs, "label": label, "factors": factors}
+
+
+    def object_counts(self, chunk: int = 256) -> np.ndarray:
+        """Visible objects per image: non-empty foreground mask slots, int64 [N].
+
+        Reads every mask of the split once, ``chunk`` images at a time (for a full
+        CLEVR6 file that is minutes; EMORL's CLEVR6 files are already CLEVR6).
+        """
+        g = self._group()
+        ds = g["masks"]
+        out = np.zeros(self.length, dtype=np.int64)
+        try:
+            for lo in range(0, self.length, chunk):
+                m = ds[lo:lo + chunk]  # [c, K, H, W, C]
+                on = (m.reshape(m.shape[0], m.shape[1], -1) > 0).any(axis=-1)  # [c, K]
+                out[lo:lo + chunk] = on[:, 1:].sum(axis=1)
+        except (OSError, KeyError, ValueError) as err:
+            raise _bad(self.path, f"{type(err).__name__}: {err}") from err
+        return out
 
 
 def write_emorl(path: str | Path, split: str, images: np.ndarray, masks: np.ndarray,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 from ocdsl.errors import Diagnostic, UserError, did_you_mean
 
-__all__ = ["DatasetInfo", "DATASETS", "ALIASES", "get_info", "names", "READERS"]
+__all__ = ["DatasetInfo", "DATASETS", "ALIASES", "FAMILIES", "CLEVRTEX_VARIANTS", "get_info", "names", "READERS"]
 
 #: file extension -> reader name
 READERS: Mapping[str, str] = MappingProxyType(
@@ -28,13 +28,19 @@ class DatasetInfo:
 
     - ``height``, ``width``, ``channels``: image size of the published files.
     - ``max_objects``: K, the number of mask slots stored per image (slot 0 = background).
-    - ``reader``: the published format ("tfrecord" | "hdf5" | "npz"); the actual reader
-      is picked by the file's extension.
-    - ``generator``: module under ``ocdsl.data`` with ``generate(n, seed, *, start)`` and
-      ``generate_at(indices, seed)``, or None when no built-in generator exists.
+    - ``reader``: the published format ("tfrecord" | "hdf5" | "npz" | "clevrtex" for
+      ClevrTex folders); a file's reader is picked by its extension, a folder's by this.
+    - ``generator``: module under ``ocdsl.data`` with ``generate(n, seed, *, start, **args)``
+      and ``generate_at(indices, seed, **args)``, or None when no built-in generator exists.
     - ``tf_shapes``: TFRecord feature -> shape stored in the file (row-major).
     - ``mask_layout``: "KHW1" or "HWK1" (Multi-dSprites stores [H, W, K, 1]).
     - ``eval_size``: default number of images of a generated val/test split.
+    - ``generator_args``: keyword arguments for the generator (``{"variant": ...}``).
+    - ``variant``: the variant of its family this entry is (``binarized`` for
+      ``multi_dsprites_binarized``; for ClevrTex the file-name variant asked for), or None.
+    - ``crop``: standard crop box (y0, y1, x0, x1) applied to images of the published size
+      ``height`` x ``width``; ``crop_resolution``: standard output side after that crop
+      (:mod:`ocdsl.data.preprocess`).
     """
 
     name: str
@@ -48,6 +54,10 @@ class DatasetInfo:
     mask_layout: str = "KHW1"
     eval_size: int = 1000
     source: str = ""
+    generator_args: Mapping[str, Any] = field(default_factory=dict)
+    variant: str | None = None
+    crop: tuple[int, int, int, int] | None = None
+    crop_resolution: int | None = None
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -67,6 +77,7 @@ def _dsprites(variant: str, c: int, k: int) -> DatasetInfo:
             "color": (k, c),
         },
         mask_layout="HWK1",
+        generator="multi_dsprites", generator_args={"variant": variant}, variant=variant,
         source=f"{_DM} multi_dsprites.py",
     )
 
@@ -74,7 +85,7 @@ def _dsprites(variant: str, c: int, k: int) -> DatasetInfo:
 def _objects_room(variant: str, k: int) -> DatasetInfo:
     name = "objects_room" if variant == "train" else f"objects_room_{variant}"
     return DatasetInfo(
-        name=name, height=64, width=64, channels=3, max_objects=k,
+        name=name, height=64, width=64, channels=3, max_objects=k, variant=variant,
         tf_shapes={"image": (64, 64, 3), "mask": (k, 64, 64, 1)},
         source=f"{_DM} objects_room.py (slots 0-3: sky, floor, walls)",
     )
@@ -106,9 +117,28 @@ _ALL = [
             # bytes features holding one uint8 code per object
             **{f: (11,) for f in ("size", "material", "shape", "color")},
         },
-        source=f"{_DM} clevr_with_masks.py",
+        crop=(29, 221, 64, 256), crop_resolution=128,
+        source=f"{_DM} clevr_with_masks.py; crop rows 29:221, cols 64:256 -> 128 (REFERENCE.md §4)",
+    ),
+    DatasetInfo(
+        name="clevrtex", height=240, width=320, channels=3, max_objects=11, reader="clevrtex",
+        crop=(24, 216, 64, 256), crop_resolution=128,
+        source="github.com/karazijal/clevrtex-generation @ ae8afcb clevrtex_eval.py (FORMATS.md §3): "
+               "clevrtex_<variant>/<index//1000>/CLEVRTEX_<variant>_<index:06d>.png + _flat.png; "
+               "centre crop 192 px -> 128",
     ),
 ]
+
+#: family name -> {variant: canonical dataset name}; ``variant = "..."`` in [data] picks one.
+#: ClevrTex variants only name the files (``CLEVRTEX_<variant>_...``): all share one entry.
+CLEVRTEX_VARIANTS = ("full", "pbg", "vbg", "grassbg", "camo", "outd")
+FAMILIES: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "multi_dsprites": MappingProxyType({v: f"multi_dsprites_{v}" for v in
+                                        ("binarized", "colored_on_grayscale", "colored_on_colored")}),
+    "objects_room": MappingProxyType({v: "objects_room" if v == "train" else f"objects_room_{v}"
+                                      for v in ("train", "six_objects", "empty_room", "identical_color")}),
+    "clevrtex": MappingProxyType({v: "clevrtex" for v in CLEVRTEX_VARIANTS}),
+})
 
 DATASETS: Mapping[str, DatasetInfo] = MappingProxyType({d.name: d for d in _ALL})
 #: other accepted names -> canonical name
@@ -122,21 +152,61 @@ ALIASES: Mapping[str, str] = MappingProxyType(
 
 
 def names() -> list[str]:
-    """All accepted dataset names (canonical and aliases), sorted."""
-    return sorted({*DATASETS, *ALIASES})
+    """All accepted dataset names (canonical, aliases and families), sorted."""
+    return sorted({*DATASETS, *ALIASES, *FAMILIES})
 
 
-def get_info(name: str, *, file: str = "<spec>", keypath: tuple = ("data", "dataset")) -> DatasetInfo:
-    """The :class:`DatasetInfo` for ``name``; unknown names raise UserError with did-you-mean."""
-    key = str(name).strip().lower().replace("-", "_")
-    key = ALIASES.get(key, key)
-    if key in DATASETS:
-        return DATASETS[key]
-    hint = did_you_mean(str(name), names())
-    known = ", ".join(sorted(DATASETS))
-    raise UserError(
-        Diagnostic(
-            f"unknown dataset '{name}' (known: {known})",
-            file=file, keypath=tuple(keypath), hint=hint,
+def _norm(name) -> str:
+    return str(name).strip().lower().replace("-", "_")
+
+
+def get_info(name: str, variant: str | None = None, *, file: str = "<spec>",
+             keypath: tuple = ("data", "dataset")) -> DatasetInfo:
+    """The :class:`DatasetInfo` for ``name`` (and ``variant``, the [data] key).
+
+    ``name`` is a canonical name, an alias or a family (``multi_dsprites``,
+    ``objects_room``, ``clevrtex``); ``variant`` picks a member of the family
+    (``multi_dsprites`` + ``binarized`` -> ``multi_dsprites_binarized``); a family without
+    a variant is its default member (the alias). A variant that contradicts a full name
+    (``multi_dsprites_binarized`` + ``colored_on_colored``), a variant for a dataset
+    without variants, an unknown name or an unknown variant raise UserError with
+    did-you-mean. ``keypath`` locates ``dataset``; variant errors point at its sibling
+    ``variant``.
+    """
+    key = _norm(name)
+    canonical = ALIASES.get(key, key)
+    if canonical not in DATASETS and key not in FAMILIES:
+        hint = did_you_mean(str(name), names())
+        known = ", ".join(sorted(DATASETS))
+        raise UserError(
+            Diagnostic(
+                f"unknown dataset '{name}' (known: {known})",
+                file=file, keypath=tuple(keypath), hint=hint,
+            )
         )
-    )
+    if variant is None:
+        return DATASETS[canonical]
+    vkey = tuple(keypath)[:-1] + ("variant",)
+    family = key if key in FAMILIES else next(
+        (f for f, members in FAMILIES.items() if canonical in members.values()), None)
+    if family is None:
+        raise UserError(Diagnostic(
+            f"dataset '{name}' has no variants (variant = \"{variant}\")", file=file, keypath=vkey,
+            hint="remove `variant`; datasets with variants: " + ", ".join(sorted(FAMILIES))))
+    members = FAMILIES[family]
+    v = _norm(variant)
+    if v not in members:
+        raise UserError(Diagnostic(
+            f"unknown variant '{variant}' of dataset '{family}' (known: {', '.join(sorted(members))})",
+            file=file, keypath=vkey, hint=did_you_mean(str(variant), members)))
+    if key not in FAMILIES and members[v] != canonical:
+        raise UserError(Diagnostic(
+            f"dataset '{name}' and variant '{variant}' disagree (that variant is '{members[v]}')",
+            file=file, keypath=vkey,
+            hint=f"write dataset = \"{family}\" with variant = \"{v}\", or drop `variant`"))
+    info = DATASETS[members[v]]
+    if info.variant != v:  # ClevrTex: one entry, the variant names the files
+        from dataclasses import replace
+
+        info = replace(info, variant=v)
+    return info

@@ -124,23 +124,38 @@ def iter_tfrecord(path: str | Path, info: DatasetInfo, *, limit: int | None = No
         raise
 
 
-def read_tfrecord(path: str | Path, info: DatasetInfo, *, limit: int | None = None) -> dict[str, np.ndarray]:
-    """Decode the first ``limit`` records (all when None) into stacked arrays.
+def read_tfrecord(path: str | Path, info: DatasetInfo, *, limit: int | None = None,
+                  keep=None, transform=None) -> dict[str, np.ndarray]:
+    """Decode records into stacked arrays, keeping the first ``limit`` (all when None).
 
     Returns ``image`` uint8 [N, H, W, C], ``label`` uint8 [N, H, W] (label map from the
     K masks, :func:`ocdsl.data.masks.masks_to_labels`), and each other feature stacked
     [N, ...] (only features present in every record). Memory: the whole result is held
     in RAM (labels, not the K masks, to save K-fold).
+
+    ``keep(label [H, W]) -> bool`` drops records (``limit`` counts kept ones);
+    ``transform(image [1, H, W, C], label [1, H, W]) -> (image, label)`` is applied to each
+    kept record as it is read (crop/resize: a full CLEVR file never sits in RAM uncropped).
     """
     images, labels, extra = [], [], {}
-    for rec in iter_tfrecord(path, info, limit=limit):
-        images.append(rec.pop("image"))
-        labels.append(masks_to_labels(rec.pop("mask")))
+    for rec in iter_tfrecord(path, info):
+        label = masks_to_labels(rec.pop("mask"))
+        if keep is not None and not keep(label):
+            continue
+        image = rec.pop("image")
+        if transform is not None:
+            image, label = transform(image[None], label[None])
+            image, label = image[0], label[0]
+        images.append(image)
+        labels.append(label)
         for k, v in rec.items():
             extra.setdefault(k, []).append(v)
+        if limit is not None and len(images) >= limit:
+            break
     n = len(images)
     if n == 0:
-        raise UserError(Diagnostic(f"TFRecord file {path} holds no records", file=str(path)))
+        what = "no records" if keep is None else "no records that pass the filter (max_objects)"
+        raise UserError(Diagnostic(f"TFRecord file {path} holds {what}", file=str(path)))
     out = {"image": np.stack(images), "label": np.stack(labels)}
     for k, vs in extra.items():
         if len(vs) == n:

@@ -133,8 +133,20 @@ def test_convert_tfrecord_to_hdf5(tmp_path, tetro_dir, tetro_npz):
 
 
 def test_registry_consistent():
+    import importlib
+
+    from ocdsl.data.registry import FAMILIES
+
     for name, info in DATASETS.items():
         assert info.name == name
+        if info.generator:
+            assert hasattr(importlib.import_module(f"ocdsl.data.{info.generator}"), "generate_at")
+        if info.reader != "tfrecord":
+            continue
         assert info.tf_shapes["image"] == (info.height, info.width, info.channels)
         k_axis = 0 if info.mask_layout == "KHW1" else 2
         assert info.tf_shapes["mask"][k_axis] == info.max_objects
+    for family, members in FAMILIES.items():
+        for variant, name in members.items():
+            assert get_info(family, variant).name == name
+            assert get_info(family, variant).variant == variant
