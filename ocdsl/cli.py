@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--examples", type=int, default=20, help="examples per property (default 20)")
     sp.add_argument("--seed", type=int, default=0, help="seed of the example search")
 
+    sub.add_parser("ops", help="list the registered ops with their ports and parameters")
+
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
     return p
 
@@ -193,7 +195,6 @@ def cmd_data(args) -> int:
     import torch
 
     from ocdsl.data import make_dataset
-    from ocdsl.data.registry import get_info
     from ocdsl.spec import load
     from ocdsl.train.evaluate import dataset_cfg
     from ocdsl.viz.figures import save_data_figure
@@ -201,7 +202,7 @@ def cmd_data(args) -> int:
     spec = load(args.spec, args.overrides)
     cfg = dataset_cfg(spec, ("data",))
     ds = make_dataset(cfg, args.split, spec.path.parent, args.n, spec_file=str(spec.path))
-    info = get_info(str(cfg.get("dataset")))
+    info = ds.info  # the size of the items it returns (after any crop / resize)
     items = [ds[i] for i in range(min(args.n, len(ds)))]
     image = torch.stack([it["image"] for it in items])
     labels = torch.stack([it["mask"] for it in items])
@@ -221,6 +222,23 @@ def cmd_check(args) -> int:
     return main_check(args.spec, examples=args.examples, overrides=args.overrides, seed=args.seed)
 
 
+def cmd_ops(args) -> int:
+    from ocdsl.ops.registry import all_ops
+    for op in all_ops():
+        ins = ", ".join(p.name + ("?" if p.optional else "") + (f" {p.signature}" if p.signature else "")
+                        for p in op.inputs)
+        print(f"{op.name}  (v{op.version}, {op.module.__module__}.{op.module.__name__})")
+        if op.summary:
+            print(f"    {op.summary}")
+        print(f"    inputs:  {ins}")
+        print(f"    outputs: {', '.join(op.outputs)}")
+        params = ", ".join(k + ("*" if k in op.required else "") for k in op.params)
+        print(f"    params:  {params or '-'}   (* required)")
+        for s in op.symmetries:
+            print(f"    symmetry: {s.kind} {dict(s.transform)} -> {dict(s.output)}")
+    return 0
+
+
 def cmd_schema(args) -> int:
     import json
 
@@ -231,7 +249,8 @@ def cmd_schema(args) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "compile": cmd_compile, "graph": cmd_graph, "run": cmd_run,
-    "eval": cmd_eval, "check": cmd_check, "bench": cmd_bench, "data": cmd_data, "schema": cmd_schema,
+    "eval": cmd_eval, "check": cmd_check, "bench": cmd_bench, "data": cmd_data,
+    "ops": cmd_ops, "schema": cmd_schema,
 }
 
 
@@ -245,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `ocdsl ops | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

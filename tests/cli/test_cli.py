@@ -160,3 +160,12 @@ def test_bench_eager(tmp_path, capsys):
     assert main(["bench", str(p), "--no-compile", "--rounds", "1", "--batch", "2"]) == 0
     text = capsys.readouterr().out
     assert "eager" in text and "ms/step" in text and "front end: load" in text
+
+
+def test_ops_lists_every_registered_op(capsys):
+    from ocdsl.ops.registry import names
+    assert main(["ops"]) == 0
+    out = capsys.readouterr().out
+    for name in names():
+        assert f"\n{name}  (v" in "\n" + out
+    assert "symmetry: permutation_equivariance" in out
