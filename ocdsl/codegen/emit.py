@@ -6,7 +6,11 @@ The generated file holds one ``nn.Module`` class:
 - ``forward`` has one line per node, each with an end-of-line shape comment, and returns a
   dict of every node output (``"encoder"``, ``"slots.attention"``);
 - ``schedules(step)`` and ``losses(inputs, outputs, sched, step)`` are the spec's
-  expressions translated to Python (ocdsl.codegen.expr): spec text never reaches eval.
+  expressions translated to Python (ocdsl.codegen.expr): spec text never reaches eval;
+  ``epoch`` is a local ``epoch = step / <steps per epoch>`` where an expression uses it;
+- ``set_schedules(sched)`` (only when some node has a schedulable param written as a
+  schedule name, e.g. ``ratio = "mask_ratio"``) assigns the schedule values to those module
+  attributes; ``__init__`` passes each such param its schedule's value at step 0.
 
 Same spec, same bytes: node order is the spec's (a valid topological order is checked, and
 a stable topological sort is used otherwise), imports are sorted, and nothing depends on
@@ -30,7 +34,7 @@ from ocdsl.spec.model import Spec
 __all__ = ["generate_source", "class_name", "topological_nodes"]
 
 _RESERVED = set(keyword.kwlist) | {"self", "fn", "torch", "nn", "Tensor", "inputs", "outputs", "sched",
-                                   "step", "super", "dict", "str", "int", "float"}
+                                   "step", "epoch", "super", "dict", "str", "int", "float"}
 
 
 def class_name(spec: Spec) -> str:
@@ -150,7 +154,10 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             continue
         kwargs = opdef.init_args(data["in_shapes"], data["params"])
         args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
-        w(f"        self.{n} = {opdef.module.__name__}({args})")
+        scheduled = data.get("scheduled") or {}
+        note = ("  # " + ", ".join(f"{p} <- schedule {s!r}" for p, s in scheduled.items())
+                if scheduled else "")
+        w(f"        self.{n} = {opdef.module.__name__}({args}){note}")
     w("")
     # forward
     if len(spec.inputs) == 1:
@@ -183,14 +190,38 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     w("")
     w("    def schedules(self, step: int) -> dict[str, float]:")
     w('        """[schedules]: values as functions of the training step."""')
+    L.extend(_epoch_line(spec, spec.schedules.values()))
     L.extend(_assignments(spec.schedules, lambda ref, names: _sched_ref(ref, spec, names)))
     w("")
+    setters = [(n, p, sname) for n in nodes if not G.nodes[n]["node"].shared_with
+               for p, sname in (G.nodes[n].get("scheduled") or {}).items()]
+    if setters:
+        w("    def set_schedules(self, sched: dict[str, float]) -> None:")
+        w('        """Schedulable op parameters <- [schedules] values (before every training step)."""')
+        for n, p, sname in setters:
+            w(f"        self.{n}.{p} = sched[{sname!r}]")
+        w("")
     w("    def losses(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor],")
     w("               sched: dict[str, float], step: int) -> dict[str, Tensor]:")
     w('        """[losses]: every named loss term; train.loss is minimised."""')
     okeys = _output_keys(G)
+    L.extend(_epoch_line(spec, spec.losses.values()))
     L.extend(_assignments(spec.losses, lambda ref, names: _loss_ref(ref, spec, names, okeys)))
     return "\n".join(L) + "\n"
+
+
+def _epoch_line(spec: Spec, exprs) -> list[str]:
+    """``epoch = step / <steps per epoch>`` when one of ``exprs`` uses ``epoch``."""
+    from ocdsl.spec import expr as E
+    if not any("epoch" in E.names(e) for e in exprs):
+        return []
+    spe = spec.steps_per_epoch
+    if spe is None:
+        raise ValueError("an expression uses 'epoch' but the spec sets neither train.steps_per_epoch "
+                         "nor train.epoch_size")
+    src = ("train.steps_per_epoch" if spec.train.get("steps_per_epoch") is not None
+           else "train.epoch_size / train.batch_size")
+    return [f"        epoch = step / {spe!r}  # {src}"]
 
 
 def _assignments(exprs: dict[str, Any], resolve) -> list[str]:
@@ -219,8 +250,8 @@ def _output_keys(G: nx.MultiDiGraph) -> dict[str, str]:
 
 
 def _sched_ref(ref: str, spec: Spec, s_var: dict[str, str]) -> str:
-    if ref == "step":
-        return "step"
+    if ref in ("step", "epoch"):
+        return ref
     if ref in s_var:
         return s_var[ref]
     if ref in spec.dims:
@@ -229,8 +260,8 @@ def _sched_ref(ref: str, spec: Spec, s_var: dict[str, str]) -> str:
 
 
 def _loss_ref(ref: str, spec: Spec, l_var: dict[str, str], okeys: dict[str, str]) -> str:
-    if ref == "step":
-        return "step"
+    if ref in ("step", "epoch"):
+        return ref
     if ref in l_var:
         return l_var[ref]
     if ref in spec.schedules:

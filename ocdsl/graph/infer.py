@@ -6,7 +6,9 @@ producers' output shapes, its size parameters are resolved to ints, and the op's
 gives its output shapes, which must equal the node's declared ``output`` signatures.
 
 Results live on the graph nodes (no globals): ``params`` (resolved), ``in_shapes`` (port ->
-Shape) and ``out_shapes`` (port -> Shape). A mismatch names both nodes and says expected
+Shape), ``out_shapes`` (port -> Shape) and ``scheduled`` (param -> [schedules] entry, for
+schedulable params written as a schedule name; ``params`` then holds that schedule's value
+at step 0, which the op's shape rule and ``init_args`` see). A mismatch names both nodes and says expected
 vs got, e.g. ``node 'slots' (slot_attention), input 'inputs' from 'features': expected
 (B, N, 64), got (B, 1225, 32)``.
 """
@@ -22,7 +24,7 @@ from ocdsl.ops.registry import OpDef
 from ocdsl.shapes import Shape, ShapeError, fmt_shape
 from ocdsl.spec.model import Spec
 
-__all__ = ["infer_shapes", "resolve_sizes", "output_shapes"]
+__all__ = ["infer_shapes", "resolve_sizes", "resolve_scheduled", "output_shapes"]
 
 
 def resolve_sizes(schema_props: Mapping[str, Any], params: Mapping[str, Any], dims: Mapping[str, int],
@@ -65,12 +67,26 @@ def resolve_sizes(schema_props: Mapping[str, Any], params: Mapping[str, Any], di
     return resolved
 
 
+def resolve_scheduled(schema_props: Mapping[str, Any], params: Mapping[str, Any],
+                      values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """``params`` with every schedulable value (schema ``"x-schedule"``) that names a
+    schedule replaced by ``values[name]`` (its value at step 0), and param -> schedule name."""
+    resolved, scheduled = dict(params), {}
+    for key, value in params.items():
+        prop = schema_props.get(key) or {}
+        if prop.get("x-schedule") and isinstance(value, str):
+            scheduled[key] = value
+            resolved[key] = values[value]
+    return resolved, scheduled
+
+
 def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
     """Annotate every vertex of ``G`` with shapes (see module docstring). Raises SpecError
     with every mismatch found; a node whose inputs failed is skipped (its error would only
     repeat the first)."""
     diags: list[Diagnostic] = []
     failed: set[str] = set()
+    sched0: dict[str, Any] | None = None  # schedule values at step 0, computed when needed
     for name in nx.topological_sort(G):
         data = G.nodes[name]
         if data["kind"] == "input":
@@ -93,6 +109,18 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
             diags.append(spec.diag(node.keypath, f"node '{name}' ({opdef.name}): {e}"))
             failed.add(name)
             continue
+        names = [v for k, v in node.params.items()
+                 if (opdef.params.get(k) or {}).get("x-schedule") and isinstance(v, str)]
+        if names and sched0 is None:
+            try:
+                sched0 = spec.schedule_values(0)
+            except SpecError as e:
+                diags.extend(e.diagnostics)
+                sched0 = {}
+        if any(v not in (sched0 or {}) for v in names):
+            failed.add(name)  # its schedule failed to evaluate (reported above)
+            continue
+        params, scheduled = resolve_scheduled(opdef.params, params, sched0 or {})
         try:
             out_shapes = opdef.infer(in_shapes, params)
         except ShapeError as e:
@@ -101,7 +129,7 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
                                    f"its inputs: {src}" if src else None))
             failed.add(name)
             continue
-        data.update(params=params, in_shapes=in_shapes, out_shapes=out_shapes)
+        data.update(params=params, in_shapes=in_shapes, out_shapes=out_shapes, scheduled=scheduled)
         for port, sig in node.outputs.items():
             if port not in out_shapes:
                 diags.append(spec.diag(node.keypath + ("output",),
@@ -109,7 +137,7 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
                                        f"(its outputs: {', '.join(opdef.outputs)})"))
                 continue
             try:
-                declared = sig.resolve(spec.dims)
+                declared = sig.resolve(spec.dims, tuple(spec.dynamic_sizes))
             except ShapeError as e:
                 diags.append(spec.diag(node.keypath + ("output",), str(e)))
                 continue

@@ -121,6 +121,68 @@ register_example("soft_argmax", OpExample(
     fills={"logits": -1e4, "features": 0.0}))
 
 
+@st.composite
+def _transformer_encoder(draw, dtype):
+    b, n, k = draw(S.batch_sizes(2)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    # d >= 4: a LayerNorm over 1 or 2 features is (nearly) a sign function, whose rounding
+    # flips would swamp any tolerance
+    heads, d = draw(st.sampled_from([1, 2])), draw(st.sampled_from([4, 6, 8]))
+    params = {"depth": draw(st.integers(1, 2)), "heads": heads,
+              "mlp_ratio": draw(st.sampled_from([1.0, 2.0]))}
+    inputs = {"tokens": draw(S.inputs_bnd(b, n, d, dtype)), "cls": draw(S.slots_bkd(b, k, d, dtype))}
+    return OpInstance(params, inputs, draw(S.seeds()))
+
+
+@st.composite
+def _vit_decoder(draw, dtype):
+    b, k, n = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    heads, d = draw(st.sampled_from([1, 2])), draw(st.sampled_from([4, 6, 8]))   # see above
+    params = {"depth": draw(st.integers(1, 2)), "heads": heads, "mlp_ratio": 2.0,
+              "out_features": draw(st.integers(1, 5))}
+    return OpInstance(params, {"x": draw(S.tensors((b, k, n, d), dtype))}, draw(S.seeds()))
+
+
+@st.composite
+def _object_function(draw, dtype):
+    b, n, k, d = (draw(S.batch_sizes(2)), draw(st.integers(1, 8)), draw(st.integers(1, 5)),
+                  draw(st.integers(1, 8)))
+    inputs = {"tokens": draw(S.inputs_bnd(b, n, d, dtype)), "cls": draw(S.slots_bkd(b, k, d, dtype))}
+    return OpInstance({}, inputs, 0)
+
+
+@st.composite
+def _broadcast_unshuffle(draw, dtype):
+    b, k, d, e = (draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 6)),
+                  draw(st.integers(1, 6)))
+    n = draw(st.integers(1, 8))
+    kept = draw(st.integers(1, n))
+    g = torch.Generator().manual_seed(draw(S.seeds()))
+    ids = torch.stack([torch.randperm(n, generator=g) for _ in range(b)])   # (b, n)
+    inputs = {"slots": draw(S.slots_bkd(b, k, d, dtype)),
+              "log_attention": draw(S.tensors((b, k, kept), dtype)),
+              "ids_restore": ids}
+    return OpInstance({"dim": e}, inputs, draw(S.seeds()))
+
+
+@st.composite
+def _unpatchify(draw, dtype):
+    b, k, p = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    gh, gw, c = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    params = {"patch": p, "resolution": [gh * p, gw * p]}
+    return OpInstance(params, {"x": draw(S.tensors((b, k, gh * gw, p * p * c), dtype))}, 0)
+
+
+register_example("transformer_encoder", OpExample(
+    _transformer_encoder, {"tokens": "B N D", "cls": "B K D"}))
+register_example("vit_decoder", OpExample(_vit_decoder, {"out": "B K N F"}))
+register_example("object_function", OpExample(
+    _object_function, {"slots": "B K D", "attention": "B K N", "log_attention": "B K N"}))
+register_example("broadcast_unshuffle", OpExample(
+    _broadcast_unshuffle, {"tokens": "B K N E", "attention": "B K N"}))
+register_example("unpatchify", OpExample(
+    _unpatchify, {"rgb": "B K C H W", "alpha_logits": "B K 1 H W"}))
+
+
 # ---- running an op -------------------------------------------------------------------------
 
 def call_op(opdef: OpDef, module: torch.nn.Module, inputs: Mapping[str, torch.Tensor]

@@ -130,6 +130,37 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(pred, target)
 
 
+def _masks_bkhw(name: str, masks: torch.Tensor) -> torch.Tensor:
+    """Soft masks ``b k h w`` (a ``b k 1 h w`` stack is squeezed)."""
+    if masks.dim() == 5 and masks.shape[2] == 1:
+        masks = masks[:, :, 0]
+    if masks.dim() != 4:
+        raise ValueError(f"{name}: expected masks (b, k, h, w), got {tuple(masks.shape)}")
+    return masks
+
+
+@_fn("pixel_entropy", 1)
+def pixel_entropy(masks: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of the entropy of the slot distribution at each pixel.
+
+    ``masks`` b k h w (or b k 1 h w), a softmax over k. Vikström & Ilin 2022, Eq. 5:
+    ``-sum_k m_k log(m_k + 1e-8)`` averaged over b, h, w. Minimising it makes every pixel
+    belong to one slot (crisp masks). Returns a scalar."""
+    m = _masks_bkhw("pixel_entropy", masks)
+    return -(m * torch.log(m + 1e-8)).sum(dim=1).mean()
+
+
+@_fn("object_entropy", 1)
+def object_entropy(masks: torch.Tensor) -> torch.Tensor:
+    """Entropy of each image's mean mask over the slots, averaged over images.
+
+    ``masks`` b k h w (or b k 1 h w). Vikström & Ilin 2022, Eq. 6: ``mbar_k = mean_{h,w}
+    m_k`` (the share of the image slot k covers), ``-sum_k mbar_k log(mbar_k + 1e-8)``
+    averaged over b. Returns a scalar."""
+    m = _masks_bkhw("object_entropy", masks).mean(dim=(2, 3))       # (b, k)
+    return -(m * torch.log(m + 1e-8)).sum(dim=1).mean()
+
+
 def get(name: str) -> Function:
     return FUNCTIONS[name]
 

@@ -5,7 +5,10 @@ One module per family; each registers its ops with ``register(OpDef(...))`` at i
 - ``conv``: conv_stack                         - ``position``: soft_position_embedding
 - ``tensor``: rearrange                         - ``mlp``: mlp, layer_norm
 - ``slot_attention``: slot_attention            - ``decoders``: spatial_broadcast_decoder
-- ``composite``: alpha_composite
+- ``composite``: alpha_composite               - ``soft_argmax``: soft_argmax
+- ``vit``: patch_embedding, sincos_position_embedding, random_masking, class_tokens,
+  transformer_encoder, vit_decoder
+- ``oc_mae``: object_function, broadcast_unshuffle, unpatchify
 """
 from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, register
 
@@ -13,5 +16,6 @@ from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, regis
 from ocdsl.ops import (composite, conv, decoders, mlp, position,  # noqa: F401,E402
                        slot_attention, tensor)
 from ocdsl.ops import soft_argmax  # noqa: F401,E402
+from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

@@ -17,6 +17,19 @@ Sizes in params may be written as numbers or as expressions over ``[dims]`` (``"
 ``"2*D"``); graph/ resolves every schema property marked ``"x-size": true`` to an int before
 ``infer`` or ``init_args`` see it.
 
+Two more markers (helpers below):
+
+- ``"x-schedule": true`` (:func:`schedulable`): the param is a number or the name of a
+  ``[schedules]`` entry. graph/ passes the schedule's value at step 0 to ``infer`` /
+  ``init_args``; the generated module's ``set_schedules(sched)`` assigns the current value to
+  the module attribute of the *same name* as the param (``self.masking.ratio = ...``), which
+  the trainer calls before every training forward and evaluation with ``[eval] schedules``
+  overrides. A module with such a param must read that attribute at every forward.
+- ``"x-dynamic-size": true`` (:func:`dynamic_size`): the param names a size known only at
+  run time that the op introduces (random_masking's kept-patch count ``L``); signatures of
+  node outputs may use that name like the batch ``B``, and the shape rule returns it as a
+  free symbol (``Dim.of("L")``).
+
 Calling convention of generated code: ``out = self.node(a)`` for one input,
 ``self.node(inputs=a, slots=b)`` (keywords, port names) for several; one output returns a
 tensor, several return a tuple in ``outputs`` order.
@@ -31,8 +44,12 @@ from ocdsl.shapes import Shape
 
 __all__ = [
     "Port", "Symmetry", "OpDef", "register", "get", "names", "all_ops",
-    "size", "sizes", "number", "integer", "boolean", "enum", "UnknownOp",
+    "size", "sizes", "number", "integer", "boolean", "enum", "schedulable", "dynamic_size",
+    "UnknownOp", "NAME_PATTERN",
 ]
+
+#: An identifier: a [schedules] entry or a dynamic size name.
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
 @dataclass(frozen=True)
@@ -155,3 +172,24 @@ def boolean(description: str, **extra) -> dict:
 
 def enum(description: str, choices, **extra) -> dict:
     return {"enum": list(choices), "description": description, **extra}
+
+
+def schedulable(description: str, **number_schema) -> dict:
+    """A number (``number_schema`` bounds it, e.g. ``minimum=0``) or the name of a
+    ``[schedules]`` entry read at every training step (see the module docstring)."""
+    default = number_schema.pop("default", None)
+    out = {"anyOf": [{"type": "number", **number_schema},
+                     {"type": "string", "pattern": NAME_PATTERN}],
+           "x-schedule": True,
+           "description": description + " A number, or the name of a [schedules] entry "
+                                        "(set before every training step)."}
+    if default is not None:
+        out["default"] = default
+    return out
+
+
+def dynamic_size(description: str, default: str) -> dict:
+    """The name of a size the op introduces that is known only at run time (see the module
+    docstring); output signatures may use it like the batch ``B``."""
+    return {"type": "string", "pattern": NAME_PATTERN, "x-dynamic-size": True,
+            "default": default, "description": description}

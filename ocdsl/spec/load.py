@@ -101,4 +101,5 @@ def build_spec(merged: Merged, checked: Checked, path: Path) -> Spec:
         schedules=schedules,
         source_hash=source_hash(data),
         warnings=list(checked.warnings),
+        dynamic_sizes=dict(checked.dynamic),
     )

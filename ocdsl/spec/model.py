@@ -101,9 +101,9 @@ class Signature:
         """Readable name of each axis: ``["B", "K", "(H W)", "D"]``."""
         return [str(g[0]) if len(g) == 1 else "(" + " ".join(map(str, g)) + ")" for g in self.groups]
 
-    def resolve(self, dims: dict[str, int]) -> Shape:
-        """Shape with [dims] substituted; ``B`` (and only ``B``) stays symbolic.
-        Raises ShapeError for a name that is neither a dim nor ``B``."""
+    def resolve(self, dims: dict[str, int], free: tuple[str, ...] | frozenset = ()) -> Shape:
+        """Shape with [dims] substituted; ``B`` and the names in ``free`` (run-time sizes
+        named by ops, e.g. ``L``) stay symbolic. Raises ShapeError for any other name."""
         out = []
         for g in self.groups:
             d = Dim(1, ())
@@ -112,8 +112,8 @@ class Signature:
                     d = d * n
                 elif n in dims:
                     d = d * int(dims[n])
-                elif n == BATCH:
-                    d = d * BATCH
+                elif n == BATCH or n in free:
+                    d = d * n
                 else:
                     raise ShapeError(f"unknown size {n!r} in signature {self.text!r}")
             out.append(d)
@@ -174,6 +174,8 @@ class Spec:
     schedules: dict[str, Any]    # name -> expression AST
     source_hash: str             # sha256 of the canonical merged spec (JSON, sorted keys)
     warnings: list[Diagnostic] = field(default_factory=list)
+    # Sizes known only at run time, named by ops (random_masking's kept = "L") -> that node.
+    dynamic_sizes: dict[str, str] = field(default_factory=dict)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -194,6 +196,41 @@ class Spec:
     @property
     def invariances(self) -> list[dict[str, Any]]:
         return self.data.get("invariances", [])
+
+    @property
+    def steps_per_epoch(self) -> float | None:
+        """Steps in one epoch: ``train.steps_per_epoch``, or ``train.epoch_size`` (images)
+        / ``train.batch_size`` (default 32); None when neither is set. Expressions see
+        ``epoch = step / steps_per_epoch`` (fractional)."""
+        t = self.train
+        if t.get("steps_per_epoch") is not None:
+            return float(t["steps_per_epoch"])
+        if t.get("epoch_size") is not None:
+            return float(t["epoch_size"]) / float(t.get("batch_size", 32))
+        return None
+
+    def schedule_values(self, step: int = 0) -> dict[str, Any]:
+        """Every [schedules] entry evaluated at ``step`` by the expression interpreter
+        (the generated ``schedules(step)`` computes the same values). Raises SpecError
+        naming the schedule whose expression fails (e.g. a division by zero)."""
+        from ocdsl.spec import expr as E
+
+        env: dict[str, Any] = dict(self.dims, step=step)
+        spe = self.steps_per_epoch
+        if spe:
+            env["epoch"] = step / spe
+        out: dict[str, Any] = {}
+        pending = dict(self.schedules)
+        while pending:
+            ready = [n for n, e in pending.items()
+                     if all(m in env or m not in pending for m in E.names(e))]
+            if not ready:  # a cycle; validation reports it
+                break
+            for n in ready:
+                loc = self.locations.get(("schedules", n))
+                env[n] = out[n] = E.evaluate(pending.pop(n), env, file=loc.file,
+                                             keypath=("schedules", n))
+        return out
 
     def resolve_path(self, keypath: tuple) -> Path:
         """The file path stored at ``keypath``, made absolute relative to the folder of the

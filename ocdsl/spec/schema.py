@@ -87,8 +87,19 @@ def _dataset_props() -> dict:
         "range": _d("Pixel value range [lo, hi] images are scaled to.", type="array",
                     items={"type": "number"}, minItems=2, maxItems=2),
         "seed": _d("Seed of the procedural generator / shuffling.", type="integer"),
-        "variant": _d("Dataset variant (e.g. a colour or size setting of the generator).",
-                      type="string"),
+        "variant": _d("Dataset variant, e.g. colored_on_grayscale | binarized | colored_on_colored "
+                      "for multi_dsprites.", type="string"),
+        "split": _d("Group / split of the files to read (e.g. the HDF5 group), overriding the "
+                    "train/test default.", type="string"),
+        "resolution": _d("Resize images (bilinear) and masks (nearest) to this size: an int or [H, W].",
+                         anyOf=[{"type": "integer", "minimum": 1},
+                                {"type": "array", "items": {"type": "integer", "minimum": 1},
+                                 "minItems": 2, "maxItems": 2}]),
+        "crop": _d("Apply the dataset's standard crop before resizing (CLEVR: rows 29:221, cols "
+                   "64:256; ClevrTex: centre 0.8).", type="boolean"),
+        "antialias": _d("Antialias when downsizing images.", type="boolean"),
+        "max_objects": _d("Keep only scenes with at most this many objects (CLEVR6: 6).",
+                          type="integer", minimum=1),
     }
 
 
@@ -180,12 +191,17 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
             "optimizer": _optimizer(),
             "batch_size": _pos_int("Examples per step (over all processes)."),
             "steps": _pos_int("Number of optimisation steps."),
+            "steps_per_epoch": _d("Length of an epoch in steps: expressions may then use `epoch` = "
+                                  "step / steps_per_epoch (fractional; floor(epoch) for whole epochs).",
+                                  type="number", exclusiveMinimum=0),
+            "epoch_size": _pos_int("Length of an epoch in training images: expressions may then use "
+                                   "`epoch` = step * batch_size / epoch_size (fractional)."),
             "log_every": _pos_int("Log losses and schedules every this many steps."),
             "checkpoint_every": _pos_int("Save a checkpoint every this many steps."),
             "time_limit": _d("Wall-clock budget in seconds; the run stops cleanly (checkpoint and "
                              "final evaluation) when it is spent. 0 means no limit.", type="number", minimum=0),
-            "grad_clip": _d("Clip the global gradient norm to this value.", type="number",
-                            exclusiveMinimum=0),
+            "grad_clip": _d("Clip the global gradient norm to this value (0: no clipping).",
+                            type="number", minimum=0),
             "seed": _d("Seed of parameter initialisation and data order.", type="integer"),
             "precision": _d("Arithmetic of the training forward pass: fp32, or bf16 autocast (matmuls and "
                             "convolutions in bfloat16, losses in fp32; about 2x faster on CPUs with "
@@ -218,6 +234,15 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
             "every": _pos_int("Evaluate every this many training steps."),
             "masks": _ref("Output holding the per-slot masks (B K H W), e.g. composite.masks."),
             "reconstruction": _ref("Output holding the reconstructed image, e.g. composite.image."),
+            "attention": _ref("Output holding per-slot attention over the image or a patch grid "
+                              "(B K H W, or B K N with N = h * w patches), drawn in the figures."),
+            "input_mask": _ref("Output marking the parts of the input the model did not see (B H W, "
+                               "or B N over a patch grid; 1 = hidden), drawn as the masked input."),
+            "schedules": _d("Schedule values used during evaluation instead of their value at the "
+                            "current step, e.g. { mask_ratio = 0 }; op parameters that read "
+                            "these schedules get them through the model's set_schedules.",
+                            type="object", propertyNames={"pattern": IDENT},
+                            additionalProperties={"type": "number"}),
             "metrics": _d("Metrics to compute.", type="array", items=_d("A metric name.", enum=list(METRICS)),
                           uniqueItems=True),
             "test_size": _pos_int("Number of test examples."),

@@ -9,7 +9,12 @@ Checked here: the schema (types, unknown keys, unknown ops, per-op parameters); 
 and node outputs (syntax, names are dims or ``B``); size parameters of nodes; every
 expression in [losses], [schedules] and the optimizer's ``lr`` (syntax, functions, arity,
 names, ``node.port`` against the op's outputs); cycles among losses and schedules;
-``train.loss``, phases, ``eval.masks``/``eval.reconstruction``, invariance nodes.
+``train.loss``, phases, ``eval.masks``/``eval.reconstruction``/``eval.attention``/
+``eval.input_mask``, ``eval.schedules``, invariance nodes. Schedulable op parameters
+(``"x-schedule"``) must name a [schedules] entry; ``epoch`` in an expression needs
+``train.steps_per_epoch`` or ``train.epoch_size``; run-time sizes named by ops
+(``"x-dynamic-size"``, e.g. random_masking's ``kept = "L"``) may appear in node output
+signatures, not in model inputs or [dims].
 Not checked here (graph/ does it): node input references, unused nodes, graph cycles, shapes.
 """
 
@@ -34,6 +39,7 @@ from ocdsl.spec.shape import parse_signature
 __all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema"]
 
 STEP = "step"
+EPOCH = "epoch"   # step / train.steps_per_epoch, or step * batch_size / train.epoch_size
 
 
 @dataclass
@@ -47,6 +53,7 @@ class Checked:
     schedules: dict[str, E.Expr] = field(default_factory=dict)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    dynamic: dict[str, str] = field(default_factory=dict)  # run-time size name -> node naming it
 
 
 def check(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef] | None = None) -> Checked:
@@ -64,7 +71,8 @@ def validate(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef]
     v = _Validator(data, locations, {o.name: o for o in ops})
     v.run()
     errors = _dedupe(v.errors)
-    return Checked(v.dims, v.inputs, v.outputs, v.losses, v.schedules, errors, _dedupe(v.warnings))
+    return Checked(v.dims, v.inputs, v.outputs, v.losses, v.schedules, errors, _dedupe(v.warnings),
+                   v.dynamic)
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -115,6 +123,35 @@ def _types(schema: Mapping[str, Any]) -> list[str]:
 def _join_or(words: list[str]) -> str:
     words = list(dict.fromkeys(words))
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def is_schedule_schema(prop: Any) -> bool:
+    """Whether an op parameter schema is schedulable (marked ``"x-schedule": true``)."""
+    return isinstance(prop, Mapping) and bool(prop.get("x-schedule"))
+
+
+def dynamic_size_params(nodes: Mapping[str, Any], ops: Mapping[str, OpDef]) -> list[tuple[str, str, str]]:
+    """``(node, param, name)`` for every run-time size the nodes' ops introduce (params
+    marked ``"x-dynamic-size"``, their default included), in spec order."""
+    out = []
+    for name, table in nodes.items():
+        op = ops.get(table.get("op")) if isinstance(table, dict) else None
+        if op is None:
+            continue
+        for key, prop in op.params.items():
+            if isinstance(prop, Mapping) and prop.get("x-dynamic-size"):
+                value = table.get(key, prop.get("default"))
+                if isinstance(value, str) and re.match(IDENT, value):
+                    out.append((name, key, value))
+    return out
+
+
+def dynamic_size_names(nodes: Mapping[str, Any], ops: Mapping[str, OpDef]) -> dict[str, str]:
+    """Run-time size name -> the first node naming it."""
+    out: dict[str, str] = {}
+    for node, _, value in dynamic_size_params(nodes, ops):
+        out.setdefault(value, node)
+    return out
 
 
 def is_size_schema(prop: Any) -> bool:
@@ -292,6 +329,9 @@ class _Validator:
         self.node_tables = {k: v for k, v in _table(model.get("nodes")).items()}
         self.loss_names = list(_table(self.data.get("losses")))
         self.schedule_names = list(_table(self.data.get("schedules")))
+        self.dynamic: dict[str, str] = dynamic_size_names(self.node_tables, ops)
+        train = _table(self.data.get("train"))
+        self.has_epoch = "steps_per_epoch" in train or "epoch_size" in train
 
     # -- helpers
     def error(self, keypath: tuple, message: str, hint: str | None = None) -> None:
@@ -325,7 +365,9 @@ class _Validator:
             self.errors += e.diagnostics
             return None
 
-    def parse_sig(self, text: Any, keypath: tuple) -> Signature | None:
+    def parse_sig(self, text: Any, keypath: tuple, dynamic: bool = False) -> Signature | None:
+        """Parse a signature; its names must be dims or ``B`` (and, with ``dynamic``, run-time
+        sizes that ops name)."""
         if not isinstance(text, str):
             return None
         try:
@@ -333,10 +375,14 @@ class _Validator:
         except SpecError as e:
             self.errors += e.diagnostics
             return None
-        known = set(self.dim_names) | {BATCH}
+        known = set(self.dim_names) | {BATCH} | (set(self.dynamic) if dynamic else set())
         w = self.where(keypath)
         for name in dict.fromkeys(sig.names):
-            if name not in known:
+            if name not in known and name in self.dynamic:
+                self.error(keypath, f"'{name}' is a size known only at run time (named by node "
+                                    f"'{self.dynamic[name]}'); it cannot be used here",
+                           "run-time sizes may appear only in node output signatures")
+            elif name not in known:
                 m = re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text)
                 col = w["col"] + m.start() if (m and w["exact"]) else w["col"]
                 self.errors.append(Diagnostic(
@@ -369,13 +415,29 @@ class _Validator:
         first: dict[str, str] = {}
         for kind, base, names in kinds:
             for name in names:
-                if name == STEP:
-                    self.error(base + (name,), f"'{STEP}' is reserved (the training step) and cannot name a {kind}")
+                if name in (STEP, EPOCH):
+                    what = "the training step" if name == STEP else "the training epoch"
+                    self.error(base + (name,), f"'{name}' is reserved ({what}) and cannot name a {kind}")
                 elif name in first:
                     self.error(base + (name,), f"'{name}' is both a {first[name]} and a {kind}",
                                "every name in dims, schedules, losses, model inputs and nodes must be unique")
                 else:
                     first[name] = kind
+        for node, key, name in dynamic_size_params(self.node_tables, self.ops):
+            if self.dynamic.get(name, node) != node:
+                self.error(("model", "nodes", node, key),
+                           f"nodes '{self.dynamic[name]}' and '{node}' both name their run-time size "
+                           f"'{name}'", f"give each its own name (e.g. {key} = \"{name}2\")")
+        for name, node in self.dynamic.items():
+            if name in first or name == BATCH:
+                what = "the batch size" if name == BATCH else f"a {first[name]}"
+                self.error(("model", "nodes", node), f"node '{node}' names its run-time size "
+                                                     f"'{name}', which is already {what}",
+                           "choose another name (e.g. kept = \"L\")")
+        train = _table(self.data.get("train"))
+        if "steps_per_epoch" in train and "epoch_size" in train:
+            self.error(("train", "epoch_size"), "give either train.steps_per_epoch or train.epoch_size, not both",
+                       "epoch = step / steps_per_epoch, or step * batch_size / epoch_size (images)")
 
     def check_dims(self) -> None:
         dims = _table(self.data.get("dims"))
@@ -459,12 +521,12 @@ class _Validator:
             out = table.get("output")
             sigs: dict[str | None, Signature] = {}
             if isinstance(out, str):
-                sig = self.parse_sig(out, kp + ("output",))
+                sig = self.parse_sig(out, kp + ("output",), dynamic=True)
                 if sig is not None:
                     sigs[None] = sig
             elif isinstance(out, dict):
                 for port, text in out.items():
-                    sig = self.parse_sig(text, kp + ("output", port))
+                    sig = self.parse_sig(text, kp + ("output", port), dynamic=True)
                     if sig is not None:
                         sigs[port] = sig
             self.outputs[name] = sigs
@@ -482,6 +544,18 @@ class _Validator:
                                                     f"with '{share}' ({other.get('op')}): the ops differ")
             if opdef is not None:
                 self.check_sizes(name, table, opdef)
+                self.check_scheduled(name, table, opdef)
+
+    def check_scheduled(self, name: str, table: dict, opdef: OpDef) -> None:
+        """A schedulable parameter given as a string must name a [schedules] entry."""
+        for key, prop in opdef.params.items():
+            value = table.get(key)
+            if is_schedule_schema(prop) and isinstance(value, str) and value not in self.schedule_names:
+                self.error(("model", "nodes", name, key),
+                           f"'{key}' names no schedule '{value}'",
+                           did_you_mean(value, self.schedule_names)
+                           or f"write a number, or the name of a [schedules] entry"
+                              + (f" ({', '.join(self.schedule_names)})" if self.schedule_names else ""))
 
     def check_sizes(self, name: str, table: dict, opdef: OpDef) -> None:
         for key, prop in opdef.params.items():
@@ -544,14 +618,18 @@ class _Validator:
 
     def check_refs(self, expr: E.Expr, kp: tuple, context: str, what: str) -> None:
         """Names of ``expr`` allowed in ``context`` ("loss" or "schedule")."""
-        numeric = [STEP] + self.dim_names + self.schedule_names
+        numeric = [STEP] + ([EPOCH] if self.has_epoch else []) + self.dim_names + self.schedule_names
         allowed = numeric + (self.loss_names + self.input_names + list(self.node_tables) if context == "loss" else [])
         for node in E.walk(expr):
             if isinstance(node, E.Name):
                 n = node.id
                 if n in allowed:
                     continue
-                if context == "schedule" and (n in self.loss_names or n in self.input_names or n in self.node_tables):
+                if n == EPOCH:
+                    self.error_at(node, kp, f"'{EPOCH}' in {what} needs the length of an epoch",
+                                  "set train.steps_per_epoch (steps) or train.epoch_size (images; "
+                                  "epoch = step * batch_size / epoch_size)")
+                elif context == "schedule" and (n in self.loss_names or n in self.input_names or n in self.node_tables):
                     kind = "loss" if n in self.loss_names else ("model input" if n in self.input_names else "node")
                     self.error_at(node, kp, f"{what} cannot use the {kind} '{n}'",
                                   "schedules are numbers computed from step, dims and other schedules")
@@ -651,7 +729,11 @@ class _Validator:
 
     def check_eval(self) -> None:
         ev = _table(self.data.get("eval"))
-        for key in ("masks", "reconstruction"):
+        for name in _table(ev.get("schedules")):
+            if name not in self.schedule_names:
+                self.error(("eval", "schedules", name), f"eval.schedules names no schedule '{name}'",
+                           did_you_mean(name, self.schedule_names) or "define it in [schedules]")
+        for key in ("masks", "reconstruction", "attention", "input_mask"):
             ref = ev.get(key)
             if isinstance(ref, str) and re.match(REF_PATTERN, ref):
                 node, _, port = ref.partition(".")

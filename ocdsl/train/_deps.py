@@ -51,12 +51,13 @@ def metrics_summarize(results: Any) -> Any:
 
 
 def save_reconstruction_figure(path: Path, image, recon, masks, slot_rgb, true_labels=None,
-                               max_images: int = 8) -> None:
+                               max_images: int = 8, **extras) -> None:
     """``ocdsl.viz.figures.save_reconstruction_figure``: image/recon ``b c h w`` in [0, 1],
-    masks ``b k h w``, slot_rgb ``b k c h w`` in [0, 1] or None, true_labels ``b h w``."""
+    masks ``b k h w``, slot_rgb ``b k c h w`` in [0, 1] or None, true_labels ``b h w``;
+    ``extras``: ``attention`` (b k h w) and ``masked_input`` (b c h w), when given."""
     from ocdsl.viz.figures import save_reconstruction_figure as _save
 
-    _save(path, image, recon, masks, slot_rgb, true_labels, max_images=max_images)
+    _save(path, image, recon, masks, slot_rgb, true_labels, max_images=max_images, **extras)
 
 
 def save_curve(path: Path, records: list, keys: list, *, logy=()) -> None:

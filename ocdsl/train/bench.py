@@ -34,8 +34,12 @@ def _make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], de
     arg = next(iter(inputs.values())) if len(inputs) == 1 else inputs
     precision = spec.train.get("precision", "fp32")
 
+    set_schedules = getattr(base, "set_schedules", None)
+
     def step() -> float:
         sched = base.schedules(1000)
+        if set_schedules is not None:
+            set_schedules(sched)
         set_lr(opt, lr_src.at(sched))
         outputs = forward(model, arg, device, precision)
         loss = base.losses(inputs, outputs, sched, 1000)[base.LOSS]

@@ -5,6 +5,14 @@
     every          int, evaluate every N steps (and always at the end); 0/absent: end only
     masks          output key of the soft masks, (B, K, H, W) or (B, K, 1, H, W)
     reconstruction output key of the reconstruction, in data.range (optional)
+    attention      output key of per-slot attention, (B, K, H, W) or over a patch grid
+                   (B, K, N), drawn in the figures (optional)
+    input_mask     output key of what the model did not see, (B, H, W) or (B, N), 1 = hidden;
+                   the figures draw the masked input (optional)
+    schedules      {name = value}: schedule values evaluation runs with instead of their value
+                   at the current step (e.g. mask_ratio = 0); they reach the model through its
+                   ``set_schedules``. With overrides, the first dataset also gets a figure
+                   drawn at the training-time values (``..._train_schedules.png``).
     metrics        names from ocdsl.metrics.METRICS
     test_size      size of the procedural test split
     batch_size     default 32
@@ -14,7 +22,9 @@
 
 Evaluation runs the uncompiled module in eval mode under ``no_grad``, with the global RNGs
 saved, seeded with ``eval.seed`` and restored afterwards: its results do not depend on when
-it runs, and it never changes the training run's random stream.
+it runs, and it never changes the training run's random stream. A model with
+``set_schedules`` gets ``schedules(step)`` updated by ``eval.schedules`` before evaluating,
+and ``schedules(step)`` again afterwards.
 """
 
 from __future__ import annotations
@@ -38,7 +48,7 @@ from ocdsl.train.report import fmt_duration, fmt_value, summary_table
 from ocdsl.train.stream import collate, from_range, model_inputs, value_range
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
-           "preserved_rng", "figure_path"]
+           "preserved_rng", "figure_path", "eval_schedule_values", "pixel_maps"]
 
 DEFAULT_BATCH_SIZE = 32
 
@@ -162,7 +172,7 @@ def check_eval_outputs(spec, outputs: dict) -> None:
     """eval.masks / eval.reconstruction name outputs the model has (checked on the first
     training step, so a typo fails at once rather than at the first evaluation)."""
     diags = []
-    for key in ("masks", "reconstruction"):
+    for key in ("masks", "reconstruction", "attention", "input_mask"):
         name = spec.eval.get(key)
         if name and name not in outputs:
             diags.append(spec.diag(("eval", key), f"'{name}' is not an output of the model",
@@ -199,14 +209,62 @@ def _slot_images(outputs: dict, masks, rng) -> torch.Tensor | None:
     return from_range(outputs[cands[0]].float(), rng).clamp(0, 1)
 
 
+def eval_schedule_values(spec, model, step: int) -> dict | None:
+    """The schedule values evaluation runs with: ``model.schedules(step)`` updated by
+    ``eval.schedules``; None when the model has no ``set_schedules``."""
+    if getattr(model, "set_schedules", None) is None:
+        return None
+    values = dict(model.schedules(step))
+    values.update({k: float(v) for k, v in (spec.eval.get("schedules") or {}).items()})
+    return values
+
+
+def pixel_maps(x: torch.Tensor, height: int, width: int) -> torch.Tensor | None:
+    """Per-slot maps at image resolution: ``b k h w`` as is (resized when it differs), or
+    ``b k n`` over a patch grid (``n = gh * gw`` with the image's aspect ratio) with each
+    patch's value repeated over its pixels (nearest). None when ``n`` fits no such grid."""
+    x = x.detach().float()
+    if x.dim() == 3:
+        b, k, n = x.shape
+        gh = max(1, round((n * height / width) ** 0.5))
+        if n % gh:
+            return None
+        x = x.reshape(b, k, gh, n // gh)
+    if x.dim() != 4:
+        return None
+    if tuple(x.shape[-2:]) != (height, width):
+        x = torch.nn.functional.interpolate(x, size=(height, width), mode="nearest")
+    return x
+
+
+def _figure_extras(spec, out: dict, image: torch.Tensor) -> dict:
+    """Optional figure panels: per-slot ``attention`` (b k h w) and the ``masked_input``
+    (b c h w, hidden parts grey), from eval.attention / eval.input_mask."""
+    h, w = image.shape[-2:]
+    extras = {}
+    key = spec.eval.get("attention")
+    if key and key in out:
+        a = pixel_maps(out[key], h, w)
+        if a is not None:
+            extras["attention"] = a.clamp(0, 1).cpu()
+    key = spec.eval.get("input_mask")
+    if key and key in out:
+        m = out[key].detach().float()
+        m = pixel_maps(m[:, None], h, w)
+        if m is not None:
+            m = m.clamp(0, 1).cpu()                                  # (b, 1, h, w)
+            extras["masked_input"] = image.cpu() * (1 - m) + 0.5 * m
+    return extras
+
+
 def figure_path(out_dir: Path, step: int, split: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
     return Path(out_dir) / "figures" / f"step_{step:06d}_{safe}.png"
 
 
-def _save_figure(path: Path, message, *panels) -> Path | None:
+def _save_figure(path: Path, message, *panels, **extras) -> Path | None:
     try:
-        _deps.save_reconstruction_figure(path, *panels)
+        _deps.save_reconstruction_figure(path, *panels, **extras)
         return path
     except Exception as e:  # a figure is never worth losing a run over
         message(f"warning: could not write figure {path}: {type(e).__name__}: {e}")
@@ -234,6 +292,10 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     was_training = model.training
     model.eval()
     results: dict[str, dict] = {}
+    eval_values = eval_schedule_values(spec, model, step)
+    if eval_values is not None:
+        model.set_schedules(eval_values)
+    train_figure = eval_values is not None and bool(ev.get("schedules"))
     try:
         with preserved_rng(int(ev.get("seed", 0))):
             for es in sets:
@@ -242,7 +304,9 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                 per_batch, count, fig, fig_done = [], 0, None, False
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
-                    out = model(arg)
+                    # .forward: eager even when the module was compiled in place for training
+                    # (calling it would recompile for eval mode and no_grad, ~20 s here)
+                    out = model.forward(arg)
                     masks = _masks(spec, out)
                     recon_key = ev.get("reconstruction")
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
@@ -261,7 +325,14 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                                            None if recon is None else recon[sl].clamp(0, 1).cpu(),
                                            masks[sl].float().cpu(),
                                            None if slots is None else slots[sl].cpu(),
-                                           None if labels is None else labels[sl].cpu())
+                                           None if labels is None else labels[sl].cpu(),
+                                           **_figure_extras(spec, {k: v[sl] for k, v in out.items()},
+                                                            image[sl]))
+                        if train_figure:
+                            train_figure = False  # once: the first dataset
+                            _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step,
+                                                    figures_dir, es.name, message)
+                            model.set_schedules(eval_values)
                 summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
                 metrics = {n: _mean(summary[n]) for n in names if n in summary}
                 for n in names:  # images where a metric is undefined (e.g. no foreground)
@@ -273,7 +344,27 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                                     "figure": None if fig is None else str(fig)}
     finally:
         model.train(was_training)
+        if eval_values is not None:
+            model.set_schedules(model.schedules(step))
     return results
+
+
+def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figures_dir, name,
+                            message) -> None:
+    """The figure of the first images with the schedules at their training-time values
+    (e.g. the masked input at the current mask ratio), next to the evaluation figure."""
+    model.set_schedules(model.schedules(step))
+    arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
+    out = model.forward(arg)  # eager, as in evaluate_model
+    masks = _masks(spec, out)
+    recon_key = spec.eval.get("reconstruction")
+    recon = from_range(out[recon_key].float(), rng) if recon_key else None
+    slots = _slot_images(out, masks, rng)
+    _save_figure(figure_path(figures_dir, step, f"{name}_train_schedules"), message,
+                 image[sl].cpu(), None if recon is None else recon.clamp(0, 1).cpu(),
+                 masks.float().cpu(), None if slots is None else slots.cpu(),
+                 None if labels is None else labels[sl].cpu(),
+                 **_figure_extras(spec, out, image[sl]))
 
 
 def eval_rows(results: dict[str, dict]) -> list[dict]:

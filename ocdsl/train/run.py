@@ -10,7 +10,9 @@ One call of :func:`train` is one session of a run directory::
       figures/             step_XXXXXX_<dataset>.png per evaluation, loss.png, metrics.png
 
 Steps are counted in optimizer updates. The update that takes the run from ``s`` to
-``s + 1`` completed steps sees ``model.schedules(s)`` and ``losses(..., step=s)``, so
+``s + 1`` completed steps sees ``model.schedules(s)`` (also handed to
+``model.set_schedules`` before the forward, where the generated module has one: schedulable
+op parameters such as a mask ratio) and ``losses(..., step=s)``, so
 ``min(1, step / warmup)`` starts at 0 as in the papers; rows, evaluations and checkpoints
 are labelled with the number of completed steps. ``steps`` is the total to reach: resuming a
 run at step 1000 with ``steps = 3000`` does 2000 more updates.
@@ -365,6 +367,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     base.to(device)
     base.train()
     sched_names = list(base.schedules(0))
+    set_schedules = getattr(base, "set_schedules", None)
     opt, lr_src = build_optimizer(spec, base, sched_names)
     params = [p for g in opt.param_groups for p in g["params"]]
 
@@ -474,6 +477,8 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     t_step = time.perf_counter()
                     batch = next(data)
                     sched = base.schedules(run.step)
+                    if set_schedules is not None:
+                        set_schedules(sched)
                     lr = lr_src.at(sched)
                     set_lr(opt, lr)
                     arg, inputs = model_inputs(batch, inputs_names, rng_range, device)

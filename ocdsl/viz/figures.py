@@ -79,15 +79,17 @@ def _expect(name: str, t: Tensor | None, axes: str, shape: tuple) -> None:
 
 def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | None, masks: Tensor,
                                slot_rgb: Tensor | None, true_labels: Tensor | None = None,
-                               max_images: int = 8) -> FigureLayout:
+                               max_images: int = 8, *, attention: Tensor | None = None,
+                               masked_input: Tensor | None = None) -> FigureLayout:
     """One row per image: input, reconstruction, predicted and true segmentation, then each slot.
 
-    Columns, left to right: ``input``, ``recon``, ``pred seg`` (argmax of ``masks`` over k,
-    coloured with :data:`PALETTE`), ``true seg`` (only if ``true_labels`` is given), then for
-    each slot k: ``slot k`` (``slot_rgb * mask + white * (1 - mask)``) and ``mask k`` (grey,
-    black = 0, white = 1). That is ``3 + 2K`` columns, or ``4 + 2K`` with the ground truth; a
-    ``recon`` of None drops its column and a ``slot_rgb`` of None drops the ``slot k`` columns
-    (models without a decoder). Pixels are drawn with ``interpolation="nearest"`` and the dpi
+    Columns, left to right: ``input``, ``masked`` (only if ``masked_input`` is given),
+    ``recon``, ``pred seg`` (argmax of ``masks`` over k, coloured with :data:`PALETTE`),
+    ``true seg`` (only if ``true_labels`` is given), then for each slot k: ``slot k``
+    (``slot_rgb * mask + white * (1 - mask)``), ``mask k`` (grey, black = 0, white = 1) and
+    ``attn k`` (only if ``attention`` is given; grey like the masks). That is ``3 + 2K``
+    columns, or ``4 + 2K`` with the ground truth; a ``recon`` of None drops its column and a
+    ``slot_rgb`` of None drops the ``slot k`` columns (models without a decoder). Pixels are drawn with ``interpolation="nearest"`` and the dpi
     is chosen so that a panel has at least 120 px (at least the image's own size).
 
     Args:
@@ -98,6 +100,9 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
         slot_rgb: per-slot appearance ``b k c h w`` in [0, 1], or None.
         true_labels: ``b h w`` int ground truth (0 = background), or None.
         max_images: draw the first ``min(b, max_images)`` images (>= 1).
+        attention: ``b k h w`` per-slot attention in [0, 1] (e.g. an encoder's attention over
+            patches, repeated over each patch's pixels), or None.
+        masked_input: ``b c h w`` the input as the model saw it, in [0, 1], or None.
 
     Returns:
         :class:`FigureLayout` with the path, grid size, titles, PNG size and panel boxes.
@@ -121,12 +126,16 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     _expect("masks", masks, "b k h w", (b, k, h, w))
     _expect("slot_rgb", slot_rgb, "b k c h w", (b, k, c, h, w))
     _expect("true_labels", true_labels, "b h w", (b, h, w))
+    _expect("attention", attention, "b k h w", (b, k, h, w))
+    _expect("masked_input", masked_input, "b c h w", (b, c, h, w))
 
-    titles = ["input"] + (["recon"] if recon is not None else []) + ["pred seg"]
+    titles = (["input"] + (["masked"] if masked_input is not None else [])
+              + (["recon"] if recon is not None else []) + ["pred seg"])
     if true_labels is not None:
         titles.append("true seg")
     for j in range(k):
-        titles += ([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
+        titles += (([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
+                   + ([f"attn {j}"] if attention is not None else []))
     rows, cols = min(b, max_images), len(titles)
 
     pw, ph = _PANEL_IN * w / h, _PANEL_IN                          # panel size, inches
@@ -142,6 +151,8 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
     for r in range(rows):
         panels: list[tuple[np.ndarray, dict]] = [(_hwc(image[r]), {})]
+        if masked_input is not None:
+            panels.append((_hwc(masked_input[r]), {}))
         if recon is not None:
             panels.append((_hwc(recon[r]), {}))
         panels.append((colorize(seg[r]), {}))
@@ -153,6 +164,9 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
                 rgb = slot_rgb[r, j].detach().to("cpu", torch.float32).clamp(0, 1)
                 panels.append((_hwc(rgb * m + (1 - m)), {}))       # white where the slot is absent
             panels.append((m.numpy(), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}))
+            if attention is not None:
+                a = attention[r, j].detach().to("cpu", torch.float32).clamp(0, 1)
+                panels.append((a.numpy(), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}))
         for col, (arr, kw) in enumerate(panels):
             x0 = col * (pw + _GAP_IN)
             y_top = _TITLE_IN + r * (ph + _GAP_IN)                 # from the top, inches

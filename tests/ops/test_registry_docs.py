@@ -10,6 +10,8 @@ from ocdsl.ops import all_ops, get, names
 EXPECTED = {
     "conv_stack", "soft_position_embedding", "rearrange", "mlp", "layer_norm",
     "slot_attention", "spatial_broadcast_decoder", "alpha_composite",
+    "patch_embedding", "sincos_position_embedding", "random_masking", "class_tokens",
+    "transformer_encoder", "vit_decoder", "object_function", "broadcast_unshuffle", "unpatchify",
 }
 
 

@@ -97,3 +97,27 @@ def test_save_curve(tmp_path):
     assert png.shape[0] > 300 and png.shape[1] == 600
     with pytest.raises(ValueError, match="at least one key"):
         save_curve(tmp_path / "c2.png", records, [])
+
+
+def test_masked_input_and_attention_columns(tmp_path):
+    image, recon, masks, slot_rgb, labels = inputs(b=2, k=2)
+    hidden = torch.zeros(2, 1, 35, 35)
+    hidden[:, :, :, :20] = 1.0
+    masked = image * (1 - hidden) + 0.5 * hidden                   # grey where hidden
+    attention = torch.zeros(2, 2, 35, 35)
+    attention[:, 1] = 1.0                                          # slot 1 takes every patch
+    lay = save_reconstruction_figure(tmp_path / "m.png", image, recon, masks, slot_rgb, labels,
+                                     attention=attention, masked_input=masked)
+    assert lay.titles[:5] == ("input", "masked", "recon", "pred seg", "true seg")
+    assert lay.titles[5:] == ("slot 0", "mask 0", "attn 0", "slot 1", "mask 1", "attn 1")
+    png = imread(lay.path)[..., :3]
+
+    def centre(col):
+        x0, y0, x1, y1 = lay.boxes[(0, lay.titles.index(col))]
+        return png[(y0 + y1) // 2, x0 + (x1 - x0) // 5]            # left fifth: hidden part
+
+    assert np.allclose(centre("masked"), 0.5, atol=0.02)
+    assert np.allclose(centre("attn 0"), 0.0, atol=0.02) and np.allclose(centre("attn 1"), 1.0, atol=0.02)
+    with pytest.raises(ValueError, match=r"attention: expected \(b k h w\) = \(2, 2, 35, 35\)"):
+        save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, slot_rgb,
+                                   attention=attention[:, :1])
