@@ -41,8 +41,8 @@ def referenced_outputs(spec: Spec) -> set[str]:
         for n in E.names(e):
             used.add(n.partition(".")[0])
     for key in ("masks", "reconstruction"):
-        if key in spec.eval:
-            used.add(str(spec.eval[key]).partition(".")[0])
+        if key in spec.eval_cfg:
+            used.add(str(spec.eval_cfg[key]).partition(".")[0])
     for inv in spec.invariances:
         if "node" in inv:
             used.add(str(inv["node"]))

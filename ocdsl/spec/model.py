@@ -190,7 +190,7 @@ class Spec:
         return self.data.get("data", {})
 
     @property
-    def eval(self) -> dict[str, Any]:
+    def eval_cfg(self) -> dict[str, Any]:
         return self.data.get("eval", {})
 
     @property

@@ -112,7 +112,7 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
     An entry with ``optional = true`` whose ``path`` is missing is skipped with a warning;
     a missing non-optional one raises UserError pointing at its ``path`` key."""
     warn = warn or (lambda m: print(m, file=sys.stderr))
-    ev, base = spec.eval, _base_dir(spec)
+    ev, base = spec.eval_cfg, _base_dir(spec)
     spec_file = str(spec.path)
     sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.get("test_size"),
                                                spec_file=spec_file, keypath=("data",)), ("data",))]
@@ -152,7 +152,7 @@ def check_metric_names(spec) -> None:
     requires = _deps.metric_names()
     if requires is None:
         return
-    ev = spec.eval
+    ev = spec.eval_cfg
     diags = []
     for i, n in enumerate(ev.get("metrics", []) or []):
         if n not in requires:
@@ -173,7 +173,7 @@ def check_eval_outputs(spec, outputs: dict) -> None:
     training step, so a typo fails at once rather than at the first evaluation)."""
     diags = []
     for key in ("masks", "reconstruction", "attention", "input_mask"):
-        name = spec.eval.get(key)
+        name = spec.eval_cfg.get(key)
         if name and name not in outputs:
             diags.append(spec.diag(("eval", key), f"'{name}' is not an output of the model",
                                    hint=did_you_mean(name, outputs) or f"outputs: {', '.join(outputs)}"))
@@ -182,7 +182,7 @@ def check_eval_outputs(spec, outputs: dict) -> None:
 
 
 def _masks(spec, outputs: dict):
-    name = spec.eval.get("masks")
+    name = spec.eval_cfg.get("masks")
     if not name:
         return None
     m = outputs[name]
@@ -215,7 +215,7 @@ def eval_schedule_values(spec, model, step: int) -> dict | None:
     if getattr(model, "set_schedules", None) is None:
         return None
     values = dict(model.schedules(step))
-    values.update({k: float(v) for k, v in (spec.eval.get("schedules") or {}).items()})
+    values.update({k: float(v) for k, v in (spec.eval_cfg.get("schedules") or {}).items()})
     return values
 
 
@@ -242,12 +242,12 @@ def _figure_extras(spec, out: dict, image: torch.Tensor) -> dict:
     (b c h w, hidden parts grey), from eval.attention / eval.input_mask."""
     h, w = image.shape[-2:]
     extras = {}
-    key = spec.eval.get("attention")
+    key = spec.eval_cfg.get("attention")
     if key and key in out:
         a = pixel_maps(out[key], h, w)
         if a is not None:
             extras["attention"] = a.clamp(0, 1).cpu()
-    key = spec.eval.get("input_mask")
+    key = spec.eval_cfg.get("input_mask")
     if key and key in out:
         m = out[key].detach().float()
         m = pixel_maps(m[:, None], h, w)
@@ -282,7 +282,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                    figures_dir: Path | None = None, message: Callable[[str], None] = print) -> dict[str, dict]:
     """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
     "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_XXXXXX_<name>.png``."""
-    ev = spec.eval
+    ev = spec.eval_cfg
     rng = value_range(spec.data_cfg)
     names = list(ev.get("metrics", []) or [])
     bs = int(ev.get("batch_size", DEFAULT_BATCH_SIZE))
@@ -357,7 +357,7 @@ def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figu
     arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
     out = model.forward(arg)  # eager, as in evaluate_model
     masks = _masks(spec, out)
-    recon_key = spec.eval.get("reconstruction")
+    recon_key = spec.eval_cfg.get("reconstruction")
     recon = from_range(out[recon_key].float(), rng) if recon_key else None
     slots = _slot_images(out, masks, rng)
     _save_figure(figure_path(figures_dir, step, f"{name}_train_schedules"), message,
@@ -407,6 +407,6 @@ def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, d
               "eval": results, "out_dir": str(out_dir)}
     atomic_write_json(out_dir / "eval.json", report)
     say(f"{spec.name}: checkpoint {ckpt} (step {step})")
-    say(summary_table(results, list(spec.eval.get("metrics", []) or [])))
+    say(summary_table(results, list(spec.eval_cfg.get("metrics", []) or [])))
     say(f"results: {out_dir / 'eval.json'}")
     return report

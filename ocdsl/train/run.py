@@ -153,7 +153,7 @@ class TrainConfig:
         self.precision = t.get("precision", "fp32")
         if self.precision not in ("fp32", "bf16"):
             diags.append(spec.diag(("train", "precision"), f"precision must be fp32 or bf16, got {self.precision!r}"))
-        ev = spec.eval.get("every", 0)
+        ev = spec.eval_cfg.get("every", 0)
         if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
             diags.append(spec.diag(("eval", "every"), f"every must be an integer >= 0, got {ev!r}"))
             ev = 0
@@ -315,7 +315,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     """Train ``model`` (a generated module, docs/internals.md) as ``spec`` says.
 
     Args:
-        spec: the loaded Spec (``spec.train``, ``spec.data_cfg``, ``spec.eval`` are read).
+        spec: the loaded Spec (``spec.train``, ``spec.data_cfg``, ``spec.eval_cfg`` are read).
         model: the module; if it is already ``torch.compile``'d its ``_orig_mod`` is what is
             optimised and saved.
         device: ``"cpu"`` or ``"cuda"`` (see :func:`resolve_device`).
@@ -551,7 +551,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                 if status == "time_limit":
                     log.write({"step": run.step, "event": "time_limit", "time_limit": cfg.time_limit})
                 summary = run.write_summary(status, message)
-                _print_summary(summary, list(spec.eval.get("metrics", []) or []))
+                _print_summary(summary, list(spec.eval_cfg.get("metrics", []) or []))
                 if status == "interrupted":
                     raise TrainingInterrupted(summary)
                 return summary
@@ -562,7 +562,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                 message = message or f"interrupted; checkpoint at step {run.ckpt_step}"
                 log.write({"step": run.step, "event": "interrupted", "checkpoint_step": run.ckpt_step})
                 summary = run.write_summary(status, message)
-                _print_summary(summary, list(spec.eval.get("metrics", []) or []))
+                _print_summary(summary, list(spec.eval_cfg.get("metrics", []) or []))
                 print(f"resume with: --resume {out_dir}", flush=True)
                 raise TrainingInterrupted(summary)
 
