@@ -124,9 +124,8 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
         try:
             out_shapes = opdef.infer(in_shapes, params)
         except ShapeError as e:
-            src = ", ".join(f"'{p}' from '{s}' {fmt_shape(in_shapes[p])}" for p, s in sources.items())
             diags.append(spec.diag(node.keypath, f"node '{name}' ({opdef.name}): {e}",
-                                   f"its inputs: {src}" if src else None))
+                                   _input_hint(sources, in_shapes)))
             failed.add(name)
             continue
         data.update(params=params, in_shapes=in_shapes, out_shapes=out_shapes, scheduled=scheduled)

@@ -281,7 +281,7 @@ def _mean(v) -> float:
 def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device="cpu", step: int = 0,
                    figures_dir: Path | None = None, message: Callable[[str], None] = print) -> dict[str, dict]:
     """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
-    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_XXXXXX_<name>.png``."""
+    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``."""
     ev = spec.eval_cfg
     rng = value_range(spec.data_cfg)
     names = list(ev.get("metrics", []) or [])

@@ -7,7 +7,7 @@ One call of :func:`train` is one session of a run directory::
       metrics.jsonl        one row per logged step and per evaluated dataset (append-only)
       spec.resolved.json   the merged spec the run was started with
       summary.json         status, steps, times, final metrics, where things are
-      figures/             step_XXXXXX_<dataset>.png per evaluation, loss.png, metrics.png
+      figures/             step_<6-digit step>_<dataset>.png per evaluation, loss.png, metrics.png
 
 Steps are counted in optimizer updates. The update that takes the run from ``s`` to
 ``s + 1`` completed steps sees ``model.schedules(s)`` (also handed to
