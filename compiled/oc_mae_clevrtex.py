@@ -30,6 +30,7 @@ class OcMaeClevrtexModel(nn.Module):
     INPUTS = ('image',)
     LOSS = 'total'
     DIMS = {'C': 3, 'D': 768, 'E': 512, 'GH': 8, 'GW': 8, 'H': 128, 'K': 11, 'N': 64, 'P': 16, 'Q': 1024, 'W': 128}
+    NODES = ('patches', 'patches_pos', 'masking', 'cls', 'encoder', 'objects', 'broadcast', 'decoder_pos', 'decoder', 'slot_images', 'composite')
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +80,8 @@ class OcMaeClevrtexModel(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None,
+                  phase_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         epoch = step / 468.0  # train.steps_per_epoch
         e = fn.floor(epoch)

@@ -30,6 +30,7 @@ class OcMaeMultiDspritesModel(nn.Module):
     INPUTS = ('image',)
     LOSS = 'total'
     DIMS = {'C': 3, 'D': 384, 'E': 256, 'GH': 8, 'GW': 8, 'H': 64, 'K': 6, 'N': 64, 'P': 8, 'Q': 256, 'W': 64}
+    NODES = ('patches', 'patches_pos', 'masking', 'cls', 'encoder', 'objects', 'broadcast', 'decoder_pos', 'decoder', 'slot_images', 'composite')
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +80,8 @@ class OcMaeMultiDspritesModel(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None,
+                  phase_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         epoch = step / 468.0  # train.steps_per_epoch
         e = fn.floor(epoch)

@@ -30,6 +30,7 @@ class OcMaeNoObjectEntropyModel(nn.Module):
     INPUTS = ('image',)
     LOSS = 'total'
     DIMS = {'C': 3, 'D': 192, 'E': 128, 'GH': 7, 'GW': 7, 'H': 35, 'K': 4, 'N': 49, 'P': 5, 'Q': 100, 'W': 35}
+    NODES = ('patches', 'patches_pos', 'masking', 'cls', 'encoder', 'objects', 'broadcast', 'decoder_pos', 'decoder', 'slot_images', 'composite')
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +80,8 @@ class OcMaeNoObjectEntropyModel(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None,
+                  phase_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         epoch = step / 8.0  # train.steps_per_epoch
         e = epoch

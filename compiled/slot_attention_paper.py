@@ -27,6 +27,7 @@ class SlotAttentionPaperModel(nn.Module):
     INPUTS = ('image',)
     LOSS = 'reconstruction'
     DIMS = {'C': 3, 'D': 64, 'F': 32, 'H': 35, 'K': 4, 'M': 128, 'W': 35}
+    NODES = ('encoder', 'encoder_pos', 'tokens', 'features', 'slots', 'decoder', 'composite')
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,7 +60,8 @@ class SlotAttentionPaperModel(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None,
+                  phase_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         warmup = 10000
         total = 7500

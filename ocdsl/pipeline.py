@@ -16,9 +16,10 @@ from ocdsl.codegen import generate_source, import_generated, instantiate, should
 from ocdsl.codegen.load import default_cache_dir
 from ocdsl.graph import analyse
 from ocdsl.spec import load
+from ocdsl.errors import SpecError
 from ocdsl.spec.model import Spec
 
-__all__ = ["Compiled", "build", "compiled_path"]
+__all__ = ["Compiled", "build", "compiled_path", "load_pretrained"]
 
 
 def compiled_path(spec: Spec, root: Path | str = "compiled") -> Path:
@@ -41,6 +42,7 @@ class Compiled:
         if self.path is None:
             self.write(default_cache_dir() / f"{self.spec.path.stem}_{self.spec.source_hash[:12]}.py")
         model = instantiate(import_generated(self.path), self.spec, device)
+        load_pretrained(self.spec, self.graph, model)
         if should_compile(self.graph, device, torch_compile):
             model.compile()
         return model
@@ -59,6 +61,34 @@ def build(spec_or_path: Spec | str | Path, *, overrides: list[str] | None = None
     if out is not None:
         c.write(out)
     return c
+
+
+def load_pretrained(spec: Spec, G: nx.MultiDiGraph, model) -> None:
+    """Load the local weights that op params marked ``"x-pretrained"`` name (segformer's
+    ``pretrained = "weights/mit-b3"``): the path is relative to the spec file that wrote it,
+    and the node's module loads it with ``load_pretrained(path)``. Nothing is downloaded.
+
+    Raises SpecError at the param's line: no such directory, or weights that do not load
+    (the module's message says what was expected and found)."""
+    hint = ("nothing is downloaded: point it at a local copy of the checkpoint (a folder with "
+            "config.json and model.safetensors), relative to the spec file, or leave it out for "
+            "random initialisation")
+    for name, data in G.nodes(data=True):
+        if data.get("kind") != "op":
+            continue
+        node = data["node"]
+        for key, prop in data["opdef"].params.items():
+            if not prop.get("x-pretrained") or not node.params.get(key):
+                continue
+            kp = tuple(node.keypath) + (key,)
+            path = spec.resolve_path(kp)
+            if not path.is_dir():
+                raise SpecError(spec.diag(kp, f"node '{name}': {key}: no directory {path}", hint=hint))
+            try:
+                getattr(model, name).load_pretrained(path)
+            except (OSError, ValueError, KeyError, RuntimeError) as e:
+                raise SpecError(spec.diag(kp, f"node '{name}': {key}: the weights in {path} do not load: {e}",
+                                          hint=hint)) from None
 
 
 def _display_path(path: Path) -> str:

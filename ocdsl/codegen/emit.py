@@ -5,9 +5,11 @@ The generated file holds one ``nn.Module`` class:
 - ``__init__`` instantiates one op module per node, with literal keyword arguments;
 - ``forward`` has one line per node, each with an end-of-line shape comment, and returns a
   dict of every node output (``"encoder"``, ``"slots.attention"``);
-- ``schedules(step)`` and ``losses(inputs, outputs, sched, step)`` are the spec's
-  expressions translated to Python (ocdsl.codegen.expr): spec text never reaches eval;
-  ``epoch`` is a local ``epoch = step / <steps per epoch>`` where an expression uses it;
+- ``schedules(step, phase_step, phase_steps)`` and ``losses(inputs, outputs, sched, step)``
+  are the spec's expressions translated to Python (ocdsl.codegen.expr): spec text never
+  reaches eval; ``epoch`` is a local ``epoch = step / <steps per epoch>`` where an
+  expression uses it; ``phase_step`` / ``phase_steps`` (the training phase's clock, passed
+  by the trainer) default to ``step`` / the run's length;
 - ``set_schedules(sched)`` (only when some node has a schedulable param written as a
   schedule name, e.g. ``ratio = "mask_ratio"``) assigns the schedule values to those module
   attributes; ``__init__`` passes each such param its schedule's value at step 0.
@@ -34,7 +36,7 @@ from ocdsl.spec.model import Spec
 __all__ = ["generate_source", "class_name", "topological_nodes"]
 
 _RESERVED = set(keyword.kwlist) | {"self", "fn", "torch", "nn", "Tensor", "inputs", "outputs", "sched",
-                                   "step", "epoch", "super", "dict", "str", "int", "float"}
+                                   "step", "epoch", "phase_step", "phase_steps", "super", "dict", "str", "int", "float"}
 
 
 def class_name(spec: Spec) -> str:
@@ -143,6 +145,7 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     w(f"    INPUTS = {_literal(tuple(spec.inputs))}")
     w(f"    LOSS = {spec.train.get('loss', next(iter(spec.losses), None))!r}")
     w(f"    DIMS = {_literal(dict(spec.dims))}")
+    w(f"    NODES = {_literal(tuple(nodes))}")
     w("")
     w("    def __init__(self) -> None:")
     w("        super().__init__()")
@@ -188,8 +191,18 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             w(f"            {output_key(n, port, opdef.outputs)!r}: {var[(n, port)]},")
     w("        }")
     w("")
-    w("    def schedules(self, step: int) -> dict[str, float]:")
-    w('        """[schedules]: values as functions of the training step."""')
+    uses_phase = _uses_phase_clock(spec.schedules.values())
+    if uses_phase:
+        w("    def schedules(self, step: int, phase_step: int | None = None,")
+        w("                  phase_steps: int | None = None) -> dict[str, float]:")
+        w('        """[schedules]: values as functions of the training step and the phase clock')
+        w('        (the trainer passes phase_step / phase_steps; by default one phase spans the run)."""')
+        w("        phase_step = step if phase_step is None else phase_step")
+        w(f"        phase_steps = {spec.total_steps or 1!r} if phase_steps is None else phase_steps")
+    else:
+        w("    def schedules(self, step: int, phase_step: int | None = None,")
+        w("                  phase_steps: int | None = None) -> dict[str, float]:")
+        w('        """[schedules]: values as functions of the training step."""')
     L.extend(_epoch_line(spec, spec.schedules.values()))
     L.extend(_assignments(spec.schedules, lambda ref, names: _sched_ref(ref, spec, names)))
     w("")
@@ -208,6 +221,11 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     L.extend(_epoch_line(spec, spec.losses.values()))
     L.extend(_assignments(spec.losses, lambda ref, names: _loss_ref(ref, spec, names, okeys)))
     return "\n".join(L) + "\n"
+
+
+def _uses_phase_clock(exprs) -> bool:
+    from ocdsl.spec import expr as E
+    return any(n in ("phase_step", "phase_steps") for e in exprs for n in E.names(e))
 
 
 def _epoch_line(spec: Spec, exprs) -> list[str]:
@@ -250,7 +268,7 @@ def _output_keys(G: nx.MultiDiGraph) -> dict[str, str]:
 
 
 def _sched_ref(ref: str, spec: Spec, s_var: dict[str, str]) -> str:
-    if ref in ("step", "epoch"):
+    if ref in ("step", "epoch", "phase_step", "phase_steps"):
         return ref
     if ref in s_var:
         return s_var[ref]

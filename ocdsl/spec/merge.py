@@ -105,7 +105,9 @@ def _identity(file: str, base_dir) -> str:
 def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Locations,
                ) -> tuple[dict, Locations]:
     """``over`` merged onto ``base`` (neither is modified): tables merge recursively, anything
-    else in ``over`` replaces. Returns the merged data and locations."""
+    else in ``over`` replaces. A model node whose ``op`` changes is replaced whole (another
+    op takes other params: a variant swapping Segformer for a U-Net must not inherit
+    ``variant = "b0"``). Returns the merged data and locations."""
     locs = base_locs.copy()
     over_items = list(over_locs.items())
     over_values = list(over_locs._values.items())
@@ -124,7 +126,9 @@ def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Location
         for key, bv in b.items():
             kp = path + (key,)
             av = out.get(key)
-            if isinstance(av, dict) and isinstance(bv, dict):
+            new_op = (len(kp) == 3 and kp[:2] == ("model", "nodes") and isinstance(av, dict)
+                      and isinstance(bv, dict) and "op" in bv and bv["op"] != av.get("op"))
+            if isinstance(av, dict) and isinstance(bv, dict) and not new_op:
                 if kp in over_locs:
                     locs.set(kp, over_locs.get(kp))
                 out[key] = merge(av, bv, kp)

@@ -209,13 +209,32 @@ class Spec:
             return float(t["epoch_size"]) / float(t.get("batch_size", 32))
         return None
 
-    def schedule_values(self, step: int = 0) -> dict[str, Any]:
+    @property
+    def phases(self) -> list[dict[str, Any]]:
+        """``[[train.phases]]`` as written (empty when the spec has none)."""
+        ph = self.train.get("phases")
+        return list(ph) if isinstance(ph, list) else []
+
+    @property
+    def total_steps(self) -> int | None:
+        """Steps of the whole run as written: the phases' sum, else ``train.steps``."""
+        if self.phases:
+            return sum(int(p.get("steps", 0)) for p in self.phases)
+        steps = self.train.get("steps")
+        return int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else None
+
+    def schedule_values(self, step: int = 0, phase_step: int | None = None,
+                        phase_steps: int | None = None) -> dict[str, Any]:
         """Every [schedules] entry evaluated at ``step`` by the expression interpreter
-        (the generated ``schedules(step)`` computes the same values). Raises SpecError
-        naming the schedule whose expression fails (e.g. a division by zero)."""
+        (the generated ``schedules(step, phase_step, phase_steps)`` computes the same
+        values). ``phase_step`` defaults to ``step`` and ``phase_steps`` to
+        :attr:`total_steps` (one phase spanning the run). Raises SpecError naming the
+        schedule whose expression fails (e.g. a division by zero)."""
         from ocdsl.spec import expr as E
 
         env: dict[str, Any] = dict(self.dims, step=step)
+        env["phase_step"] = step if phase_step is None else phase_step
+        env["phase_steps"] = (self.total_steps or 1) if phase_steps is None else phase_steps
         spe = self.steps_per_epoch
         if spe:
             env["epoch"] = step / spe

@@ -166,19 +166,27 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                       type="object", properties=_dataset_props(), additionalProperties=True),
     }
     phase = _d(
-        "A training phase: runs `steps` steps optimising `loss` with some nodes frozen.",
+        "A training phase: runs `steps` steps optimising `loss`, training only some nodes. Phases "
+        "run in order; each starts a new optimizer unless fresh_optimizer = false.",
         type="object",
         properties={
-            "name": _d("Name of the phase (shown in logs).", type="string", minLength=1),
-            "steps": _pos_int("Number of steps in this phase."),
+            "name": _d("Name of the phase (logs, metrics rows, checkpoints); default phase1, phase2, ...",
+                       type="string", pattern=IDENT),
+            "steps": _pos_int("Number of steps in this phase (--steps N scales every phase to a total of N)."),
             "loss": _d("The loss this phase minimises (a name from [losses]); default train.loss.",
                        type="string"),
-            "trainable": _d("Nodes whose parameters are trained (default: all not frozen).",
+            "trainable": _d("Nodes whose parameters are trained; every other node is frozen "
+                            "(default: all nodes not listed in `frozen`).",
                             type="array", items={"type": "string", "pattern": IDENT}, uniqueItems=True),
-            "frozen": _d("Nodes whose parameters are frozen in this phase.",
+            "frozen": _d("Nodes whose parameters are frozen in this phase (requires_grad off, eval mode).",
                          type="array", items={"type": "string", "pattern": IDENT}, uniqueItems=True),
             "optimizer": _optimizer(),
-            "fresh_optimizer": _d("Start this phase with a new optimizer state.", type="boolean"),
+            "fresh_optimizer": _d("Start this phase with a new optimizer (default true); false keeps the "
+                                  "previous phase's optimizer and its state (same trainable nodes and "
+                                  "optimizer settings required).", type="boolean"),
+            "clock": _d("Consecutive phases with the same clock share one schedule clock: in [schedules], "
+                        "`phase_step` counts from the first of them and `phase_steps` is their total "
+                        "(default: each phase has its own clock).", type="string", pattern=IDENT),
         },
         required=["steps"],
         additionalProperties=False,
@@ -238,6 +246,12 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                               "(B K H W, or B K N with N = h * w patches), drawn in the figures."),
             "input_mask": _ref("Output marking the parts of the input the model did not see (B H W, "
                                "or B N over a patch grid; 1 = hidden), drawn as the masked input."),
+            "layers": _ref("Output holding per-object layers (B K C H W, C = 3 RGB or 4 RGB + mask, "
+                           "in the data range), drawn one column per object, e.g. an AST-Seg "
+                           "spatial transformer's output."),
+            "boxes": _ref("Output holding one box per object layer (B K 4: x0, y0, x1, y1 in "
+                          "normalized image coordinates, -1 / +1 = the image edges), drawn on the "
+                          "input and on each layer."),
             "schedules": _d("Schedule values used during evaluation instead of their value at the "
                             "current step, e.g. { mask_ratio = 0 }; op parameters that read "
                             "these schedules get them through the model's set_schedules.",

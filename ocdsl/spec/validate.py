@@ -40,6 +40,11 @@ __all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema
 
 STEP = "step"
 EPOCH = "epoch"   # step / train.steps_per_epoch, or step * batch_size / train.epoch_size
+PHASE_STEP = "phase_step"    # steps completed in the current phase (or run of phases sharing a clock)
+PHASE_STEPS = "phase_steps"  # that phase's (or clock's) length in steps
+RESERVED = {STEP: "the training step", EPOCH: "the training epoch",
+            PHASE_STEP: "steps done in the current training phase",
+            PHASE_STEPS: "the current training phase's length"}
 
 
 @dataclass
@@ -415,9 +420,8 @@ class _Validator:
         first: dict[str, str] = {}
         for kind, base, names in kinds:
             for name in names:
-                if name in (STEP, EPOCH):
-                    what = "the training step" if name == STEP else "the training epoch"
-                    self.error(base + (name,), f"'{name}' is reserved ({what}) and cannot name a {kind}")
+                if name in RESERVED:
+                    self.error(base + (name,), f"'{name}' is reserved ({RESERVED[name]}) and cannot name a {kind}")
                 elif name in first:
                     self.error(base + (name,), f"'{name}' is both a {first[name]} and a {kind}",
                                "every name in dims, schedules, losses, model inputs and nodes must be unique")
@@ -619,13 +623,18 @@ class _Validator:
     def check_refs(self, expr: E.Expr, kp: tuple, context: str, what: str) -> None:
         """Names of ``expr`` allowed in ``context`` ("loss" or "schedule")."""
         numeric = [STEP] + ([EPOCH] if self.has_epoch else []) + self.dim_names + self.schedule_names
+        if context == "schedule":
+            numeric += [PHASE_STEP, PHASE_STEPS]
         allowed = numeric + (self.loss_names + self.input_names + list(self.node_tables) if context == "loss" else [])
         for node in E.walk(expr):
             if isinstance(node, E.Name):
                 n = node.id
                 if n in allowed:
                     continue
-                if n == EPOCH:
+                if n in (PHASE_STEP, PHASE_STEPS):
+                    self.error_at(node, kp, f"'{n}' in {what}: only [schedules] see the phase clock",
+                                  f"define a schedule (e.g. warm = \"min(1, {PHASE_STEP} / 1000)\") and use it here")
+                elif n == EPOCH:
                     self.error_at(node, kp, f"'{EPOCH}' in {what} needs the length of an epoch",
                                   "set train.steps_per_epoch (steps) or train.epoch_size (images; "
                                   "epoch = step * batch_size / epoch_size)")
@@ -706,10 +715,31 @@ class _Validator:
         if phases and "steps" in train:
             self.warnings.append(_diag(self.locs, ("train", "steps"),
                                        "train.steps is ignored: the phases' steps are used", severity="warning"))
+        names_seen: dict[str, int] = {}
+        clocks: list[str | None] = []
         for i, ph in enumerate(phases):
             if not isinstance(ph, dict):
+                clocks.append(None)
                 continue
             kp = ("train", "phases", i)
+            pname = ph.get("name", f"phase{i + 1}")
+            if isinstance(pname, str):
+                if pname in names_seen:
+                    self.error(kp + ("name",), f"two phases are named '{pname}'",
+                               f"phase {names_seen[pname] + 1} already is; phase names must be unique")
+                names_seen.setdefault(pname, i)
+            clock = ph.get("clock")
+            clock = clock if isinstance(clock, str) else None
+            if clock is not None and clock in clocks and clocks[-1] != clock:
+                self.error(kp + ("clock",), f"clock '{clock}' is shared by phases that are not consecutive",
+                           "a clock spans a run of consecutive phases; give this phase its own clock")
+            clocks.append(clock)
+            if ph.get("fresh_optimizer") is False and i == 0:
+                self.error(kp + ("fresh_optimizer",), "the first phase has no previous optimizer to keep",
+                           "drop fresh_optimizer = false from the first phase")
+            if "trainable" in ph and "frozen" in ph:
+                self.error(kp + ("frozen",), "give either trainable or frozen, not both",
+                           "trainable lists what trains (every other node is frozen); frozen lists what does not")
             pl = ph.get("loss")
             if isinstance(pl, str) and pl not in self.loss_names:
                 self.error(kp + ("loss",), f"phase loss names no loss '{pl}'", did_you_mean(pl, self.loss_names))
@@ -733,7 +763,7 @@ class _Validator:
             if name not in self.schedule_names:
                 self.error(("eval", "schedules", name), f"eval.schedules names no schedule '{name}'",
                            did_you_mean(name, self.schedule_names) or "define it in [schedules]")
-        for key in ("masks", "reconstruction", "attention", "input_mask"):
+        for key in ("masks", "reconstruction", "attention", "input_mask", "layers", "boxes"):
             ref = ev.get(key)
             if isinstance(ref, str) and re.match(REF_PATTERN, ref):
                 node, _, port = ref.partition(".")

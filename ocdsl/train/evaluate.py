@@ -45,7 +45,7 @@ from ocdsl.errors import SpecError, UserError, did_you_mean
 from ocdsl.train import _deps
 from ocdsl.train.checkpoint import atomic_write_json, capture_rng, load_checkpoint, load_model_state, restore_rng
 from ocdsl.train.report import fmt_duration, fmt_value, summary_table
-from ocdsl.train.stream import collate, from_range, model_inputs, value_range
+from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at, value_range
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
            "preserved_rng", "figure_path", "eval_schedule_values", "pixel_maps"]
@@ -172,7 +172,7 @@ def check_eval_outputs(spec, outputs: dict) -> None:
     """eval.masks / eval.reconstruction name outputs the model has (checked on the first
     training step, so a typo fails at once rather than at the first evaluation)."""
     diags = []
-    for key in ("masks", "reconstruction", "attention", "input_mask"):
+    for key in ("masks", "reconstruction", "attention", "input_mask", "layers", "boxes"):
         name = spec.eval_cfg.get(key)
         if name and name not in outputs:
             diags.append(spec.diag(("eval", key), f"'{name}' is not an output of the model",
@@ -209,12 +209,12 @@ def _slot_images(outputs: dict, masks, rng) -> torch.Tensor | None:
     return from_range(outputs[cands[0]].float(), rng).clamp(0, 1)
 
 
-def eval_schedule_values(spec, model, step: int) -> dict | None:
+def eval_schedule_values(spec, model, step: int, clock: tuple[int, int] | None = None) -> dict | None:
     """The schedule values evaluation runs with: ``model.schedules(step)`` updated by
     ``eval.schedules``; None when the model has no ``set_schedules``."""
     if getattr(model, "set_schedules", None) is None:
         return None
-    values = dict(model.schedules(step))
+    values = dict(schedules_at(model, step, clock))
     values.update({k: float(v) for k, v in (spec.eval_cfg.get("schedules") or {}).items()})
     return values
 
@@ -237,11 +237,21 @@ def pixel_maps(x: torch.Tensor, height: int, width: int) -> torch.Tensor | None:
     return x
 
 
-def _figure_extras(spec, out: dict, image: torch.Tensor) -> dict:
-    """Optional figure panels: per-slot ``attention`` (b k h w) and the ``masked_input``
-    (b c h w, hidden parts grey), from eval.attention / eval.input_mask."""
+def _figure_extras(spec, out: dict, image: torch.Tensor, rng=(0.0, 1.0)) -> dict:
+    """Optional figure panels: per-slot ``attention`` (b k h w), the ``masked_input``
+    (b c h w, hidden parts grey), object ``layers`` (b k c h w) and their ``boxes`` (b k 4),
+    from eval.attention / eval.input_mask / eval.layers / eval.boxes."""
     h, w = image.shape[-2:]
     extras = {}
+    key = spec.eval_cfg.get("layers")
+    if key and key in out:
+        lay = out[key].detach().float()
+        if lay.dim() == 5 and lay.shape[2] in (3, 4) and tuple(lay.shape[3:]) == (h, w):
+            rgb = from_range(lay[:, :, :3], rng).clamp(0, 1)
+            extras["layers"] = torch.cat([rgb, lay[:, :, 3:].clamp(0, 1)], dim=2).cpu()
+    key = spec.eval_cfg.get("boxes")
+    if key and key in out and out[key].dim() == 3 and out[key].shape[-1] == 4:
+        extras["boxes"] = out[key].detach().float().cpu()
     key = spec.eval_cfg.get("attention")
     if key and key in out:
         a = pixel_maps(out[key], h, w)
@@ -279,9 +289,11 @@ def _mean(v) -> float:
 
 @torch.no_grad()
 def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device="cpu", step: int = 0,
-                   figures_dir: Path | None = None, message: Callable[[str], None] = print) -> dict[str, dict]:
+                   figures_dir: Path | None = None, message: Callable[[str], None] = print,
+                   clock: tuple[int, int] | None = None) -> dict[str, dict]:
     """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
-    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``."""
+    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``.
+    ``clock``: the training phase's ``(phase_step, phase_steps)`` for the schedules."""
     ev = spec.eval_cfg
     rng = value_range(spec.data_cfg)
     names = list(ev.get("metrics", []) or [])
@@ -292,7 +304,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     was_training = model.training
     model.eval()
     results: dict[str, dict] = {}
-    eval_values = eval_schedule_values(spec, model, step)
+    eval_values = eval_schedule_values(spec, model, step, clock)
     if eval_values is not None:
         model.set_schedules(eval_values)
     train_figure = eval_values is not None and bool(ev.get("schedules"))
@@ -327,11 +339,11 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                                            None if slots is None else slots[sl].cpu(),
                                            None if labels is None else labels[sl].cpu(),
                                            **_figure_extras(spec, {k: v[sl] for k, v in out.items()},
-                                                            image[sl]))
+                                                            image[sl], rng))
                         if train_figure:
                             train_figure = False  # once: the first dataset
                             _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step,
-                                                    figures_dir, es.name, message)
+                                                    figures_dir, es.name, message, clock)
                             model.set_schedules(eval_values)
                 summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
                 metrics = {n: _mean(summary[n]) for n in names if n in summary}
@@ -345,15 +357,15 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     finally:
         model.train(was_training)
         if eval_values is not None:
-            model.set_schedules(model.schedules(step))
+            model.set_schedules(schedules_at(model, step, clock))
     return results
 
 
 def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figures_dir, name,
-                            message) -> None:
+                            message, clock=None) -> None:
     """The figure of the first images with the schedules at their training-time values
     (e.g. the masked input at the current mask ratio), next to the evaluation figure."""
-    model.set_schedules(model.schedules(step))
+    model.set_schedules(schedules_at(model, step, clock))
     arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
     out = model.forward(arg)  # eager, as in evaluate_model
     masks = _masks(spec, out)
@@ -364,7 +376,7 @@ def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figu
                  image[sl].cpu(), None if recon is None else recon.clamp(0, 1).cpu(),
                  masks.float().cpu(), None if slots is None else slots.cpu(),
                  None if labels is None else labels[sl].cpu(),
-                 **_figure_extras(spec, out, image[sl]))
+                 **_figure_extras(spec, out, image[sl], rng))
 
 
 def eval_rows(results: dict[str, dict]) -> list[dict]:

@@ -56,13 +56,17 @@ def _parse_lr(raw, spec, kp) -> LrSource:
     raise SpecError(spec.diag(kp, f"lr must be a number or a schedule name, got {raw!r}"))
 
 
-def build_optimizer(spec, module: torch.nn.Module, schedule_names) -> tuple[torch.optim.Optimizer, LrSource]:
-    """The optimizer over ``module``'s trainable parameters, and where its lr comes from.
+def build_optimizer(spec, module: torch.nn.Module, schedule_names, cfg=None,
+                    kp: tuple = ("train", "optimizer")) -> tuple[torch.optim.Optimizer, LrSource]:
+    """The optimizer over ``module``'s trainable parameters (``requires_grad``), and where
+    its lr comes from.
 
-    ``schedule_names``: the keys of ``model.schedules(step)``. Raises SpecError (with the
-    key's location) for an unknown optimizer or option, or an lr naming no schedule."""
-    cfg = spec.train.get("optimizer", "adam")
-    kp = ("train", "optimizer")
+    ``schedule_names``: the keys of ``model.schedules(step)``. ``cfg``: the optimizer table
+    (default ``train.optimizer``; a phase passes its own with ``kp`` its key path). Raises
+    SpecError (with the key's location) for an unknown optimizer or option, an lr naming no
+    schedule, or nothing to train."""
+    if cfg is None:
+        cfg = spec.train.get("optimizer", "adam")
     if isinstance(cfg, str):
         cfg = {"name": cfg}
     cfg = dict(cfg)
@@ -83,7 +87,9 @@ def build_optimizer(spec, module: torch.nn.Module, schedule_names) -> tuple[torc
 
     params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
     if not params:
-        raise SpecError(spec.diag(("model",), "the model has no trainable parameters"))
+        where = kp[:3] if kp[:2] == ("train", "phases") else ("model",)
+        raise SpecError(spec.diag(where, "nothing to train: no parameter has requires_grad",
+                                  hint="list nodes with parameters in the phase's trainable" if where != ("model",) else None))
     wd = float(cfg.get("weight_decay", 0.0))
     if name == "adamw" and wd:
         decay = [p for _, p in params if p.dim() >= 2]

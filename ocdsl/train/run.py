@@ -56,14 +56,16 @@ from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, check_met
                                   eval_sets, evaluate_model)
 from ocdsl.train.interrupt import StopGuard
 from ocdsl.train.optim import build_optimizer, set_lr
+from ocdsl.train.phases import Phase, apply_phase, plan_phases
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
-from ocdsl.train.stream import forward, make_train_loader, model_inputs, value_range
+from ocdsl.train.stream import forward, make_train_loader, model_inputs, schedules_at, value_range
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
            "TrainConfig"]
 
 
-_ROW_KEYS = frozenset({"step", "loss", "lr", "grad_norm", "images_per_s", "elapsed_s", "split", "count", "event"})
+_ROW_KEYS = frozenset({"step", "phase", "loss", "lr", "grad_norm", "images_per_s", "elapsed_s", "split", "count",
+                       "event"})
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -135,12 +137,12 @@ class TrainConfig:
                 return default
             return kind(v)
 
-        self.steps = num("steps", None)
+        self.steps = None if spec.phases else num("steps", None)  # with phases: plan_phases
         if steps is not None:
             if int(steps) < 1:
                 raise UserError(Diagnostic(f"--steps must be >= 1, got {steps}", file="ocdsl"))
             self.steps = int(steps)
-        elif t.get("steps") is None:
+        elif t.get("steps") is None and not spec.phases:
             diags.append(spec.diag(("train",), "train.steps is not set", hint="set [train] steps or pass --steps"))
         self.batch_size = num("batch_size", 32)
         self.seed = num("seed", 0, minimum=0)
@@ -185,15 +187,16 @@ class _Run:
         self.resumed_from: str | None = None
         self.figures: list[str] = []
         self.rng: dict | None = None
+        self.phases: list[dict] | None = None  # [{name, start, steps}] of an explicit phase plan
 
     @property
     def elapsed(self) -> float:
         return self.elapsed_before + (time.monotonic() - self.t0)
 
-    def save(self, base, opt) -> None:
+    def save(self, base, opt, phase: int = 0) -> None:
         save_checkpoint(self.ckpt_path, {
             "spec_name": self.spec.name, "spec_hash": self.spec.source_hash,
-            "step": self.step, "data_position": self.data_position,
+            "step": self.step, "phase": phase, "data_position": self.data_position,
             "batch_size": self.cfg.batch_size,
             "model": base.state_dict(), "optimizer": opt.state_dict(), "rng": self.rng,
             "history": self.history, "elapsed_s": self.elapsed, "images_seen": self.images_seen,
@@ -220,6 +223,7 @@ class _Run:
             "metrics": str(self.out_dir / "metrics.jsonl"),
             "figures": list(self.figures),
             "resumed_from": self.resumed_from,
+            "phases": self.phases,
         }
 
     def write_summary(self, status: str, message: str | None = None) -> dict:
@@ -276,12 +280,12 @@ def _set_aside_old_metrics(out_dir: Path, say) -> None:
     say(f"note: {old} of an earlier attempt was renamed metrics.old-{n}.jsonl")
 
 
-def _curves(run: _Run, loss_name: str, message) -> None:
+def _curves(run: _Run, duplicate: str | None, message) -> None:
     """figures/loss.png (every logged loss term and lr) and figures/metrics.png (each
     dataset's metrics), from the history rows."""
     logs = [r for r in run.history if "loss" in r and "split" not in r and "event" not in r]
     if logs:
-        skip = {"step", "images_per_s", "elapsed_s"} | ({loss_name} - {"loss"})  # it duplicates "loss"
+        skip = {"step", "phase", "images_per_s", "elapsed_s"} | ({duplicate} - {"loss", None})  # == "loss"
         keys = [k for k in logs[-1] if k not in skip]
         _try_curve(run, run.out_dir / "figures" / "loss.png", logs, keys, message, logy=["loss", "lr"])
     evals = [r for r in run.history if "split" in r and "event" not in r]
@@ -345,7 +349,9 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     if base is model and torch_compile:
         fwd = torch.compile(base)
     inputs_names = tuple(base.INPUTS)
-    loss_name = base.LOSS
+    node_names = tuple(getattr(base, "NODES", ()) or (n for n, _ in base.named_children()))
+    plan = plan_phases(spec, node_names, steps)
+    cfg.steps = plan.total
     check_metric_names(spec)
     _check_out_dir(out_dir, resume, overwrite)
 
@@ -365,22 +371,47 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     rng_range = value_range(spec.data_cfg)
 
     base.to(device)
-    base.train()
     sched_names = list(base.schedules(0))
     set_schedules = getattr(base, "set_schedules", None)
-    opt, lr_src = build_optimizer(spec, base, sched_names)
+
+    def enter(ph: Phase, prev=None):
+        """Freeze / unfreeze for phase ``ph``; its optimizer: a new one, or ``prev`` (the
+        previous phase's (opt, lr_src)) where the phase keeps it."""
+        apply_phase(base, ph, node_names)
+        if prev is not None and not ph.fresh_optimizer:
+            before = plan.phases[ph.index - 1]
+            kept = {id(p) for g in prev[0].param_groups for p in g["params"]}
+            now = {id(p) for p in base.parameters() if p.requires_grad}
+            if before.optimizer != ph.optimizer or kept != now:
+                raise SpecError(spec.diag(("train", "phases", ph.index, "fresh_optimizer"),
+                                          f"phase '{ph.name}' keeps the optimizer of '{before.name}' but "
+                                          f"{'trains other parameters' if kept != now else 'sets another optimizer'}",
+                                          hint="drop fresh_optimizer = false (a new optimizer), or train the "
+                                               "same nodes with the same optimizer"))
+            return prev
+        return build_optimizer(spec, base, sched_names, ph.optimizer, ph.optimizer_keypath)
+
+    phase = plan.at(int(state["step"]) if state is not None else 0)
+    opt, lr_src = enter(phase)
     params = [p for g in opt.param_groups for p in g["params"]]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(spec, cfg, out_dir, device, fwd is not base)
+    if plan.explicit:
+        run.phases = [{"name": p.name, "start": p.start, "steps": p.steps, "loss": p.loss} for p in plan.phases]
     same_dir = False
     if state is not None:
         load_model_state(base, state["model"], ckpt_file)
-        try:
-            opt.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise UserError(Diagnostic(f"the optimizer state does not fit: {e}", file=str(ckpt_file),
-                                       hint="the [train] optimizer changed since the checkpoint")) from None
+        # The saved optimizer state belongs to the phase that wrote it: the current one, or,
+        # for a checkpoint at a phase boundary, the previous one (kept only where this phase
+        # keeps its optimizer).
+        saved_phase = int(state.get("phase", 0))
+        if saved_phase == phase.index or (saved_phase == phase.index - 1 and not phase.fresh_optimizer):
+            try:
+                opt.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError, RuntimeError) as e:
+                raise UserError(Diagnostic(f"the optimizer state does not fit: {e}", file=str(ckpt_file),
+                                           hint="the [train] optimizer changed since the checkpoint")) from None
         run.step = run.start_step = int(state["step"])
         run.history = list(state.get("history", []))
         run.elapsed_before = float(state.get("elapsed_s", 0.0))
@@ -409,6 +440,8 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                              pin_memory=str(device).startswith("cuda"))
     bar = Progress(cfg.steps, run.step, progress)
     say = bar.message
+    if plan.explicit:
+        say(plan.describe())
     if state is not None:
         restore_rng(state["rng"])
         say(f"resuming {spec.name} from {ckpt_file} at step {run.step}/{cfg.steps}")
@@ -437,9 +470,12 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         if not acc.get("n"):
             return
         n, sums = acc["n"], acc["sums"]
-        row: dict[str, Any] = {"step": run.step, "loss": sums[loss_name] / n}
+        row: dict[str, Any] = {"step": run.step}
+        if plan.explicit:
+            row["phase"] = phase.name
+        row["loss"] = sums[phase.loss] / n
         for name, total in sums.items():  # every term; a name clashing with a row key gets "loss_"
-            if name == loss_name == "loss":
+            if name == phase.loss == "loss":
                 continue
             row[f"loss_{name}" if name in _ROW_KEYS else name] = total / n
         row["lr"] = acc["lr"]
@@ -453,7 +489,10 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         acc.clear()
 
     def do_eval():
-        results = evaluate_model(spec, base, sets, device=device, step=run.step, figures_dir=out_dir, message=say)
+        clock = plan.at(run.step - 1 if run.step else 0).clock(run.step)
+        results = evaluate_model(spec, base, sets, device=device, step=run.step, figures_dir=out_dir, message=say,
+                                 clock=clock)
+        apply_phase(base, phase, node_names)  # evaluation left every node in train mode
         for row in eval_rows(results):
             run.history.append(row)
             log.write(row)
@@ -474,9 +513,19 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                         message = f"time limit of {cfg.time_limit:g} s reached at step {run.step}"
                         say(message)
                         break
+                    if plan.at(run.step) is not phase:
+                        flush_log()  # a row never mixes two phases' losses
+                        if run.ckpt_step != run.step:  # a resume at the boundary starts the next phase
+                            run.save(base, opt, phase.index)
+                        phase = plan.at(run.step)
+                        opt, lr_src = enter(phase, (opt, lr_src))
+                        params = [p for g in opt.param_groups for p in g["params"]]
+                        log.write({"step": run.step, "event": "phase", "phase": phase.name,
+                                   "steps": phase.steps})
+                        say(f"phase '{phase.name}' (step {run.step}, {phase.steps} steps)")
                     t_step = time.perf_counter()
                     batch = next(data)
-                    sched = base.schedules(run.step)
+                    sched = schedules_at(base, run.step, phase.clock(run.step))
                     if set_schedules is not None:
                         set_schedules(sched)
                     lr = lr_src.at(sched)
@@ -487,16 +536,16 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                         check_eval_outputs(spec, outputs)
                         checked_outputs = True
                     terms = base.losses(inputs, outputs, sched, run.step)
-                    if loss_name not in terms:
-                        raise SpecError(spec.diag(("train", "loss"), f"loss '{loss_name}' is not among the "
+                    if phase.loss not in terms:
+                        raise SpecError(spec.diag(("train", "loss"), f"loss '{phase.loss}' is not among the "
                                                   f"[losses]: {', '.join(terms)}"))
-                    loss = terms[loss_name]
+                    loss = terms[phase.loss]
                     names = list(terms)
                     values = torch.stack([torch.as_tensor(terms[n]).detach().float().reshape(())
                                           .to(loss.device) for n in names]).tolist()
                     vals = dict(zip(names, values))
-                    if not math.isfinite(vals[loss_name]):
-                        raise _NonFinite(run.step + 1, f"loss '{loss_name}'", vals)
+                    if not math.isfinite(vals[phase.loss]):
+                        raise _NonFinite(run.step + 1, f"loss '{phase.loss}'", vals)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     gn = None
@@ -516,7 +565,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     run.session_images += cfg.batch_size
                     run.session_train_s += dt
                     accumulate(vals, lr, gn, dt)
-                    bar.step(vals[loss_name], cfg.batch_size / dt if dt > 0 else None)
+                    bar.step(vals[phase.loss], cfg.batch_size / dt if dt > 0 else None)
 
                     if (run.step % cfg.log_every == 0 or run.step == cfg.steps
                             or run.step == run.start_step + 1):
@@ -524,7 +573,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
                         do_eval()
                     if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps:
-                        run.save(base, opt)
+                        run.save(base, opt, phase.index)
                         run.write_summary("running")
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -539,11 +588,11 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
             if status in ("completed", "time_limit"):
                 try:
                     if run.ckpt_step != run.step:
-                        run.save(base, opt)
+                        run.save(base, opt, phase.index)
                     if run.last_eval_step != run.step:
                         guard.mode = "immediate"  # the checkpoint is safe: Ctrl-C may cut this short
                         do_eval()
-                    _curves(run, loss_name, say)
+                    _curves(run, None if plan.explicit else phase.loss, say)
                 except KeyboardInterrupt:
                     status = "interrupted"
                     message = "interrupted during the final evaluation"
@@ -558,7 +607,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
 
             if status == "interrupted":
                 if consistent and run.ckpt_step != run.step:
-                    run.save(base, opt)
+                    run.save(base, opt, phase.index)
                 message = message or f"interrupted; checkpoint at step {run.ckpt_step}"
                 log.write({"step": run.step, "event": "interrupted", "checkpoint_step": run.ckpt_step})
                 summary = run.write_summary(status, message)
@@ -584,7 +633,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
             # status == "error": keep what the completed steps achieved, then re-raise.
             if consistent and run.step > (run.ckpt_step if run.ckpt_step is not None else run.start_step):
                 try:
-                    run.save(base, opt)
+                    run.save(base, opt, phase.index)
                 except Exception as save_err:  # report, but the original error matters more
                     print(f"warning: could not save a checkpoint after the error: {save_err}", file=sys.stderr)
             log.write({"step": run.step, "event": "error", "error": f"{type(failure).__name__}: {failure}"})

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from ocdsl.errors import UserError
 
-__all__ = ["StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
+__all__ = ["schedules_at", "StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
            "value_range", "model_inputs"]
 
 # Above this size the permutation is not drawn: the items are read in order (such a
@@ -145,3 +145,19 @@ def forward(model, arg, device, precision: str = "fp32") -> dict:
     if bf16:
         outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in outputs.items()}
     return outputs
+
+
+def schedules_at(model, step: int, clock: tuple[int, int] | None = None) -> dict:
+    """``model.schedules(step, phase_step, phase_steps)`` with the training phase's clock
+    (generated modules accept it); a model whose ``schedules`` takes only ``step`` (a
+    hand-written module) gets ``step`` alone."""
+    if clock is not None:
+        import inspect
+
+        try:
+            takes_clock = "phase_step" in inspect.signature(model.schedules).parameters
+        except (TypeError, ValueError):
+            takes_clock = False
+        if takes_clock:
+            return model.schedules(step, *clock)
+    return model.schedules(step)

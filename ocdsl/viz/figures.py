@@ -80,7 +80,8 @@ def _expect(name: str, t: Tensor | None, axes: str, shape: tuple) -> None:
 def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | None, masks: Tensor,
                                slot_rgb: Tensor | None, true_labels: Tensor | None = None,
                                max_images: int = 8, *, attention: Tensor | None = None,
-                               masked_input: Tensor | None = None) -> FigureLayout:
+                               masked_input: Tensor | None = None, layers: Tensor | None = None,
+                               boxes: Tensor | None = None) -> FigureLayout:
     """One row per image: input, reconstruction, predicted and true segmentation, then each slot.
 
     Columns, left to right: ``input``, ``masked`` (only if ``masked_input`` is given),
@@ -89,7 +90,11 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     (``slot_rgb * mask + white * (1 - mask)``), ``mask k`` (grey, black = 0, white = 1) and
     ``attn k`` (only if ``attention`` is given; grey like the masks). That is ``3 + 2K``
     columns, or ``4 + 2K`` with the ground truth; a ``recon`` of None drops its column and a
-    ``slot_rgb`` of None drops the ``slot k`` columns (models without a decoder). Pixels are drawn with ``interpolation="nearest"`` and the dpi
+    ``slot_rgb`` of None drops the ``slot k`` columns (models without a decoder). With
+    ``layers`` (K' object layers, e.g. AST-Seg's glimpses placed by the spatial transformer),
+    ``layer j`` columns follow, each object over white; ``boxes`` outlines each object's box
+    on its layer and all of them on the input (colour j+1 of the palette, as in the
+    segmentations where index 0 is the background). Pixels are drawn with ``interpolation="nearest"`` and the dpi
     is chosen so that a panel has at least 120 px (at least the image's own size).
 
     Args:
@@ -103,6 +108,11 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
         attention: ``b k h w`` per-slot attention in [0, 1] (e.g. an encoder's attention over
             patches, repeated over each patch's pixels), or None.
         masked_input: ``b c h w`` the input as the model saw it, in [0, 1], or None.
+        layers: ``b k' c h w`` object layers in [0, 1], c = 3 (RGB) or 4 (RGB + mask: drawn
+            over white by the mask), or None.
+        boxes: ``b k' 4`` boxes (x0, y0, x1, y1) in normalized image coordinates, -1 / +1 =
+            the image's outer edges (``align_corners=False``), or None; needs ``layers`` or
+            draws on the input only.
 
     Returns:
         :class:`FigureLayout` with the path, grid size, titles, PNG size and panel boxes.
@@ -113,6 +123,7 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
 
     if max_images < 1:
         raise ValueError(f"max_images: expected >= 1, got {max_images}")
@@ -128,6 +139,16 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     _expect("true_labels", true_labels, "b h w", (b, h, w))
     _expect("attention", attention, "b k h w", (b, k, h, w))
     _expect("masked_input", masked_input, "b c h w", (b, c, h, w))
+    n_layers = 0
+    if layers is not None:
+        if layers.dim() != 5 or layers.shape[2] not in (3, 4):
+            raise ValueError(f"layers: expected (b k c h w) with c in {{3, 4}}, got {tuple(layers.shape)}")
+        n_layers = layers.shape[1]
+        _expect("layers", layers, "b k c h w", (b, n_layers, layers.shape[2], h, w))
+    if boxes is not None:
+        if boxes.dim() != 3 or boxes.shape[-1] != 4 or boxes.shape[0] != b or (
+                layers is not None and boxes.shape[1] != n_layers):
+            raise ValueError(f"boxes: expected (b k 4) = ({b}, {n_layers or 'K'}, 4), got {tuple(boxes.shape)}")
 
     titles = (["input"] + (["masked"] if masked_input is not None else [])
               + (["recon"] if recon is not None else []) + ["pred seg"])
@@ -136,6 +157,7 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     for j in range(k):
         titles += (([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
                    + ([f"attn {j}"] if attention is not None else []))
+    titles += [f"layer {j}" for j in range(n_layers)]
     rows, cols = min(b, max_images), len(titles)
 
     pw, ph = _PANEL_IN * w / h, _PANEL_IN                          # panel size, inches
@@ -148,9 +170,18 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
 
     masks_c = masks.detach().to("cpu", torch.float32)
     seg = masks_c.argmax(dim=1)                                    # (b, h, w)
-    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    panel_boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    def outline(j: int, box) -> dict:
+        """A rectangle in pixel coordinates (imshow puts pixel centres on integers)."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        px0, px1 = (x0 + 1) * w / 2 - 0.5, (x1 + 1) * w / 2 - 0.5
+        py0, py1 = (y0 + 1) * h / 2 - 0.5, (y1 + 1) * h / 2 - 0.5
+        return {"xy": (px0, py0), "width": px1 - px0, "height": py1 - py0,
+                "color": PALETTE[(j + 1) % len(PALETTE)] / 255.0}
+
     for r in range(rows):
-        panels: list[tuple[np.ndarray, dict]] = [(_hwc(image[r]), {})]
+        all_boxes = [] if boxes is None else [outline(j, boxes[r, j]) for j in range(boxes.shape[1])]
+        panels: list[tuple[np.ndarray, dict]] = [(_hwc(image[r]), {"boxes": all_boxes})]
         if masked_input is not None:
             panels.append((_hwc(masked_input[r]), {}))
         if recon is not None:
@@ -167,24 +198,35 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
             if attention is not None:
                 a = attention[r, j].detach().to("cpu", torch.float32).clamp(0, 1)
                 panels.append((a.numpy(), {"cmap": "gray", "vmin": 0.0, "vmax": 1.0}))
+        for j in range(n_layers):
+            lay = layers[r, j].detach().to("cpu", torch.float32).clamp(0, 1)
+            rgb = lay[:3] * lay[3:] + (1 - lay[3:]) if lay.shape[0] == 4 else lay
+            panels.append((_hwc(rgb), {"boxes": all_boxes[j:j + 1]}))
         for col, (arr, kw) in enumerate(panels):
+            kw = dict(kw)
+            rects = kw.pop("boxes", [])
             x0 = col * (pw + _GAP_IN)
             y_top = _TITLE_IN + r * (ph + _GAP_IN)                 # from the top, inches
             ax = fig.add_axes((x0 / fig_w, 1 - (y_top + ph) / fig_h, pw / fig_w, ph / fig_h))
             ax.imshow(arr, interpolation="nearest", aspect="auto", **kw)
+            for rect in rects:
+                ax.add_patch(Rectangle(fill=False, linewidth=1.0, **rect))
+            if rects:  # a box reaching outside the image must not widen the panel
+                ax.set_xlim(-0.5, w - 0.5)
+                ax.set_ylim(h - 0.5, -0.5)
             ax.set_xticks([])
             ax.set_yticks([])
             for sp in ax.spines.values():
                 sp.set_linewidth(0.4)
             if r == 0:
                 ax.set_title(titles[col], fontsize=7, pad=2)
-            boxes[(r, col)] = (round(x0 * dpi), round(y_top * dpi),
+            panel_boxes[(r, col)] = (round(x0 * dpi), round(y_top * dpi),
                                round((x0 + pw) * dpi), round((y_top + ph) * dpi))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, format="png")
     return FigureLayout(path=path, rows=rows, cols=cols, titles=tuple(titles), width=width,
-                        height=height, dpi=dpi, boxes=boxes)
+                        height=height, dpi=dpi, boxes=panel_boxes)
 
 
 def _number(v) -> float | None:

@@ -171,9 +171,11 @@ axis = "N"
     t = err.format()
     assert "node 'lin' is both trainable and frozen" in t
     assert "trainable: no node 'splt'" in t
+    assert "give either trainable or frozen, not both" in t
     assert "node 'split' (toy_split) has no output 'lft'" in t
     assert "no node 'nope'" in t
     ok = load(write("ok.toml", text.replace('"splt"', '"split"').replace('trainable = ["lin", ', 'trainable = [')
+                    .replace('frozen = ["lin"]\n', '')
                     .replace('"lft"', '"left"').replace('"nope"', '"split"')))
     assert [w.message for w in ok.warnings] == ["train.steps is ignored: the phases' steps are used"]
 

@@ -46,6 +46,33 @@ def test_extends_chain_deep_merges_and_moves_locations(write):
     assert len(m.files) == 3
 
 
+def test_a_node_whose_op_changes_is_replaced_not_merged(write):
+    write("base.toml", """\
+        [model.nodes.features]
+        op = "segformer"
+        input = "image"
+        variant = "b0"
+        [model.nodes.refine]
+        op = "transformer_refinement"
+        input = "features"
+        layers = 6
+        """)
+    leaf = write("leaf.toml", """\
+        extends = "base.toml"
+        [model.nodes.features]
+        op = "unet_features"
+        input = "image"
+        [model.nodes.refine]
+        layers = 0
+        """)
+    m = load_merged(leaf)
+    assert m.data["model"]["nodes"]["features"] == {"op": "unet_features", "input": "image"}
+    assert ("model", "nodes", "features", "variant") not in m.locations
+    # the same op: params merge as usual
+    assert m.data["model"]["nodes"]["refine"] == {"op": "transformer_refinement", "input": "features",
+                                                  "layers": 0}
+
+
 def test_extends_errors(write):
     a = write("a.toml", 'extends = "b.toml"\n')
     write("b.toml", 'extends = "a.toml"\n')

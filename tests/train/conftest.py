@@ -176,3 +176,37 @@ def spec_factory(tmp_path):
 @pytest.fixture
 def model_cls():
     return TinyModel
+
+
+class Mix(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones(K))
+
+
+class PhasedModel(TinyModel):
+    """TinyModel with every parameter inside a node (as in generated modules) and
+    schedules that read the phase clock."""
+
+    NODES = ("enc", "mix")
+
+    def __init__(self, on_train_forward=None):
+        super().__init__(on_train_forward)
+        del self.gain
+        self.mix = Mix()
+
+    @property
+    def gain(self):
+        return self.mix.gain
+
+    def schedules(self, step, phase_step=None, phase_steps=None):
+        phase_step = step if phase_step is None else phase_step
+        phase_steps = 1 if phase_steps is None else phase_steps
+        # lr encodes the clock so the rows show what the schedules saw
+        return {"lr": 0.01 + 0.001 * phase_step + 1e-6 * phase_steps, "w": 0.1}
+
+
+
+@pytest.fixture
+def phased():
+    return PhasedModel

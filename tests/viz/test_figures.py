@@ -121,3 +121,36 @@ def test_masked_input_and_attention_columns(tmp_path):
     with pytest.raises(ValueError, match=r"attention: expected \(b k h w\) = \(2, 2, 35, 35\)"):
         save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, slot_rgb,
                                    attention=attention[:, :1])
+
+
+def test_object_layers_with_their_boxes(tmp_path):
+    image, recon, masks, _, labels = inputs(b=1, k=3, h=32, w=32)
+    image = torch.ones_like(image)                                 # white: boxes stand out
+    layers = torch.zeros(1, 2, 4, 32, 32)
+    layers[:, :, :3] = 0.5                                         # grey objects ...
+    layers[:, 0, 3, 8:16, 8:16] = 1.0                              # ... where the mask is on
+    # box 0: the left half of the image; box 1: the right quarter (normalized, -1/+1 = edges)
+    boxes = torch.tensor([[[-1.0, -1.0, 0.0, 1.0], [0.5, -0.5, 1.0, 0.5]]])
+    lay = save_reconstruction_figure(tmp_path / "l.png", image, recon, masks, None, labels,
+                                     layers=layers, boxes=boxes)
+    assert lay.titles[-2:] == ("layer 0", "layer 1")
+    png = imread(lay.path)[..., :3]
+
+    def at(col, fx, fy):
+        """Pixel at a fraction (fx, fy) of panel ``col``'s width / height."""
+        x0, y0, x1, y1 = lay.boxes[(0, lay.titles.index(col))]
+        return png[round(y0 + fy * (y1 - y0)), round(x0 + fx * (x1 - x0))]
+
+    colour = [PALETTE[1] / 255, PALETTE[2] / 255]
+    # box 0's right edge runs down the middle of the input and of layer 0, in colour 1
+    assert np.allclose(at("input", 0.5, 0.5), colour[0], atol=0.08)
+    assert np.allclose(at("layer 0", 0.5, 0.5), colour[0], atol=0.08)
+    assert np.allclose(at("input", 0.75, 0.5), colour[1], atol=0.08)  # box 1's left edge
+    assert not np.allclose(at("layer 0", 0.75, 0.5), colour[1], atol=0.08)  # only its own box
+    # layer 0 is its object (grey) over white; layer 1 has a zero mask: white
+    assert np.allclose(at("layer 0", 12 / 32, 12 / 32), 0.5, atol=0.02)
+    assert np.allclose(at("layer 0", 0.8, 0.8), 1.0, atol=0.02)
+    assert np.allclose(at("layer 1", 0.3, 0.3), 1.0, atol=0.02)
+    with pytest.raises(ValueError, match=r"boxes: expected \(b k 4\) = \(1, 2, 4\)"):
+        save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, None, layers=layers,
+                                   boxes=boxes[:, :1])
