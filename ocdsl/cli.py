@@ -59,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
     sp.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     sp.add_argument("--no-compile", action="store_true", help="eager only")
+    sp.add_argument("--phase", help="the [[train.phases]] phase to time (default: the last)")
 
     sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
     sp.add_argument("--split", default="train", choices=["train", "val", "test"])
@@ -185,7 +186,7 @@ def cmd_bench(args) -> int:
     c = build(spec)
     t3 = time.perf_counter()
     modes = ("eager",) if args.no_compile else ("eager", "compiled")
-    res = benchmark_step(c, device=device, batch=args.batch, rounds=args.rounds, modes=modes)
+    res = benchmark_step(c, device=device, batch=args.batch, rounds=args.rounds, modes=modes, phase=args.phase)
     print(format_bench(c.spec.name, res, {"load": 1e3 * (t1 - t0), "graph": 1e3 * (t2 - t1),
                                           "codegen": 1e3 * (t3 - t2)}))
     return 0

@@ -44,6 +44,9 @@ class Compiled:
         model = instantiate(import_generated(self.path), self.spec, device)
         load_pretrained(self.spec, self.graph, model)
         if should_compile(self.graph, device, torch_compile):
+            if any(d["opdef"].warmup_before_compile for _, d in self.graph.nodes(data=True)
+                   if d.get("kind") == "op"):
+                _eager_forward(self.spec, model, device)
             model.compile()
         return model
 
@@ -61,6 +64,21 @@ def build(spec_or_path: Spec | str | Path, *, overrides: list[str] | None = None
     if out is not None:
         c.write(out)
     return c
+
+
+def _eager_forward(spec: Spec, model, device: str) -> None:
+    """One no-grad forward on random inputs of the spec's shapes (batch 2), in eval mode."""
+    import torch
+
+    inputs = {}
+    for name, sig in spec.inputs.items():
+        shape = [2 if not d.is_concrete else d.value for d in sig.resolve(spec.dims)]
+        inputs[name] = torch.rand(*shape, device=device)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(next(iter(inputs.values())) if len(inputs) == 1 else inputs)
+    model.train(was_training)
 
 
 def load_pretrained(spec: Spec, G: nx.MultiDiGraph, model) -> None:

@@ -183,6 +183,74 @@ register_example("unpatchify", OpExample(
     _unpatchify, {"rgb": "B K C H W", "alpha_logits": "B K 1 H W"}))
 
 
+# AST-Seg rendering (ocdsl/ops/glimpse.py, occlusion_composite)
+
+@st.composite
+def _latent_split(draw, dtype):
+    b, k, z = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    scaling = draw(st.sampled_from(["isotropic", "anisotropic"]))
+    d = 3 + (1 if scaling == "isotropic" else 2) + z
+    params = {"scaling": scaling, "what": z}
+    return OpInstance(params, {"input": draw(S.tensors((b, k, d), dtype, scale=2.0))}, 0)
+
+
+@st.composite
+def _glimpse_generator(draw, dtype):
+    b, k, z = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    g = draw(st.sampled_from([4, 8]))
+    channels = draw(st.lists(st.integers(1, 6), min_size=g.bit_length() - 2,
+                             max_size=g.bit_length() - 2))
+    params = {"size": g, "channels": channels}
+    return OpInstance(params, {"what": draw(S.slots_bkd(b, k, z, dtype))}, draw(S.seeds()))
+
+
+@st.composite
+def _spatial_transformer(draw, dtype):
+    b, k, c = draw(S.batch_sizes(2)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    g, h, w = draw(st.integers(1, 4)), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    scale = 1.0 + draw(S.tensors((b, k, 2), dtype)).abs()          # s >= 1
+    inputs = {"glimpses": draw(S.tensors((b, k, c, g, g), dtype)),
+              "position": draw(S.tensors((b, k, 2), dtype, scale=0.5)), "scale": scale}
+    return OpInstance({"resolution": [h, w]}, inputs, 0)
+
+
+@st.composite
+def _occlusion_composite(draw, dtype):
+    b, k = draw(S.batch_sizes(2)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    layers = draw(S.tensors((b, k, 4, h, w), dtype, scale=3.0))
+    masks = layers[:, :, 3].sigmoid()
+    layers[:, :, 3] = torch.where(masks < 0.2, torch.zeros_like(masks), masks)  # exact zeros
+    inputs = {"layers": layers, "log_alpha": draw(S.tensors((b, k), dtype, scale=4.0)) + 11.0,
+              "background": draw(S.images_bchw(b, 3, h, w, dtype))}
+    return OpInstance({}, inputs, 0)
+
+
+register_example("latent_split", OpExample(
+    _latent_split, {"position": "B K 2", "scale": "B K 2", "alpha": "B K", "log_alpha": "B K",
+                    "what": "B K Z", "boxes": "B K 4"}))
+register_example("glimpse_generator", OpExample(_glimpse_generator, {"glimpses": "B K C G G"}))
+register_example("spatial_transformer", OpExample(_spatial_transformer, {"layers": "B K C H W"}))
+register_example("occlusion_composite", OpExample(
+    _occlusion_composite, {"image": "B C H W", "weights": "B J H W", "segmentation": "B H W"}))
+
+
+# AST-Seg latent refinement (ocdsl/ops/refinement.py). Dropout 0.1 stays on in the params:
+# the check runs modules in eval mode, where it is off (a training-mode dropout mask would
+# break the symmetry). width >= 4: see _transformer_encoder.
+
+@st.composite
+def _transformer_refinement(draw, dtype):
+    b, k, d = draw(S.batch_sizes(2)), draw(st.integers(1, 5)), draw(st.integers(1, 6))
+    heads = draw(st.sampled_from([1, 2]))
+    params = {"layers": draw(st.integers(0, 2)), "width": draw(st.sampled_from([4, 8])),
+              "heads": heads, "feedforward": draw(st.integers(1, 8)), "dropout": 0.1}
+    return OpInstance(params, {"input": draw(S.slots_bkd(b, k, d, dtype))}, draw(S.seeds()))
+
+
+register_example("transformer_refinement", OpExample(_transformer_refinement, {"out": "B K D"}))
+
+
 # ---- running an op -------------------------------------------------------------------------
 
 def call_op(opdef: OpDef, module: torch.nn.Module, inputs: Mapping[str, torch.Tensor]

@@ -356,6 +356,22 @@ class _Resolver:
             return None
         return n, p
 
+    def dim_depends_on(self, name: str, seen: frozenset = frozenset()) -> set[str]:
+        """The [dims] that dim ``name``'s expression uses, transitively ("K1 = K + 1" -> {K})."""
+        from ocdsl.spec import expr as E
+
+        text = (self.spec.data.get("dims") or {}).get(name)
+        if not isinstance(text, str) or name in seen:
+            return set()
+        try:
+            used = E.names(E.parse(text))
+        except Exception:  # validation reported it
+            return set()
+        out = set(used)
+        for u in used:
+            out |= self.dim_depends_on(u, seen | {name})
+        return out
+
     def expect(self, decl: Declaration, n: str, p: str, explicit: bool, kp: tuple) -> Expect | None:
         data = self.G.nodes[n]
         key = output_key(n, p, data["opdef"].outputs)
@@ -367,8 +383,14 @@ class _Resolver:
             names = sig.axis_names()
             if decl.kind in PERMUTATION_KINDS:
                 axes = tuple(j for j, a in enumerate(names) if a == decl.names[0])
-                return (Expect(key, "permute", axes, why=f"has axis {decl.names[0]}") if axes
-                        else Expect(key, "same", why=f"no axis {decl.names[0]}"))
+                if axes:
+                    return Expect(key, "permute", axes, why=f"has axis {decl.names[0]}")
+                derived = [a for a in names if decl.names[0] in self.dim_depends_on(a)]
+                if derived:  # e.g. K1 = "K + 1" (background + K objects): permuted, but not as K
+                    decl.notes.append(f"not compared: {key}: its axis {derived[0]} is computed from "
+                                      f"{decl.names[0]}, so how it permutes is unknown")
+                    return None
+                return Expect(key, "same", why=f"no axis {decl.names[0]}")
             if all(a in names for a in decl.names):
                 return Expect(key, "shift", tuple(names.index(a) for a in decl.names),
                               why=f"has axes {' '.join(decl.names)}")

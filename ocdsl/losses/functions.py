@@ -130,6 +130,29 @@ def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(pred, target)
 
 
+@_fn("l1_squared", 2)
+def l1_squared(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """AST-Seg's reconstruction loss: the squared L1 colour error of each pixel, averaged.
+
+    ``pred``, ``target`` b c h w (same shape; images in [0, 1]). Sauvalle & de La Fortelle
+    2023, Eq. 19-20::
+
+        e(b, h, w) = sum_c |pred - target|          in [0, c] (0-3 for RGB)
+        L_rec      = mean_{b,h,w} e^2
+
+    Squaring the per-pixel L1 error (not each channel's) weighs badly reconstructed pixels
+    more than an L1 loss would. [AST] MF_train.py L35-46 (``losses``). Returns a scalar.
+
+    Raises:
+        ValueError: the inputs are not 4-D or their shapes differ (expected vs got)."""
+    if pred.dim() != 4:
+        raise ValueError(f"l1_squared: expected pred (b, c, h, w), got {tuple(pred.shape)}")
+    if pred.shape != target.shape:
+        raise ValueError(f"l1_squared: shapes differ, expected {tuple(pred.shape)} (pred), "
+                         f"got {tuple(target.shape)} (target)")
+    return (pred - target).abs().sum(dim=1).square().mean()
+
+
 def _masks_bkhw(name: str, masks: torch.Tensor) -> torch.Tensor:
     """Soft masks ``b k h w`` (a ``b k 1 h w`` stack is squeezed)."""
     if masks.dim() == 5 and masks.shape[2] == 1:
@@ -139,6 +162,14 @@ def _masks_bkhw(name: str, masks: torch.Tensor) -> torch.Tensor:
     return masks
 
 
+def _pixel_plogp(name: str, masks: torch.Tensor, eps: float) -> torch.Tensor:
+    """``sum_k m_k log(m_k + eps)`` at every pixel (minus the pixel entropy).
+
+    ``masks`` b k h w (or b k 1 h w) -> b h w. ``eps`` keeps log finite where m_k = 0."""
+    m = _masks_bkhw(name, masks)
+    return (m * torch.log(m + eps)).sum(dim=1)                      # (b, h, w)
+
+
 @_fn("pixel_entropy", 1)
 def pixel_entropy(masks: torch.Tensor) -> torch.Tensor:
     """Mean over pixels of the entropy of the slot distribution at each pixel.
@@ -146,8 +177,25 @@ def pixel_entropy(masks: torch.Tensor) -> torch.Tensor:
     ``masks`` b k h w (or b k 1 h w), a softmax over k. Vikström & Ilin 2022, Eq. 5:
     ``-sum_k m_k log(m_k + 1e-8)`` averaged over b, h, w. Minimising it makes every pixel
     belong to one slot (crisp masks). Returns a scalar."""
-    m = _masks_bkhw("pixel_entropy", masks)
-    return -(m * torch.log(m + 1e-8)).sum(dim=1).mean()
+    return -_pixel_plogp("pixel_entropy", masks, 1e-8).mean()
+
+
+@_fn("pixel_entropy_squared", 1)
+def pixel_entropy_squared(weights: torch.Tensor) -> torch.Tensor:
+    """Mean over pixels of the *squared* entropy of the layer weights at each pixel.
+
+    ``weights`` b k h w (or b k 1 h w), each pixel a distribution over the k layers (AST-Seg:
+    the K+1 compositing weights, background first). Sauvalle & de La Fortelle 2023, Eq. 21::
+
+        L_pix = mean_{b,h,w} ( sum_k w_k log(w_k + 1e-20) )^2
+
+    Squaring penalises pixels shared between layers much more than nearly crisp ones. The
+    1e-20 is the authors' ([AST] MF_train.py L35-46, ``losses``); it keeps log finite where a
+    weight is exactly 0 (1e-20 is a normal float32). Returns a scalar >= 0.
+
+    Raises:
+        ValueError: ``weights`` is not b k h w (or b k 1 h w) (expected vs got)."""
+    return _pixel_plogp("pixel_entropy_squared", weights, 1e-20).square().mean()
 
 
 @_fn("object_entropy", 1)
@@ -159,6 +207,76 @@ def object_entropy(masks: torch.Tensor) -> torch.Tensor:
     averaged over b. Returns a scalar."""
     m = _masks_bkhw("object_entropy", masks).mean(dim=(2, 3))       # (b, k)
     return -(m * torch.log(m + 1e-8)).sum(dim=1).mean()
+
+
+# Constants of the background loss; [AST] = BrunoSauvalle/AST (AE-NE's standard values).
+BG_PIXEL_SCALE = 255.0    # the loss works on 0-255 images (background/train.py L16-18)
+BG_SMOOTH_L1_BETA = 3.0   # SmoothL1 beta on the 0-255 scale (train.py L23)
+BG_MAX_ERROR = 3.0        # e = sum_c SmoothL1 / 255 is in [0, 3); error target e / 3 (L23-26)
+BG_TAU = 0.25             # soft mask tanh(e / tau_1) (config.py L38 ``tau_1``; train.py L30)
+BG_BETA = 6.0             # weight exp(-beta * pooled soft mask) (config.py L35 ``beta``; L31)
+BG_R = 75                 # pooling radius w // r, kernel 2 (w // r) + 1 (config.py L36; L31-32)
+
+
+def _check_background_inputs(background, error, image) -> None:
+    if image.dim() != 4:
+        raise ValueError(f"background_loss: expected image (b, c, h, w), got {tuple(image.shape)}")
+    b, _, h, w = image.shape
+    if background.shape != image.shape:
+        raise ValueError(f"background_loss: expected background {tuple(image.shape)} (the image's "
+                         f"shape), got {tuple(background.shape)}")
+    if tuple(error.shape) != (b, 1, h, w):
+        raise ValueError(f"background_loss: expected error {(b, 1, h, w)}, "
+                         f"got {tuple(error.shape)}")
+
+
+@_fn("background_loss", 3)
+def background_loss(background: torch.Tensor, error: torch.Tensor,
+                    image: torch.Tensor) -> torch.Tensor:
+    """AST-Seg's background-model loss (from AE-NE): a robust reconstruction loss whose pixels
+    are down-weighted where the error is large over a neighbourhood (objects), plus a
+    regression of the predicted error map.
+
+    ``background`` b 3 h w and ``image`` b 3 h w in [0, 1]; ``error`` b 1 h w in [0, 1] (the
+    ``background_autoencoder`` outputs). As in the code, everything is computed on the 0-255
+    scale (x = 255 image, b = 255 background; the error map is on [0, 1] there too)::
+
+        e(p)   = sum_c SmoothL1_{beta=3}(x_c(p), b_c(p)) / 255          in [0, 3]
+        r(p)   = SmoothL1_{beta=3/255}(error(p), stopgrad(e(p)) / 3)     error map -> e / 3
+        m(p)   = tanh(e(p) / 0.25)                                       soft foreground mask
+        a(p)   = mean of m over the (2 floor(w / 75) + 1)^2 window around p   (stride 1,
+                 zero padding floor(w / 75) not counted: the window is cut at the borders)
+        wt(p)  = exp(-6 a(p))                          no gradient; 1 on clean background
+        L      = mean_{b,h,w} wt(p) (e(p) + r(p))
+
+    SmoothL1_beta(u, v) = 0.5 (u - v)^2 / beta if |u - v| < beta, else |u - v| - beta / 2.
+    The weights are not normalised (they are divided by b h w, not by their sum), so pixels
+    of objects simply count less; wt and the target of r carry no gradient; the gradient
+    reaches ``background`` through e and ``error`` through r. w is the image width (also for
+    non-square images). Constants: ``BG_*`` in this module, each with its source line.
+
+    Source: Sauvalle & de La Fortelle 2023 (background pretraining, AE-NE loss); [AST]
+    background/train.py L16-37 (``background_loss``), background/config.py L35-38 (beta 6,
+    r 75, tau_1 0.25). Returns a scalar.
+
+    Raises:
+        ValueError: image not 4-D, background not the image's shape, or error not b 1 h w
+        (expected vs got)."""
+    _check_background_inputs(background, error, image)
+    w = image.shape[-1]
+    x = BG_PIXEL_SCALE * image                                          # (b, 3, h, w) 0-255
+    bg = BG_PIXEL_SCALE * background                                    # (b, 3, h, w) 0-255
+    e = F.smooth_l1_loss(x, bg, reduction="none",
+                         beta=BG_SMOOTH_L1_BETA).sum(dim=1) / BG_PIXEL_SCALE   # (b, h, w) 0-3
+    r = F.smooth_l1_loss(error[:, 0], e.detach() / BG_MAX_ERROR, reduction="none",
+                         beta=BG_SMOOTH_L1_BETA / BG_PIXEL_SCALE)       # (b, h, w)
+    with torch.no_grad():
+        soft = torch.tanh(e / BG_TAU)                                   # (b, h, w) in [0, 1)
+        radius = w // BG_R
+        pooled = F.avg_pool2d(soft[:, None], 2 * radius + 1, stride=1, padding=radius,
+                              count_include_pad=False)[:, 0]            # (b, h, w)
+        weights = torch.exp(-BG_BETA * pooled)                          # (b, h, w) in (e^-6, 1]
+    return (weights * (e + r)).mean()
 
 
 def get(name: str) -> Function:

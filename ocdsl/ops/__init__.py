@@ -3,9 +3,13 @@
 One module per family; each registers its ops with ``register(OpDef(...))`` at import:
 
 - ``conv``: conv_stack                         - ``position``: soft_position_embedding
-- ``tensor``: rearrange                         - ``mlp``: mlp, layer_norm
+- ``tensor``: rearrange, split, concat         - ``mlp``: mlp, layer_norm
 - ``slot_attention``: slot_attention            - ``decoders``: spatial_broadcast_decoder
-- ``composite``: alpha_composite               - ``soft_argmax``: soft_argmax
+- ``composite``: alpha_composite, occlusion_composite
+- ``soft_argmax``: soft_argmax                 - ``refinement``: transformer_refinement
+- ``segformer`` (feature generators): segformer, unet_features
+- ``glimpse``: latent_split, glimpse_generator, spatial_transformer
+- ``background``: background_autoencoder
 - ``vit``: patch_embedding, sincos_position_embedding, random_masking, class_tokens,
   transformer_encoder, vit_decoder
 - ``oc_mae``: object_function, broadcast_unshuffle, unpatchify
@@ -16,6 +20,9 @@ from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, regis
 from ocdsl.ops import (composite, conv, decoders, mlp, position,  # noqa: F401,E402
                        slot_attention, tensor)
 from ocdsl.ops import soft_argmax  # noqa: F401,E402
+from ocdsl.ops import refinement, segformer  # noqa: F401,E402
+from ocdsl.ops import glimpse  # noqa: F401,E402
+from ocdsl.ops import background  # noqa: F401,E402
 from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

@@ -92,6 +92,9 @@ class OpDef:
     version: int = 1
     # False where torch.compile measured slower than eager on the CPU (PERF_NOTES.md).
     compile_on_cpu: bool = True
+    # True where torch.compile needs one eager forward first to capture a single graph
+    # (transformers 5 Segformer installs its output hooks lazily: PERF_NOTES.md).
+    warmup_before_compile: bool = False
     summary: str = ""
 
     @property

@@ -1,18 +1,19 @@
-"""Tensor plumbing ops: ``rearrange`` (an einops pattern with a shape rule)."""
+"""Tensor plumbing ops: ``rearrange`` (an einops pattern with a shape rule), ``split`` and
+``concat`` (two parts along one axis)."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import einops
 import torch
 from torch import nn
 
-from ocdsl.ops.registry import OpDef, Port, register
+from ocdsl.ops.registry import OpDef, Port, integer, register, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
-__all__ = ["Rearrange", "parse_pattern", "rearrange_shape"]
+__all__ = ["Rearrange", "Split", "Concat", "parse_pattern", "rearrange_shape"]
 
 ELLIPSIS = "..."
 _TOKEN = re.compile(r"\.\.\.|\(|\)|[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -219,4 +220,181 @@ register(OpDef(
     init_args=_init_args,
     required=("pattern",),
     summary="einops.rearrange with a named pattern",
+))
+
+
+# ---- split / concat -------------------------------------------------------------------------
+
+def _axis_index(axis: int, rank: int, port: str, got: Shape) -> int:
+    """``axis`` (negative counts from the end) as an index into a ``rank``-axis shape."""
+    if not -rank <= axis < rank:
+        raise ShapeError(f"'axis': expected an axis of input '{port}' ({-rank} .. {rank - 1}), "
+                         f"got {axis} for {rank} axes {fmt_shape(got)}")
+    return axis % rank
+
+
+class Split(nn.Module):
+    """Split a tensor into two consecutive parts along one axis.
+
+    ``first = x[..., :sizes[0], ...]``, ``second = x[..., sizes[0]:, ...]`` along ``axis``
+    (views, no copy). AST-Seg splits the feature map's channels into K attention logit maps
+    and the ``z_what + 1 + S`` feature maps they pool.
+
+    Args:
+        sizes (`list[int]`):
+            Exactly two sizes ``[n1, n2]``; ``n1 + n2`` must equal the axis size.
+        axis (`int`, *optional*, defaults to 1):
+            The axis to split; negative counts from the end (-1 = last).
+
+    Shapes:
+        input: ... n ...        n = n1 + n2 at ``axis``
+        -> first:  ... n1 ...
+        -> second: ... n2 ...
+
+    Raises:
+        ShapeError (shape rule): ``sizes`` not two sizes, ``axis`` out of range, or
+        ``n1 + n2`` not the axis size (expected vs got).
+
+    Source:
+        ``torch.split``. AST-Seg (Sauvalle & de La Fortelle, WACV 2023) Sec. 3: the first K
+        channels are attention logits, the rest the feature map phi (official code
+        MF_models_encoder.py, ``feature_and_attention_map[:, :k]`` / ``[:, k:]``).
+    """
+
+    def __init__(self, sizes: Sequence[int], axis: int = 1):
+        super().__init__()
+        if len(sizes) != 2:
+            raise ValueError(f"split 'sizes': expected 2 sizes, got {list(sizes)}")
+        self.sizes = [int(n) for n in sizes]
+        self.axis = int(axis)
+
+    def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first, second = torch.split(input, self.sizes, dim=self.axis)   # (.., n1, ..), (.., n2, ..)
+        return first, second
+
+    def extra_repr(self) -> str:
+        return f"sizes={self.sizes}, axis={self.axis}"
+
+
+def _split_check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Shape, int, list]:
+    x = tuple(Dim.of(d) for d in in_shapes["input"])
+    parts = list(params["sizes"])
+    if len(parts) != 2:
+        raise ShapeError(f"'sizes': expected exactly 2 sizes, got {len(parts)}: {parts}")
+    parts = [Dim.of(n) for n in parts]
+    if not x:
+        raise ShapeError("input 'input': expected at least 1 axis, got a scalar ()")
+    axis = _axis_index(int(params.get("axis", 1)), len(x), "input", x)
+    total = Dim.of(parts[0].value + parts[1].value) if all(p.is_concrete for p in parts) \
+        else None
+    if total is None or total != x[axis]:
+        raise ShapeError(f"input 'input': expected axis {axis} of size {parts[0]} + {parts[1]}"
+                         f"{f' = {total}' if total is not None else ''} (the sizes), got "
+                         f"{x[axis]} in {fmt_shape(x)}")
+    return x, axis, parts
+
+
+def _split_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    x, axis, (n1, n2) = _split_check(in_shapes, params)
+    return {"first": x[:axis] + (n1,) + x[axis + 1:], "second": x[:axis] + (n2,) + x[axis + 1:]}
+
+
+def _split_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    _, _, parts = _split_check(in_shapes, params)
+    return {"sizes": [p.value for p in parts], "axis": int(params.get("axis", 1))}
+
+
+register(OpDef(
+    name="split",
+    module=Split,
+    inputs=(Port("input", "...", doc="any tensor; the axis ``axis`` is split in two"),),
+    outputs=("first", "second"),
+    params={
+        "sizes": sizes("the two part sizes [n1, n2] along the axis; n1 + n2 = its size",
+                       minItems=2, maxItems=2),
+        "axis": integer("the axis to split (negative counts from the end)", default=1),
+    },
+    infer=_split_infer,
+    init_args=_split_init,
+    required=("sizes",),
+    summary="split one axis into two consecutive parts (first, second)",
+))
+
+
+class Concat(nn.Module):
+    """Concatenate two tensors along one axis: ``out = [first ; second]``.
+
+    Args:
+        axis (`int`, *optional*, defaults to -1):
+            The axis to join; negative counts from the end. Every other axis must match.
+
+    Shapes:
+        first:  ... n1 ...
+        second: ... n2 ...      same rank; every axis but ``axis`` equal to ``first``'s
+        -> out: ... (n1 + n2) ...
+
+    Raises:
+        ShapeError (shape rule): different ranks, ``axis`` out of range, or another axis
+        differing (expected vs got).
+
+    Source:
+        ``torch.cat``. AST-Seg (Sauvalle & de La Fortelle, WACV 2023) Sec. 3: the initial
+        estimate of object k is ``[x0, y0, phi0]``, the soft-argmax coordinates followed by
+        the pooled features (official code MF_models_encoder.py, position map concatenated
+        before the feature maps).
+    """
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        return torch.cat([first, second], dim=self.axis)             # (.., n1 + n2, ..)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+def _concat_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    a = tuple(Dim.of(d) for d in in_shapes["first"])
+    b = tuple(Dim.of(d) for d in in_shapes["second"])
+    if len(a) != len(b):
+        raise ShapeError(f"input 'second': expected {len(a)} axes like input 'first' "
+                         f"{fmt_shape(a)}, got {len(b)} axes {fmt_shape(b)}")
+    if not a:
+        raise ShapeError("input 'first': expected at least 1 axis, got a scalar ()")
+    axis = _axis_index(int(params.get("axis", -1)), len(a), "first", a)
+    expected = a[:axis] + (b[axis],) + a[axis + 1:]
+    if b != expected:
+        raise ShapeError(f"input 'second': expected {fmt_shape(expected)} (all axes but "
+                         f"{axis} as in input 'first' {fmt_shape(a)}), got {fmt_shape(b)}")
+    return {"out": a[:axis] + (_add(a[axis], b[axis], a, b),) + a[axis + 1:]}
+
+
+def _add(x: Dim, y: Dim, a: Shape, b: Shape) -> Dim:
+    """``x + y`` where a Dim can hold it: numbers, or multiples of the same symbols."""
+    if x.symbols == y.symbols:
+        return Dim(x.coeff + y.coeff, x.symbols)
+    raise ShapeError(f"concat: expected sizes along the axis that add up to one size (numbers, "
+                     f"or multiples of the same symbols), got {x} + {y} for {fmt_shape(a)} and "
+                     f"{fmt_shape(b)}")
+
+
+def _concat_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    _concat_infer(in_shapes, params)
+    return {"axis": int(params.get("axis", -1))}
+
+
+register(OpDef(
+    name="concat",
+    module=Concat,
+    inputs=(Port("first", "...", doc="the leading part"),
+            Port("second", "...", doc="the trailing part; other axes as in first")),
+    outputs=("out",),
+    params={
+        "axis": integer("the axis to join (negative counts from the end)", default=-1),
+    },
+    infer=_concat_infer,
+    init_args=_concat_init,
+    summary="concatenate two tensors along one axis",
 ))

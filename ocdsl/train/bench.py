@@ -3,7 +3,9 @@
 One process, the variants alternated in rounds so that machine drift hits all alike;
 reported as medians and as the ratio compiled / eager (PERF_NOTES.md: compare variants in
 one process, never wall-clock across runs). Inputs are random tensors of the spec's input
-shapes at the spec's batch size; the step is the spec's own loss, backward and optimizer.
+shapes at the spec's batch size, in the data's value range; the step is the spec's own loss,
+backward and optimizer. A spec with ``[[train.phases]]`` is timed in one phase (default: the
+last, e.g. AST-Seg's joint fine-tuning), with that phase's frozen nodes, loss and optimizer.
 """
 
 from __future__ import annotations
@@ -18,55 +20,75 @@ __all__ = ["benchmark_step", "format_bench"]
 
 
 def _random_inputs(spec, batch: int, device: str) -> dict[str, torch.Tensor]:
+    from ocdsl.train.stream import value_range
+
+    lo, hi = value_range(spec.data_cfg)
     out = {}
     for name, sig in spec.inputs.items():
         shape = [batch if str(d) == "B" else d.value for d in sig.resolve(spec.dims)]
-        out[name] = torch.rand(*shape, device=device) * 2 - 1
+        out[name] = torch.rand(*shape, device=device) * (hi - lo) + lo
     return out
 
 
-def _make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str) -> Callable[[], float]:
+def _make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str,
+               phase=None) -> Callable[[], float]:
     from ocdsl.train.optim import build_optimizer, set_lr
-    from ocdsl.train.stream import forward
+    from ocdsl.train.phases import apply_phase
+    from ocdsl.train.stream import forward, schedules_at
 
     base = getattr(model, "_orig_mod", model)
-    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)))
+    apply_phase(base, phase, base.NODES)
+    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)), phase.optimizer, phase.optimizer_keypath)
     arg = next(iter(inputs.values())) if len(inputs) == 1 else inputs
     precision = spec.train.get("precision", "fp32")
+    at = phase.start + min(1000, phase.steps - 1)  # a step well into the phase (past warm-ups)
 
     set_schedules = getattr(base, "set_schedules", None)
 
     def step() -> float:
-        sched = base.schedules(1000)
+        sched = schedules_at(base, at, phase.clock(at))
         if set_schedules is not None:
             set_schedules(sched)
         set_lr(opt, lr_src.at(sched))
         outputs = forward(model, arg, device, precision)
-        loss = base.losses(inputs, outputs, sched, 1000)[base.LOSS]
+        loss = base.losses(inputs, outputs, sched, at)[phase.loss]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
 
 def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, rounds: int = 5,
-                   steps_per_round: int = 3, modes: tuple[str, ...] = ("eager", "compiled")) -> dict[str, Any]:
+                   steps_per_round: int = 3, modes: tuple[str, ...] = ("eager", "compiled"),
+                   phase: str | None = None) -> dict[str, Any]:
     """Median training-step time of ``compiled`` (an ``ocdsl.pipeline.Compiled``) per mode.
 
-    Returns ``{"batch", "modes": {mode: {"step_s", "warmup_s", "images_per_s"}},
-    "compiled_over_eager"}``; ``warmup_s`` covers 2 steps (the cold compile included)."""
+    ``phase``: the ``[[train.phases]]`` name to time (default: the last phase).
+    Returns ``{"batch", "phase", "modes": {mode: {"step_s", "warmup_s", "images_per_s"}},
+    "compiled_over_eager"}``; ``warmup_s`` covers 2 steps (the cold compile included).
+    Raises UserError for a phase the spec does not have."""
+    from ocdsl.errors import Diagnostic, UserError, did_you_mean
+    from ocdsl.train.phases import plan_phases
+
     spec = compiled.spec
     batch = int(batch or spec.train.get("batch_size", 32))
+    nodes = [n for n, d in compiled.graph.nodes(data=True) if d.get("kind") == "op"]
+    plan = plan_phases(spec, nodes, None if spec.phases else (spec.total_steps or 1))
+    names = [p.name for p in plan.phases]
+    if phase is not None and phase not in names:
+        raise UserError(Diagnostic(f"--phase: the spec has no phase '{phase}' (phases: {', '.join(names)})",
+                                   file=str(spec.path), hint=did_you_mean(phase, names)))
+    ph = plan.phases[names.index(phase) if phase is not None else -1]
     torch.manual_seed(0)
     inputs = _random_inputs(spec, batch, device)
     runs: dict[str, dict[str, Any]] = {}
     for mode in modes:
         model = compiled.instantiate(device=device, torch_compile=(mode == "compiled"))
-        fn = _make_step(spec, model, inputs, device)
+        fn = _make_step(spec, model, inputs, device, ph)
         t0 = time.perf_counter()
         fn(), fn()
         runs[mode] = {"fn": fn, "warmup_s": time.perf_counter() - t0, "times": []}
@@ -76,7 +98,8 @@ def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, r
             for _ in range(steps_per_round):
                 r["fn"]()
             r["times"].append((time.perf_counter() - t0) / steps_per_round)
-    res: dict[str, Any] = {"batch": batch, "device": device, "modes": {}}
+    res: dict[str, Any] = {"batch": batch, "device": device, "phase": ph.name if plan.explicit else None,
+                           "modes": {}}
     for mode, r in runs.items():
         med = statistics.median(r["times"])
         res["modes"][mode] = {"step_s": med, "warmup_s": r["warmup_s"], "images_per_s": batch / med}
@@ -86,7 +109,8 @@ def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, r
 
 
 def format_bench(name: str, res: dict[str, Any], front_end_ms: dict[str, float] | None = None) -> str:
-    lines = [f"{name}: training step on {res['device']}, batch {res['batch']} (median of rounds)"]
+    where = f", phase '{res['phase']}'" if res.get("phase") else ""
+    lines = [f"{name}: training step on {res['device']}, batch {res['batch']}{where} (median of rounds)"]
     for mode, m in res["modes"].items():
         lines.append(f"  {mode:9s} {m['step_s'] * 1e3:9.1f} ms/step  {m['images_per_s']:8.1f} images/s  "
                      f"(first 2 steps {m['warmup_s']:.1f} s)")

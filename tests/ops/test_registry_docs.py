@@ -12,6 +12,9 @@ EXPECTED = {
     "slot_attention", "spatial_broadcast_decoder", "alpha_composite",
     "patch_embedding", "sincos_position_embedding", "random_masking", "class_tokens",
     "transformer_encoder", "vit_decoder", "object_function", "broadcast_unshuffle", "unpatchify",
+    "segformer", "unet_features", "split", "concat", "transformer_refinement",
+    "latent_split", "glimpse_generator", "spatial_transformer", "occlusion_composite",
+    "background_autoencoder",
 }
 
 
