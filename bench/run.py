@@ -27,6 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from _timing import alternate  # noqa: E402
 import reference_slot_attention as ref  # noqa: E402
 
 import ocdsl  # noqa: E402
@@ -53,7 +54,7 @@ def _step_fn(model, kind: str, lr: float = 4e-4):
 def bench_training_step(batch: int, rounds: int, steps_per_round: int, compile_: bool) -> dict:
     torch.manual_seed(0)
     x = torch.rand(batch, 3, 35, 35) * 2 - 1
-    variants = {}
+    steps = {}
     n_params = {}
     for mode in (["eager", "compiled"] if compile_ else ["eager"]):
         r = ref.build_model()
@@ -64,25 +65,17 @@ def bench_training_step(batch: int, rounds: int, steps_per_round: int, compile_:
             if mode == "compiled":
                 model.compile()
             fn = _step_fn(model, name)
-            t0 = time.perf_counter()
-            for _ in range(3):  # warm-up (includes the cold compile in compiled mode)
-                fn(x)
-            variants[(name, mode)] = {"fn": fn, "times": [], "warmup_s": time.perf_counter() - t0}
-    for _ in range(rounds):
-        for key, v in variants.items():
-            t0 = time.perf_counter()
-            for _ in range(steps_per_round):
-                v["fn"](x)
-            v["times"].append((time.perf_counter() - t0) / steps_per_round)
+            steps[(name, mode)] = lambda fn=fn: fn(x)
+    # warm-up 3 steps each (the cold compile in compiled mode)
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=3)
     res = {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round, "params": n_params, "modes": {}}
-    for mode in sorted({m for _, m in variants}):
-        r, o = variants[("reference", mode)], variants[("ocdsl", mode)]
-        rm, om = statistics.median(r["times"]), statistics.median(o["times"])
+    for mode in sorted({m for _, m in steps}):
+        r, o = t[("reference", mode)], t[("ocdsl", mode)]
+        rm, om = r["median_s"], o["median_s"]
         res["modes"][mode] = {"reference_s": rm, "ocdsl_s": om, "ratio": om / rm,
                               "reference_warmup_s": r["warmup_s"], "ocdsl_warmup_s": o["warmup_s"]}
     if compile_:
-        e = variants[("reference", "eager")]
-        res["compiled_over_eager_reference"] = res["modes"]["compiled"]["reference_s"] / statistics.median(e["times"])
+        res["compiled_over_eager_reference"] = res["modes"]["compiled"]["reference_s"] / res["modes"]["eager"]["reference_s"]
         res["compiled_over_eager_ocdsl"] = res["modes"]["compiled"]["ocdsl_s"] / res["modes"]["eager"]["ocdsl_s"]
     return res
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -28,6 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
+from _timing import alternate  # noqa: E402
 import reference_oc_mae as ref  # noqa: E402
 
 import ocdsl  # noqa: E402
@@ -77,7 +76,7 @@ def bench(batch: int, rounds: int, steps_per_round: int, compile_: bool) -> dict
     params = {"ocdsl": sum(p.numel() for p in o.parameters()),
               "reference": sum(p.numel() for p in r.parameters())}
     modes = ["eager"] + (["compiled"] if compile_ else [])
-    variants = {}
+    steps = {}
     for mode in modes:
         for name, model, step in (("reference", r, _reference_step), ("ocdsl", o, _ocdsl_step)):
             m = ref.build_model() if name == "reference" else ocdsl.compile(
@@ -86,25 +85,15 @@ def bench(batch: int, rounds: int, steps_per_round: int, compile_: bool) -> dict
             opt = ref.make_optimizer(m)  # same AdamW groups for both (matrices decay)
             fwd = torch.compile(m, dynamic=True) if mode == "compiled" else m
             for ratio in (0.75, 0.0):
-                t0 = time.perf_counter()
-                for _ in range(2):  # warm-up (and the cold compile)
-                    step(fwd, opt, x, ratio)
-                variants[(name, mode, ratio)] = {"fn": (step, fwd, opt), "times": [],
-                                                 "warmup_s": time.perf_counter() - t0}
-    for _ in range(rounds):
-        for key, v in variants.items():
-            step, fwd, opt = v["fn"]
-            t0 = time.perf_counter()
-            for _ in range(steps_per_round):
-                step(fwd, opt, x, key[2])
-            v["times"].append((time.perf_counter() - t0) / steps_per_round)
+                steps[(name, mode, ratio)] = lambda s=step, f=fwd, op=opt, q=ratio: s(f, op, x, q)
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=2)
     res = {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round,
            "threads": torch.get_num_threads(), "params": params,
            "max_abs_diff_recon": max_diff, "rows": []}
     for mode in modes:
         for ratio in (0.75, 0.0):
-            rm = statistics.median(variants[("reference", mode, ratio)]["times"])
-            om = statistics.median(variants[("ocdsl", mode, ratio)]["times"])
+            rm = t[("reference", mode, ratio)]["median_s"]
+            om = t[("ocdsl", mode, ratio)]["median_s"]
             res["rows"].append({"mode": mode, "mask_ratio": ratio, "reference_s": rm, "ocdsl_s": om,
                                 "ratio": om / rm})
     return res
