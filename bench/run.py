@@ -46,7 +46,7 @@ def _step_fn(model, kind: str, lr: float = 4e-4):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 

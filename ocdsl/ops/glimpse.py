@@ -30,6 +30,9 @@ from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 __all__ = ["LatentSplit", "GlimpseGenerator", "SpatialTransformer", "SCALINGS",
            "default_glimpse_channels", "group_count", "affine_theta"]
 
+#: how latent_split maps x, y to [-1, 1].
+POSITIONS = ("clamp", "tanh")
+
 #: scaling -> number of scale latents S.
 SCALINGS = {"isotropic": 1, "anisotropic": 2}
 DEFAULT_SCALE_RANGE = (1.3, 24.0)
@@ -46,15 +49,20 @@ class LatentSplit(nn.Module):
     The latent of one object is laid out ``[x, y, s (S values), alpha, z_what (Z values)]``
     (paper order; ``d = 3 + S + Z``, S = 1 isotropic, 2 anisotropic). One line per output::
 
-        position = clamp([x, y], -1, 1)                       b k 2
+        position = clamp([x, y], -1, 1)                       b k 2   (tanh([x, y]) with position = "tanh")
         scale    = lo + (hi - lo) * sigmoid(s)                b k 2   isotropic: (s, s)
         log_alpha = alpha latent                              b k
         alpha    = exp(log_alpha)                             b k     (Eq. 17's alpha_k)
         what     = z_what                                     b k z
         boxes    = (x - 1/s_x, y - 1/s_y, x + 1/s_x, y + 1/s_y)   b k 4
 
-    ``position`` is a hard clamp, as in the authors' code: a latent outside [-1, 1] gets no
-    gradient through ``position`` (``boxes`` use the clamped value too). ``alpha`` is
+    ``position`` is a hard clamp by default, as in the authors' code: a latent outside
+    [-1, 1] gets no gradient through ``position`` (``boxes`` use the clamped value too). A
+    slot pushed against the frame (a way to hide a glimpse that hurts the reconstruction)
+    then stays there: in a short CPU run on Tetrominoes (docs/results.md) every slot ended
+    at the corner (1, -1). ``position = "tanh"`` (ocdsl's option, not the paper's) squashes
+    instead, so the gradient never vanishes exactly; in the same run it did not keep the
+    slots off the frame either (they ended at x = 0.9995). ``alpha`` is
     exactly ``exp(log_alpha)`` and overflows to inf for a latent above ~88.7 in float32;
     ``occlusion_composite`` therefore takes ``log_alpha`` and works in log space
     (``alpha`` is there to inspect, and for specs that want the paper's quantity).
@@ -67,6 +75,8 @@ class LatentSplit(nn.Module):
             ``[lo, hi]`` of the sigmoid-squashed scale, ``0 < lo < hi``.
         what (`int`):
             ``Z``, the size of ``z_what`` (checked against ``d`` by the shape rule).
+        position (`str`, *optional*, defaults to `"clamp"`):
+            ``"clamp"`` (the paper's code) or ``"tanh"`` (a gradient everywhere).
 
     Shapes:
         input:       b k d          d = 3 + S + Z, layout [x, y, s(S), alpha, z_what(Z)]
@@ -105,17 +115,20 @@ class LatentSplit(nn.Module):
     """
 
     def __init__(self, what: int, scaling: str = "isotropic",
-                 scale_range: Sequence[float] = DEFAULT_SCALE_RANGE):
+                 scale_range: Sequence[float] = DEFAULT_SCALE_RANGE, position: str = "clamp"):
         super().__init__()
         if scaling not in SCALINGS:
             raise ValueError(f"scaling: expected one of {', '.join(SCALINGS)}, got {scaling!r}")
+        if position not in POSITIONS:
+            raise ValueError(f"position: expected one of {', '.join(POSITIONS)}, got {position!r}")
+        self.position = position
         lo, hi = _scale_range(scale_range)
         self.scaling, self.scale_dims, self.what = scaling, SCALINGS[scaling], int(what)
         self.scale_min, self.scale_max = lo, hi
 
     def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, ...]:
         xy, s, a, z = input.split([2, self.scale_dims, 1, self.what], dim=-1)
-        position = xy.clamp(-1.0, 1.0)                                        # (B, K, 2)
+        position = xy.clamp(-1.0, 1.0) if self.position == "clamp" else xy.tanh()  # (B, K, 2)
         scale = self.scale_min + (self.scale_max - self.scale_min) * s.sigmoid()  # (B, K, S)
         scale = scale.expand(*scale.shape[:-1], 2)                           # (B, K, 2)
         log_alpha = a.squeeze(-1)                                             # (B, K)
@@ -159,7 +172,8 @@ def _split_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
 def _split_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _, _, z = _split_layout(in_shapes, params)
     lo, hi = _scale_range(params.get("scale_range", list(DEFAULT_SCALE_RANGE)))
-    return {"what": z, "scaling": params.get("scaling", "isotropic"), "scale_range": [lo, hi]}
+    return {"what": z, "scaling": params.get("scaling", "isotropic"), "scale_range": [lo, hi],
+            "position": params.get("position", "clamp")}
 
 
 register(OpDef(
@@ -174,6 +188,9 @@ register(OpDef(
                         "minItems": 2, "maxItems": 2, "default": list(DEFAULT_SCALE_RANGE),
                         "description": "[lo, hi]: scale = lo + (hi - lo) * sigmoid(latent)"},
         "what": size("Z, the size of z_what (d must be 3 + S + Z)"),
+        "position": enum("how x, y reach [-1, 1]: 'clamp' (the authors' code; no gradient "
+                         "outside) or 'tanh' (ocdsl's option: a gradient everywhere)", POSITIONS,
+                         default="clamp"),
     },
     infer=_split_infer,
     init_args=_split_init_args,

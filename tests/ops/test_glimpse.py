@@ -70,6 +70,18 @@ def test_latent_split_clamps_position_like_the_code():
     assert x.grad[0, :, :2].tolist() == [[0.0, 1.0], [0.0, 1.0]]
 
 
+def test_latent_split_tanh_position_keeps_a_gradient_outside_the_frame():
+    x = torch.tensor([[[1.7, -0.3, 0.0, 0.0, 0.0], [-4.0, 0.9, 0.0, 0.0, 0.0]]],
+                     requires_grad=True)
+    position = LatentSplit(1, position="tanh")(x)[0]
+    torch.testing.assert_close(position, torch.tanh(x[..., :2]))
+    position.sum().backward()
+    assert (x.grad[0, :, :2] > 0).all()                           # never exactly 0
+    torch.testing.assert_close(x.grad[0, :, :2], 1 - torch.tanh(x[0, :, :2].detach()) ** 2)
+    with pytest.raises(ValueError, match="position: expected one of clamp, tanh"):
+        LatentSplit(1, position="sigmoid")
+
+
 def test_latent_split_boxes_are_the_glimpse_footprint():
     torch.manual_seed(1)
     x = torch.randn(2, 3, 3 + 2 + 4) * 2
