@@ -22,12 +22,7 @@ BASE = REPO / "specs" / "ast_seg.toml"
 VARIANTS = {p.stem: p for p in sorted((REPO / "specs" / "variants").glob("ast_seg_*.toml"))}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _nodes(spec):

@@ -27,12 +27,7 @@ TINY = ["dims.D=16", "dims.E=8", "model.nodes.encoder.depth=1", "model.nodes.enc
         "model.nodes.decoder.depth=1", "model.nodes.decoder.heads=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
