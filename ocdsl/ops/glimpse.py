@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ocdsl.ops._common import expect_rank, size_list
-from ocdsl.ops.registry import OpDef, Port, Symmetry, enum, register, size, sizes
+from ocdsl.ops.registry import OpDef, Port, Symmetry, enum, number, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
 __all__ = ["LatentSplit", "GlimpseGenerator", "SpatialTransformer", "SCALINGS",
@@ -50,7 +50,7 @@ class LatentSplit(nn.Module):
     (paper order; ``d = 3 + S + Z``, S = 1 isotropic, 2 anisotropic). One line per output::
 
         position = clamp([x, y], -1, 1)                       b k 2   (tanh([x, y]) with position = "tanh")
-        scale    = lo + (hi - lo) * sigmoid(s)                b k 2   isotropic: (s, s)
+        scale    = lo + (hi - lo) * sigmoid(s + scale_offset)  b k 2   isotropic: (s, s)
         log_alpha = alpha latent                              b k
         alpha    = exp(log_alpha)                             b k     (Eq. 17's alpha_k)
         what     = z_what                                     b k z
@@ -77,6 +77,12 @@ class LatentSplit(nn.Module):
             ``Z``, the size of ``z_what`` (checked against ``d`` by the shape rule).
         position (`str`, *optional*, defaults to `"clamp"`):
             ``"clamp"`` (the paper's code) or ``"tanh"`` (a gradient everywhere).
+        scale_offset (`float`, *optional*, defaults to 0):
+            Added to the scale latent before the sigmoid (ocdsl's option; 0 = the paper).
+            A random refinement outputs latents near 0, so glimpses start at
+            ``s = lo + (hi - lo) / 2`` (12.65: 8 % of the image width), and a glimpse that
+            overlaps no object gets no gradient toward one. ``-4`` starts them at
+            ``s = 1.7`` (most of the image): see docs/results.md for what it changed.
 
     Shapes:
         input:       b k d          d = 3 + S + Z, layout [x, y, s(S), alpha, z_what(Z)]
@@ -115,13 +121,15 @@ class LatentSplit(nn.Module):
     """
 
     def __init__(self, what: int, scaling: str = "isotropic",
-                 scale_range: Sequence[float] = DEFAULT_SCALE_RANGE, position: str = "clamp"):
+                 scale_range: Sequence[float] = DEFAULT_SCALE_RANGE, position: str = "clamp",
+                 scale_offset: float = 0.0):
         super().__init__()
         if scaling not in SCALINGS:
             raise ValueError(f"scaling: expected one of {', '.join(SCALINGS)}, got {scaling!r}")
         if position not in POSITIONS:
             raise ValueError(f"position: expected one of {', '.join(POSITIONS)}, got {position!r}")
         self.position = position
+        self.scale_offset = float(scale_offset)
         lo, hi = _scale_range(scale_range)
         self.scaling, self.scale_dims, self.what = scaling, SCALINGS[scaling], int(what)
         self.scale_min, self.scale_max = lo, hi
@@ -129,7 +137,7 @@ class LatentSplit(nn.Module):
     def forward(self, input: torch.Tensor) -> tuple[torch.Tensor, ...]:
         xy, s, a, z = input.split([2, self.scale_dims, 1, self.what], dim=-1)
         position = xy.clamp(-1.0, 1.0) if self.position == "clamp" else xy.tanh()  # (B, K, 2)
-        scale = self.scale_min + (self.scale_max - self.scale_min) * s.sigmoid()  # (B, K, S)
+        scale = self.scale_min + (self.scale_max - self.scale_min) * (s + self.scale_offset).sigmoid()  # (B, K, S)
         scale = scale.expand(*scale.shape[:-1], 2)                           # (B, K, 2)
         log_alpha = a.squeeze(-1)                                             # (B, K)
         half = scale.reciprocal()                                            # (B, K, 2)
@@ -173,7 +181,7 @@ def _split_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dic
     _, _, z = _split_layout(in_shapes, params)
     lo, hi = _scale_range(params.get("scale_range", list(DEFAULT_SCALE_RANGE)))
     return {"what": z, "scaling": params.get("scaling", "isotropic"), "scale_range": [lo, hi],
-            "position": params.get("position", "clamp")}
+            "position": params.get("position", "clamp"), "scale_offset": float(params.get("scale_offset", 0.0))}
 
 
 register(OpDef(
@@ -191,6 +199,8 @@ register(OpDef(
         "position": enum("how x, y reach [-1, 1]: 'clamp' (the authors' code; no gradient "
                          "outside) or 'tanh' (ocdsl's option: a gradient everywhere)", POSITIONS,
                          default="clamp"),
+        "scale_offset": number("added to the scale latent before the sigmoid (ocdsl's option, 0 = "
+                               "the paper): negative values start glimpses larger", default=0.0),
     },
     infer=_split_infer,
     init_args=_split_init_args,

@@ -82,6 +82,13 @@ def test_latent_split_tanh_position_keeps_a_gradient_outside_the_frame():
         LatentSplit(1, position="sigmoid")
 
 
+def test_latent_split_scale_offset_shifts_the_sigmoid():
+    zeros = torch.zeros(1, 1, 5)
+    assert LatentSplit(1)(zeros)[1][0, 0, 0].item() == pytest.approx(1.3 + 22.7 / 2)
+    s = LatentSplit(1, scale_offset=-4.0)(zeros)[1][0, 0, 0].item()
+    assert s == pytest.approx(1.3 + 22.7 * torch.sigmoid(torch.tensor(-4.0)).item())   # 1.71
+
+
 def test_latent_split_boxes_are_the_glimpse_footprint():
     torch.manual_seed(1)
     x = torch.randn(2, 3, 3 + 2 + 4) * 2
