@@ -162,6 +162,17 @@ def test_bench_eager(tmp_path, capsys):
     assert "eager" in text and "ms/step" in text and "front end: load" in text
 
 
+def test_bench_times_one_phase_and_names_unknown_ones(tmp_path, capsys):
+    phases = ('\n[schedules]\nlr = "1e-3"\n\n[[train.phases]]\nname = "warm"\nsteps = 2\n'
+              '\n[[train.phases]]\nname = "main"\nsteps = 3\n')
+    p = write(tmp_path, TINY.replace("steps = ", "# steps = ") + phases)
+    assert main(["bench", str(p), "--no-compile", "--rounds", "1", "--batch", "2", "--phase", "warm"]) == 0
+    assert "phase 'warm'" in capsys.readouterr().out
+    assert main(["bench", str(p), "--no-compile", "--rounds", "1", "--batch", "2", "--phase", "mian"]) == 2
+    err = capsys.readouterr().err
+    assert "the spec has no phase 'mian' (phases: warm, main)" in err and "main" in err
+
+
 def test_ops_lists_every_registered_op(capsys):
     from ocdsl.ops.registry import names
     assert main(["ops"]) == 0
