@@ -28,29 +28,16 @@ sys.path.insert(0, str(REPO / "bench"))
 from _timing import alternate  # noqa: E402
 
 from ocdsl.pipeline import build  # noqa: E402
-from ocdsl.train.optim import build_optimizer, set_lr  # noqa: E402
-from ocdsl.train.phases import apply_phase, plan_phases  # noqa: E402
-from ocdsl.train.stream import schedules_at  # noqa: E402
+from ocdsl.train.bench import make_step  # noqa: E402
+from ocdsl.train.phases import plan_phases  # noqa: E402
 
 
 def phase_step(compiled, phase, x):
-    """A zero-argument training step of ``phase`` on batch ``x`` (its own model copy)."""
+    """A zero-argument training step of ``phase`` on batch ``x`` (its own model copy), as
+    `ocdsl bench --phase` times it, and the phase's trainable parameter count."""
     torch.manual_seed(0)
     model = compiled.instantiate(torch_compile=False)
-    apply_phase(model, phase, model.NODES)
-    opt, lr_src = build_optimizer(compiled.spec, model, list(model.schedules(0)), phase.optimizer,
-                                  phase.optimizer_keypath)
-    at = phase.start + phase.steps // 2
-    sched = schedules_at(model, at, phase.clock(at))
-
-    def step() -> float:
-        set_lr(opt, lr_src.at(sched))
-        loss = model.losses({"image": x}, model(x), sched, at)[phase.loss]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
-
+    step = make_step(compiled.spec, model, {"image": x}, "cpu", phase)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return step, trainable
 

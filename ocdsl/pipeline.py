@@ -70,10 +70,7 @@ def _eager_forward(spec: Spec, model, device: str) -> None:
     """One no-grad forward on random inputs of the spec's shapes (batch 2), in eval mode."""
     import torch
 
-    inputs = {}
-    for name, sig in spec.inputs.items():
-        shape = [2 if not d.is_concrete else d.value for d in sig.resolve(spec.dims)]
-        inputs[name] = torch.rand(*shape, device=device)
+    inputs = {name: torch.rand(*shape, device=device) for name, shape in spec.input_shapes(2).items()}
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -191,17 +191,14 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             w(f"            {output_key(n, port, opdef.outputs)!r}: {var[(n, port)]},")
     w("        }")
     w("")
-    uses_phase = _uses_phase_clock(spec.schedules.values())
-    if uses_phase:
-        w("    def schedules(self, step: int, phase_step: int | None = None,")
-        w("                  phase_steps: int | None = None) -> dict[str, float]:")
+    w("    def schedules(self, step: int, phase_step: int | None = None,")
+    w("                  phase_steps: int | None = None) -> dict[str, float]:")
+    if _uses_phase_clock(spec.schedules.values()):
         w('        """[schedules]: values as functions of the training step and the phase clock')
         w('        (the trainer passes phase_step / phase_steps; by default one phase spans the run)."""')
         w("        phase_step = step if phase_step is None else phase_step")
         w(f"        phase_steps = {spec.total_steps or 1!r} if phase_steps is None else phase_steps")
     else:
-        w("    def schedules(self, step: int, phase_step: int | None = None,")
-        w("                  phase_steps: int | None = None) -> dict[str, float]:")
         w('        """[schedules]: values as functions of the training step."""')
     L.extend(_epoch_line(spec, spec.schedules.values()))
     L.extend(_assignments(spec.schedules, lambda ref, names: _sched_ref(ref, spec, names)))

@@ -37,4 +37,4 @@ def grammar_text(name: str) -> str:
 @functools.lru_cache(maxsize=None)
 def parser(name: str) -> Lark:
     """A cached LALR parser for grammar file ``name``."""
-    return Lark(grammar_text(name), parser="lalr", lexer="contextual", maybe_placeholders=True)
+    return Lark(grammar_text(name), parser="lalr", lexer="contextual")  # optional [x] -> None (lark 1.x default)

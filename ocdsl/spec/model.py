@@ -209,6 +209,11 @@ class Spec:
             return float(t["epoch_size"]) / float(t.get("batch_size", 32))
         return None
 
+    def input_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
+        """Each model input's shape with its free sizes (the batch ``B``) set to ``batch``."""
+        return {name: tuple(d.value if d.is_concrete else batch for d in sig.resolve(self.dims))
+                for name, sig in self.inputs.items()}
+
     @property
     def phases(self) -> list[dict[str, Any]]:
         """``[[train.phases]]`` as written (empty when the spec has none)."""

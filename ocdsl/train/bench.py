@@ -16,22 +16,22 @@ from typing import Any, Callable
 
 import torch
 
-__all__ = ["benchmark_step", "format_bench"]
+__all__ = ["benchmark_step", "format_bench", "make_step"]
 
 
 def _random_inputs(spec, batch: int, device: str) -> dict[str, torch.Tensor]:
     from ocdsl.train.stream import value_range
 
     lo, hi = value_range(spec.data_cfg)
-    out = {}
-    for name, sig in spec.inputs.items():
-        shape = [batch if str(d) == "B" else d.value for d in sig.resolve(spec.dims)]
-        out[name] = torch.rand(*shape, device=device) * (hi - lo) + lo
-    return out
+    return {name: torch.rand(*shape, device=device) * (hi - lo) + lo
+            for name, shape in spec.input_shapes(batch).items()}
 
 
-def _make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str,
-               phase=None) -> Callable[[], float]:
+def make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str,
+              phase) -> Callable[[], float]:
+    """A zero-argument training step of ``phase`` (an ocdsl.train.phases.Phase) on the fixed
+    ``inputs``: the phase's frozen nodes, optimizer and loss, schedules at a step well into
+    the phase (past warm-ups). Returns the loss as a float."""
     from ocdsl.train.optim import build_optimizer, set_lr
     from ocdsl.train.phases import apply_phase
     from ocdsl.train.stream import forward, schedules_at
@@ -88,7 +88,7 @@ def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, r
     runs: dict[str, dict[str, Any]] = {}
     for mode in modes:
         model = compiled.instantiate(device=device, torch_compile=(mode == "compiled"))
-        fn = _make_step(spec, model, inputs, device, ph)
+        fn = make_step(spec, model, inputs, device, ph)
         t0 = time.perf_counter()
         fn(), fn()
         runs[mode] = {"fn": fn, "warmup_s": time.perf_counter() - t0, "times": []}

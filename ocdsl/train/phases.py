@@ -161,19 +161,14 @@ def apply_phase(model: torch.nn.Module, phase: Phase, node_names) -> None:
     (requires_grad on, train mode). Call again after anything that calls ``model.train()``
     or ``model.eval()`` (evaluation)."""
     model.train()
+    trains: dict[int, tuple[torch.nn.Module, bool]] = {}
     for n in node_names:
         sub = getattr(model, n, None)
-        if not isinstance(sub, torch.nn.Module):
-            continue
-        trains = n not in phase.frozen
+        if isinstance(sub, torch.nn.Module):
+            # a module shared by several nodes trains when any of its nodes does
+            prev = trains.get(id(sub), (sub, False))[1]
+            trains[id(sub)] = (sub, prev or n not in phase.frozen)
+    for sub, on in trains.values():
         for p in sub.parameters():
-            p.requires_grad_(trains)
-        sub.train(trains)
-    # A module shared by a frozen and a trainable node trains (it appears under both names):
-    # the loop above visits the trainable name last only by chance, so settle it here.
-    for n in node_names:
-        sub = getattr(model, n, None)
-        if isinstance(sub, torch.nn.Module) and n not in phase.frozen:
-            for p in sub.parameters():
-                p.requires_grad_(True)
-            sub.train(True)
+            p.requires_grad_(on)
+        sub.train(on)

@@ -10,6 +10,7 @@ gets its own generator).
 
 from __future__ import annotations
 
+import functools
 from itertools import islice
 from typing import Iterator
 
@@ -151,13 +152,18 @@ def schedules_at(model, step: int, clock: tuple[int, int] | None = None) -> dict
     """``model.schedules(step, phase_step, phase_steps)`` with the training phase's clock
     (generated modules accept it); a model whose ``schedules`` takes only ``step`` (a
     hand-written module) gets ``step`` alone."""
-    if clock is not None:
-        import inspect
-
-        try:
-            takes_clock = "phase_step" in inspect.signature(model.schedules).parameters
-        except (TypeError, ValueError):
-            takes_clock = False
-        if takes_clock:
-            return model.schedules(step, *clock)
+    if clock is not None and _takes_clock(type(model)):
+        return model.schedules(step, *clock)
     return model.schedules(step)
+
+
+@functools.lru_cache(maxsize=None)
+def _takes_clock(cls: type) -> bool:
+    """Whether ``cls.schedules`` has a ``phase_step`` parameter (inspected once per class:
+    the trainer asks at every step)."""
+    import inspect
+
+    try:
+        return "phase_step" in inspect.signature(cls.schedules).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
