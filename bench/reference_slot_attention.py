@@ -53,6 +53,8 @@ DEFAULTS = dict(
     ln_eps=1e-5,  # PyTorch default; the official (Keras) code uses 1e-3
     implicit_grad=False,
     keras_init=False,  # glorot-uniform weights, zero biases, orthogonal GRU recurrent weights
+    slot_init="gaussian",  # "learned": fixed learnable per-slot initial slots (ISA/SAVi)
+    straight_through=False,  # BO-QSA: detached last iteration, identity gradient to the init
 )
 
 
@@ -89,9 +91,13 @@ class SlotAttention(nn.Module):
         eps: float = 1e-8,
         ln_eps: float = 1e-5,
         implicit_grad: bool = False,
+        slot_init: str = "gaussian",
+        straight_through: bool = False,
     ):
         super().__init__()
         self.num_slots = num_slots
+        self.slot_init = slot_init
+        self.straight_through = straight_through
         self.slot_size = slot_size
         self.iters = iters
         self.eps = eps
@@ -108,12 +114,15 @@ class SlotAttention(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(slot_size, mlp_hidden), nn.ReLU(), nn.Linear(mlp_hidden, slot_size)
         )
-        self.slots_mu = nn.Parameter(torch.empty(1, 1, slot_size))
-        self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
-        # glorot-uniform on a [1, 1, D] variable (the official code's initialiser)
-        limit = math.sqrt(6.0 / (1 + slot_size))
-        nn.init.uniform_(self.slots_mu, -limit, limit)
-        nn.init.uniform_(self.slots_log_sigma, -limit, limit)
+        if slot_init == "gaussian":
+            self.slots_mu = nn.Parameter(torch.empty(1, 1, slot_size))
+            self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
+            # glorot-uniform on a [1, 1, D] variable (the official code's initialiser)
+            limit = math.sqrt(6.0 / (1 + slot_size))
+            nn.init.uniform_(self.slots_mu, -limit, limit)
+            nn.init.uniform_(self.slots_log_sigma, -limit, limit)
+        else:  # ISA/SAVi ParamStateInit: K x D, N(0, 1), no sampling
+            self.slots_init = nn.Parameter(torch.randn(1, num_slots, slot_size))
 
     def step(self, slots, k, v):
         b, n_slots, d = slots.shape
@@ -133,13 +142,19 @@ class SlotAttention(nn.Module):
         inputs = self.norm_inputs(inputs)
         k = self.to_k(inputs)
         v = self.to_v(inputs)
-        mu = self.slots_mu.expand(b, n_slots, -1)
-        sigma = self.slots_log_sigma.exp().expand(b, n_slots, -1)
-        slots = mu + sigma * torch.randn_like(mu)
+        if self.slot_init == "learned":
+            slots = self.slots_init.expand(b, -1, -1)
+        else:
+            mu = self.slots_mu.expand(b, n_slots, -1)
+            sigma = self.slots_log_sigma.exp().expand(b, n_slots, -1)
+            slots = mu + sigma * torch.randn_like(mu)
+        init = slots
         attn = None
         for i in range(iters):
             if self.implicit_grad and i == iters - 1:
                 slots = slots.detach()
+            if self.straight_through and i == iters - 1:  # BO-QSA
+                slots = slots.detach() + init - init.detach()
             slots, attn = self.step(slots, k, v)
         return slots, attn
 
@@ -158,6 +173,8 @@ class SlotAttentionAutoEncoder(nn.Module):
         ln_eps=1e-5,
         implicit_grad=False,
         keras_init=False,
+        slot_init="gaussian",
+        straight_through=False,
     ):
         super().__init__()
         self.resolution = tuple(resolution)
@@ -175,7 +192,8 @@ class SlotAttentionAutoEncoder(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(hid, hid), nn.ReLU(), nn.Linear(hid, hid))
 
         self.slot_attention = SlotAttention(
-            num_slots, slot_size, hid, mlp_hidden, iters, eps, ln_eps, implicit_grad
+            num_slots, slot_size, hid, mlp_hidden, iters, eps, ln_eps, implicit_grad,
+            slot_init, straight_through
         )
 
         self.decoder_pos = SoftPositionEmbed(slot_size, self.resolution)

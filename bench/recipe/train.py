@@ -118,6 +118,9 @@ def main(argv=None):
     ap.add_argument("--train-iters", type=int, default=3)
     ap.add_argument("--eval-iters", type=int, default=3)
     ap.add_argument("--adam-beta2", type=float, default=0.999)
+    ap.add_argument("--slot-init", choices=["gaussian", "learned"], default="gaussian")
+    ap.add_argument("--straight-through", action="store_true")
+    ap.add_argument("--bf16", action="store_true", help="bfloat16 autocast forward")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--channels-last", action="store_true")
     ap.add_argument("--data", choices=["fly", "pool"], default="fly")
@@ -155,7 +158,8 @@ def main(argv=None):
 
     model = build_model(
         implicit_grad=args.implicit_grad, keras_init=args.keras_init, ln_eps=args.ln_eps,
-        iters=args.train_iters,
+        iters=args.train_iters, slot_init=args.slot_init,
+        straight_through=args.straight_through,
     )
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -185,8 +189,9 @@ def main(argv=None):
         lr = lr_fn(step)
         for grp in opt.param_groups:
             grp["lr"] = lr
-        out = fwd(x)
-        loss = F.mse_loss(out["recon"], x)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = fwd(x)
+        loss = F.mse_loss(out["recon"].float(), x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip or float("inf"))

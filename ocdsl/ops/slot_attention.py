@@ -13,7 +13,10 @@ from ocdsl.ops.registry import (OpDef, Port, Symmetry, boolean, enum, integer, n
                                 size)
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
-__all__ = ["SlotAttention"]
+__all__ = ["SlotAttention", "SLOT_INITS"]
+
+#: Initial-slot schemes: the paper's shared Gaussian, or K learned slots (ParamStateInit).
+SLOT_INITS = ("gaussian", "learned")
 
 
 class SlotAttention(nn.Module):
@@ -56,6 +59,23 @@ class SlotAttention(nn.Module):
             iteration only (first-order implicit differentiation, Chang et al. 2022,
             "Object Representations as Fixed Points"). The value of the output is unchanged;
             the learned ``mu`` / ``log_sigma`` then receive no gradient.
+        slot_init (`str`, *optional*, defaults to `"gaussian"`):
+            How the initial slots are made when no ``slots`` input is given.
+            `"gaussian"` (the paper, Alg. 1 l.1): every slot is drawn from one shared learned
+            Gaussian, ``mu + exp(log_sigma) * randn``; the slots start exchangeable and a run
+            must break the symmetry itself, which on small budgets takes a seed-dependent
+            500 to over 5000 steps. `"learned"`: K fixed learnable initial slots (a ``K x D``
+            parameter ``slots_init``, N(0, 1) init, no sampling), as in SAVi / Invariant Slot
+            Attention's ``ParamStateInit`` (google-research/slot-attention-video and
+            invariant_slot_attention, their Tetrominoes baseline) and BO-QSA's learnable
+            queries (Jia et al., ICLR 2023): the symmetry is broken from step 0, at the cost
+            of a fixed K and of slots that are no longer exchangeable in distribution.
+        straight_through (`bool`, *optional*, defaults to `False`):
+            BO-QSA's bi-level optimisation (Jia et al., ICLR 2023, Sec. 3.2, Eq. 5): before
+            the last iteration the slots are replaced by ``slots.detach() + init -
+            init.detach()``: the value is the detached iterate, the gradient reaches the
+            initial slots (the queries) directly, as a straight-through estimator. Unlike
+            ``implicit_grad`` the initial slots keep a gradient.
         init (`str`, *optional*, defaults to `"torch"`):
             `"torch"`: PyTorch default init of Linear / GRUCell. `"keras"`: the official
             code's Keras defaults (glorot-uniform Linear and GRU input kernels, orthogonal GRU
@@ -88,16 +108,23 @@ class SlotAttention(nn.Module):
 
     def __init__(self, in_features: int, num_slots: int, slot_size: int,
                  mlp_hidden: int | None = None, iterations: int = 3, epsilon: float = 1e-8,
-                 ln_eps: float = 1e-5, implicit_grad: bool = False, init: str = "torch"):
+                 ln_eps: float = 1e-5, implicit_grad: bool = False, init: str = "torch",
+                 slot_init: str = "gaussian", straight_through: bool = False):
         super().__init__()
         if init not in ("torch", "keras"):
             raise ValueError(f"unknown init {init!r}, expected 'torch' or 'keras'")
+        if implicit_grad and straight_through:
+            raise ValueError("implicit_grad and straight_through exclude each other")
+        if slot_init not in SLOT_INITS:
+            raise ValueError(f"unknown slot_init {slot_init!r}, expected one of {SLOT_INITS}")
         hidden = 2 * slot_size if mlp_hidden is None else mlp_hidden
         self.num_slots = num_slots
         self.slot_size = slot_size
         self.iterations = iterations
         self.epsilon = epsilon
         self.implicit_grad = implicit_grad
+        self.slot_init = slot_init
+        self.straight_through = straight_through
         self.scale = slot_size ** -0.5
         self.norm_inputs = nn.LayerNorm(in_features, eps=ln_eps)
         self.norm_slots = nn.LayerNorm(slot_size, eps=ln_eps)
@@ -108,11 +135,14 @@ class SlotAttention(nn.Module):
         self.gru = nn.GRUCell(slot_size, slot_size)
         self.mlp = nn.Sequential(nn.Linear(slot_size, hidden), nn.ReLU(),
                                  nn.Linear(hidden, slot_size))
-        self.slots_mu = nn.Parameter(torch.empty(1, 1, slot_size))
-        self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
-        bound = math.sqrt(6.0 / (1 + slot_size))  # Keras glorot-uniform on shape [1, 1, D]
-        nn.init.uniform_(self.slots_mu, -bound, bound)
-        nn.init.uniform_(self.slots_log_sigma, -bound, bound)
+        if slot_init == "gaussian":
+            self.slots_mu = nn.Parameter(torch.empty(1, 1, slot_size))
+            self.slots_log_sigma = nn.Parameter(torch.empty(1, 1, slot_size))
+            bound = math.sqrt(6.0 / (1 + slot_size))  # Keras glorot-uniform on shape [1, 1, D]
+            nn.init.uniform_(self.slots_mu, -bound, bound)
+            nn.init.uniform_(self.slots_log_sigma, -bound, bound)
+        else:  # "learned": ParamStateInit, N(0, 1)
+            self.slots_init = nn.Parameter(torch.randn(1, num_slots, slot_size))
         if init == "keras":
             for lin in (self.to_q, self.to_k, self.to_v, self.mlp[0], self.mlp[2]):
                 nn.init.xavier_uniform_(lin.weight)
@@ -146,7 +176,12 @@ class SlotAttention(nn.Module):
         overrides K for the random initialisation (e.g. more slots at test time).
         Returns ``(slots (B, K, D), attention (B, K, N))``."""
         b = inputs.shape[0]
-        if slots is None:                                            # l.1
+        if slots is None and self.slot_init == "learned":            # l.1 (ParamStateInit)
+            if num_slots not in (None, self.num_slots):
+                raise ValueError(f"slot_init = 'learned' has exactly {self.num_slots} slots; "
+                                 f"num_slots = {num_slots} needs slot_init = 'gaussian'")
+            slots = self.slots_init.expand(b, -1, -1).to(inputs.dtype)
+        elif slots is None:                                          # l.1
             n_slots = self.num_slots if num_slots is None else num_slots
             noise = torch.randn(b, n_slots, self.slot_size, device=inputs.device,
                                 dtype=inputs.dtype)                  #      (B, K, D)
@@ -154,10 +189,13 @@ class SlotAttention(nn.Module):
         inputs = self.norm_inputs(inputs)                            # l.3  (B, N, Din)
         k = self.to_k(inputs)                                        #      (B, N, D)
         v = self.to_v(inputs)                                        #      (B, N, D)
+        init = slots
         attn = inputs.new_empty(0)
         for t in range(self.iterations):                             # l.4
             if self.implicit_grad and t == self.iterations - 1:
                 slots = slots.detach()                               # Chang et al. 2022
+            elif self.straight_through and t == self.iterations - 1:
+                slots = slots.detach() + init - init.detach()        # BO-QSA Eq. 5
             slots, attn = self.step(slots, k, v)
         return slots, attn                                           # (B, K, D), (B, K, N)
 
@@ -172,6 +210,9 @@ def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Dim, Di
         if len(init) != 3 or tuple(init) != expected:
             raise ShapeError(f"input 'slots': expected (b, k, d) = {fmt_shape(expected)}, "
                              f"got {fmt_shape(init)}")
+    if params.get("implicit_grad") and params.get("straight_through"):
+        raise ShapeError("'implicit_grad' and 'straight_through' exclude each other: both change "
+                         "the gradient of the last iteration (set one)")
     for name in ("num_slots", "slot_size", "iterations"):
         if name in params and int(params[name]) < 1:
             raise ShapeError(f"'{name}': expected a positive integer, got {params[name]}")
@@ -197,6 +238,8 @@ def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
         "ln_eps": float(params.get("ln_eps", 1e-5)),
         "implicit_grad": bool(params.get("implicit_grad", False)),
         "init": params.get("init", "torch"),
+        "slot_init": params.get("slot_init", "gaussian"),
+        "straight_through": bool(params.get("straight_through", False)),
     }
 
 
@@ -221,6 +264,13 @@ register(OpDef(
                          "code uses 1e-3", exclusiveMinimum=0, default=1e-5),
         "implicit_grad": boolean("detach the slots before the last iteration (implicit "
                                  "differentiation, Chang et al. 2022)", default=False),
+        "slot_init": enum("initial slots: 'gaussian' (the paper: one shared learned Gaussian, "
+                          "sampled) or 'learned' (K fixed learnable slots, N(0, 1) init, no "
+                          "noise: SAVi / ISA ParamStateInit, BO-QSA queries)",
+                          list(SLOT_INITS), default="gaussian"),
+        "straight_through": boolean("BO-QSA (Jia et al. 2023): detach the slots before the last "
+                                    "iteration and pass the gradient straight to the initial "
+                                    "slots", default=False),
         "init": enum("parameter init: PyTorch defaults ('torch') or the official code's Keras "
                      "defaults ('keras': glorot / orthogonal, zero biases)",
                      ["torch", "keras"], default="torch"),

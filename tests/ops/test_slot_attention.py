@@ -131,3 +131,56 @@ def test_declared_symmetries():
     kinds = {(s.kind, tuple(s.transform.items())) for s in get("slot_attention").symmetries}
     assert ("permutation_equivariance", (("slots", "K"),)) in kinds
     assert ("permutation_invariance", (("inputs", "N"),)) in kinds
+
+
+def test_learned_slot_init_is_deterministic_and_distinct_per_slot():
+    m = make(slot_init="learned")
+    assert not hasattr(m, "slots_mu") and m.slots_init.shape == (1, 3, 8)
+    x = torch.randn(2, 10, 6)
+    torch.manual_seed(0)
+    a, attn_a = m(x)
+    torch.manual_seed(1)
+    b, _ = m(x)
+    torch.testing.assert_close(a, b)                    # no sampling: the RNG plays no part
+    assert not torch.allclose(attn_a[:, 0], attn_a[:, 1])  # slots differ from the first step
+    a.sum().backward()
+    assert m.slots_init.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="exactly 3 slots"):
+        m(x, num_slots=5)
+
+
+def test_learned_slot_init_equals_explicit_slots():
+    m = make(slot_init="learned")
+    x = torch.randn(2, 10, 6)
+    a, _ = m(x)
+    b, _ = m(x, slots=m.slots_init.detach().expand(2, -1, -1))
+    torch.testing.assert_close(a, b)
+
+
+def test_straight_through_keeps_values_and_passes_gradient_to_initial_slots():
+    x = torch.randn(2, 10, 6)
+    plain, st = make(slot_init="learned"), make(slot_init="learned", straight_through=True)
+    st.load_state_dict(plain.state_dict())
+    a, _ = plain(x)
+    b, _ = st(x)
+    torch.testing.assert_close(a, b)                    # same forward values
+    a.sum().backward()
+    b.sum().backward()
+    # BO-QSA: d out / d init is the gradient of the last iteration alone (identity
+    # through the detached iterate), not the gradient through all T iterations.
+    one = make(slot_init="learned", iterations=1)
+    one.load_state_dict(plain.state_dict())
+    iterate = plain.slots_init.detach().expand(2, -1, -1)
+    for _ in range(2):
+        iterate, _ = one(x, slots=iterate)
+    iterate = iterate.detach().requires_grad_(True)
+    out, _ = one(x, slots=iterate)
+    out.sum().backward()
+    torch.testing.assert_close(st.slots_init.grad, iterate.grad.sum(0, keepdim=True))
+    assert not torch.allclose(st.slots_init.grad, plain.slots_init.grad)
+
+
+def test_straight_through_and_implicit_grad_exclude_each_other():
+    with pytest.raises(ShapeError, match="exclude each other"):
+        get("slot_attention").infer({"inputs": sym("B", 10, 6)},
+                                    {**PARAMS, "implicit_grad": True, "straight_through": True})
