@@ -183,8 +183,8 @@ class SlotAttention(nn.Module):
             slots = self.slots_init.expand(b, -1, -1).to(inputs.dtype)
         elif slots is None:                                          # l.1
             n_slots = self.num_slots if num_slots is None else num_slots
-            noise = torch.randn(b, n_slots, self.slot_size, device=inputs.device,
-                                dtype=inputs.dtype)                  #      (B, K, D)
+            noise = torch.randn(b, n_slots, self.slot_size, device=inputs.device,  # fp32 under bf16 autocast
+                                dtype=torch.promote_types(inputs.dtype, torch.float32))  # (B, K, D)
             slots = self.slots_mu + self.slots_log_sigma.exp() * noise
         inputs = self.norm_inputs(inputs)                            # l.3  (B, N, Din)
         k = self.to_k(inputs)                                        #      (B, N, D)
