@@ -130,7 +130,8 @@ def cmd_run(args) -> int:
     import time
 
     from ocdsl.pipeline import build
-    from ocdsl.train import resolve_device, seed_everything, train
+    from ocdsl.train import resolve_device, train
+    from ocdsl.train.rng import INIT, seed_for
 
     device = resolve_device(args.gpu)
     overrides = list(args.overrides)
@@ -148,7 +149,8 @@ def cmd_run(args) -> int:
     compile_mode = False if args.no_compile else "auto"
     if c.will_compile(device, compile_mode):
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
-    seed_everything(int(c.spec.train.get("seed", 0)))  # same initial weights every run
+    # same initial weights every run of a seed, from their own stream (ocdsl/train/rng.py)
+    seed_for(int(c.spec.train.get("seed", 0)), INIT)
     model = c.instantiate(device=device, torch_compile=compile_mode)
     summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
                     resume=out_dir if args.resume else None, progress=not args.no_progress,

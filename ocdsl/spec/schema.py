@@ -86,7 +86,10 @@ def _dataset_props() -> dict:
                    "procedural generator is used.", type="string", minLength=1),
         "range": _d("Pixel value range [lo, hi] images are scaled to.", type="array",
                     items={"type": "number"}, minItems=2, maxItems=2),
-        "seed": _d("Seed of the procedural generator / shuffling.", type="integer"),
+        "seed": _d("Seed of the procedural generator's stream (and of the shuffling order of a "
+                   "training file). In [data]: the training stream when set (then the same for every "
+                   "train.seed; absent: derived from train.seed), and the seed of the generated "
+                   "test/val splits (default 0, whatever train.seed).", type="integer"),
         "variant": _d("Dataset variant, e.g. colored_on_grayscale | binarized | colored_on_colored "
                       "for multi_dsprites.", type="string"),
         "split": _d("Group / split of the files to read (e.g. the HDF5 group), overriding the "
@@ -210,7 +213,11 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                              "final evaluation) when it is spent. 0 means no limit.", type="number", minimum=0),
             "grad_clip": _d("Clip the global gradient norm to this value (0: no clipping).",
                             type="number", minimum=0),
-            "seed": _d("Seed of parameter initialisation and data order.", type="integer"),
+            "seed": _d("Seed of the run: parameter initialisation, training noise (slot sampling, "
+                       "masking, dropout) and, unless data.seed is set, the training data stream each "
+                       "draw from their own stream, seeded with a seed derived from this one and the "
+                       "purpose (ocdsl/train/rng.py). Evaluation does not depend on it.",
+                       type="integer", minimum=0),
             "precision": _d("Arithmetic of the training forward pass: fp32, or bf16 autocast (matmuls and "
                             "convolutions in bfloat16, losses in fp32; about 2x faster on CPUs with "
                             "AVX512-BF16 and on recent GPUs). Evaluation always runs in fp32.",
@@ -261,7 +268,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                           uniqueItems=True),
             "test_size": _pos_int("Number of test examples."),
             "batch_size": _pos_int("Batch size for evaluation."),
-            "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation).",
+            "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation); "
+                       "independent of train.seed, so seeds are evaluated alike.",
                        type="integer", minimum=0),
             "figure_images": _d("Images per figure (0: no figures).", type="integer", minimum=0),
             "datasets": _d("Extra evaluation datasets.", type="array", items=eval_dataset),

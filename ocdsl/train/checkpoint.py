@@ -14,6 +14,10 @@ Contents (a dict that ``torch.load(..., weights_only=True)`` accepts)::
     model         the uncompiled module's state_dict (no ``_orig_mod.`` prefix)
     optimizer     optimizer.state_dict()
     rng           {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": [...]}
+                  (the global generators after ``step`` steps: ocdsl.train.rng.capture_rng)
+    data_seed     int, the seed of the training data stream (ocdsl.train.rng.data_seeds);
+                  absent in older checkpoints, whose stream was data.seed (default 0) for a
+                  generator and train.seed for the shuffling order
     history       list of the metrics.jsonl rows so far (plain dicts)
     elapsed_s     float, training wall time of all sessions so far
     images_seen   int
@@ -24,7 +28,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 
 from ocdsl.errors import Diagnostic, UserError
+from ocdsl.train.rng import capture_rng, restore_rng  # re-exported: they lived here
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -119,37 +123,6 @@ def json_dumps(obj: Any, **kwargs) -> str:
 
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json_dumps(obj, indent=2) + "\n").encode())
-
-
-# ---------------------------------------------------------------------------- RNG state
-
-def capture_rng() -> dict:
-    """torch / CUDA / numpy / python RNG states as types ``weights_only`` loads accept."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    version, internal, gauss_next = random.getstate()
-    cuda = []
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        cuda = torch.cuda.get_rng_state_all()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": cuda,
-        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-        "python": [int(version), list(internal), gauss_next],
-    }
-
-
-def restore_rng(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if state.get("cuda") and torch.cuda.is_available():
-        cuda = list(state["cuda"])[: torch.cuda.device_count()]
-        for i, s in enumerate(cuda):
-            torch.cuda.set_rng_state(s, i)
-    n = state["numpy"]
-    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
-    version, internal, gauss_next = state["python"]
-    random.setstate((version, tuple(internal), gauss_next))
 
 
 # ---------------------------------------------------------------------------- save / load

@@ -16,35 +16,36 @@
     metrics        names from ocdsl.metrics.METRICS
     test_size      size of the procedural test split
     batch_size     default 32
-    seed           RNG seed of evaluation (slot sampling ...), default 0
+    seed           RNG seed of evaluation (slot sampling ...), default 0; the global generators
+                   are seeded with ocdsl.train.rng.derive_seed(seed, "eval"), whatever train.seed
     figure_images  images per figure, default 8
     [[datasets]]   {name, dataset, path, optional, size, ...}: a data config, split "test"
 
 Evaluation runs the uncompiled module in eval mode under ``no_grad``, with the global RNGs
-saved, seeded with ``eval.seed`` and restored afterwards: its results do not depend on when
-it runs, and it never changes the training run's random stream. A model with
+saved, seeded with ``derive_seed(eval.seed, "eval")`` (ocdsl/train/rng.py) and restored
+afterwards: its results do not depend on when it runs nor on ``train.seed`` (the test split
+is made from ``data.seed`` as written, default 0, never from ``train.seed``), and it never
+changes the training run's random stream. A model with
 ``set_schedules`` gets ``schedules(step)`` updated by ``eval.schedules`` before evaluating,
 and ``schedules(step)`` again afterwards.
 """
 
 from __future__ import annotations
 
-import contextlib
-import random
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from ocdsl.errors import SpecError, UserError, did_you_mean
 from ocdsl.train import _deps
-from ocdsl.train.checkpoint import atomic_write_json, capture_rng, load_checkpoint, load_model_state, restore_rng
+from ocdsl.train.checkpoint import atomic_write_json, load_checkpoint, load_model_state
 from ocdsl.train.report import fmt_duration, fmt_value, summary_table
+from ocdsl.train.rng import EVAL, preserved_rng  # preserved_rng re-exported: it lived here
 from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at, value_range
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
@@ -58,20 +59,6 @@ class EvalSet:
     name: str
     dataset: Any
     keypath: tuple
-
-
-@contextlib.contextmanager
-def preserved_rng(seed: int | None = None):
-    """Save the torch/CUDA/numpy/python RNG states, optionally seed them, restore on exit."""
-    state = capture_rng()
-    try:
-        if seed is not None:
-            torch.manual_seed(seed)
-            np.random.seed(seed % 2**32)
-            random.seed(seed)
-        yield
-    finally:
-        restore_rng(state)
 
 
 def _base_dir(spec) -> Path:
@@ -309,7 +296,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
         model.set_schedules(eval_values)
     train_figure = eval_values is not None and bool(ev.get("schedules"))
     try:
-        with preserved_rng(int(ev.get("seed", 0))):
+        with preserved_rng(int(ev.get("seed", 0)), EVAL):
             for es in sets:
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))

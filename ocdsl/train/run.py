@@ -17,6 +17,12 @@ op parameters such as a mask ratio) and ``losses(..., step=s)``, so
 are labelled with the number of completed steps. ``steps`` is the total to reach: resuming a
 run at step 1000 with ``steps = 3000`` does 2000 more updates.
 
+Random streams (ocdsl/train/rng.py): the caller builds the model under the ``"init"`` seed
+(``ocdsl run`` does); :func:`train` seeds the global generators with the ``"noise"`` seed
+before step 0 and reads the training data from the ``"data"`` seed (or ``data.seed``);
+evaluation uses the ``"eval"`` seed. A checkpoint stores the generators' state and the data
+seed, so a resume continues every stream exactly.
+
 How a session ends (``summary["status"]``):
 
 ``completed`` / ``time_limit``
@@ -45,19 +51,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ocdsl.errors import Diagnostic, SpecError, UserError
 from ocdsl.train import _deps
-from ocdsl.train.checkpoint import (CHECKPOINT_NAME, atomic_write_json, capture_rng, load_checkpoint,
-                                    load_model_state, restore_rng, save_checkpoint)
+from ocdsl.train.checkpoint import CHECKPOINT_NAME, atomic_write_json, load_checkpoint, load_model_state, save_checkpoint
 from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, check_metric_names, dataset_cfg, eval_message, eval_rows,
                                   eval_sets, evaluate_model)
 from ocdsl.train.interrupt import StopGuard
 from ocdsl.train.optim import build_optimizer, set_lr
 from ocdsl.train.phases import Phase, apply_phase, plan_phases
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
+from ocdsl.train.rng import NOISE, capture_rng, data_seeds, restore_rng, seed_everything, seed_for
 from ocdsl.train.stream import forward, make_train_loader, model_inputs, schedules_at, value_range
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
@@ -103,16 +108,6 @@ def resolve_device(gpu: bool) -> str:
             file="ocdsl",
             hint="drop --gpu to train on the CPU"))
     return "cuda"
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy and python's ``random``. The CLI calls it before
-    building the model so that parameter initialisation is reproducible too."""
-    import random
-
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
-    random.seed(seed)
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -187,6 +182,7 @@ class _Run:
         self.resumed_from: str | None = None
         self.figures: list[str] = []
         self.rng: dict | None = None
+        self.data_seed: int | None = None  # seed of the training data stream (rng.data_seeds)
         self.phases: list[dict] | None = None  # [{name, start, steps}] of an explicit phase plan
 
     @property
@@ -199,6 +195,7 @@ class _Run:
             "step": self.step, "phase": phase, "data_position": self.data_position,
             "batch_size": self.cfg.batch_size,
             "model": base.state_dict(), "optimizer": opt.state_dict(), "rng": self.rng,
+            "data_seed": self.data_seed,
             "history": self.history, "elapsed_s": self.elapsed, "images_seen": self.images_seen,
             "torch_version": str(torch.__version__),
         })
@@ -211,6 +208,7 @@ class _Run:
             "spec": self.spec.name, "spec_hash": self.spec.source_hash,
             "spec_path": str(self.spec.path), "status": status, "message": message,
             "step": self.step, "steps": self.cfg.steps, "batch_size": self.cfg.batch_size,
+            "seed": self.cfg.seed, "data_seed": self.data_seed,
             "device": self.device, "torch_compile": self.torch_compile,
             "wall_s": wall, "elapsed_s": self.elapsed,
             "images_seen": self.images_seen,
@@ -365,7 +363,16 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
 
     # Data first: a missing file should fail before anything is written.
     base_dir = Path(spec.path).parent if spec.path else Path(".")
-    train_set = _deps.make_dataset(dataset_cfg(spec, ("data",)), "train", base_dir, None, spec_file=str(spec.path))
+    train_cfg = dataset_cfg(spec, ("data",))
+    data_seed, _ = data_seeds(cfg.seed, train_cfg)  # data.seed, else derived from train.seed
+    stream_seed = data_seed
+    if state is not None:  # a resume reads on in the stream the run was reading
+        if state.get("data_seed") is not None:
+            data_seed = stream_seed = int(state["data_seed"])
+        else:  # a checkpoint from before ocdsl/train/rng.py: data.seed (default 0), order by train.seed
+            data_seed, stream_seed = int(train_cfg.get("seed", 0)), cfg.seed
+    train_cfg["seed"] = data_seed
+    train_set = _deps.make_dataset(train_cfg, "train", base_dir, None, spec_file=str(spec.path))
     check_data_fits(spec, "train", train_set, ("data",))
     sets = eval_sets(spec)
     rng_range = value_range(spec.data_cfg)
@@ -397,6 +404,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
 
     out_dir.mkdir(parents=True, exist_ok=True)
     run = _Run(spec, cfg, out_dir, device, fwd is not base)
+    run.data_seed = data_seed if data_seed == stream_seed else None  # None: the legacy pair (see above)
     if plan.explicit:
         run.phases = [{"name": p.name, "start": p.start, "steps": p.steps, "loss": p.loss} for p in plan.phases]
     same_dir = False
@@ -435,7 +443,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         log.write({"step": run.step, "event": "resume", "checkpoint": str(ckpt_file)})
 
     keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
-    data = make_train_loader(train_set, batch_size=cfg.batch_size, seed=cfg.seed, start=run.data_position,
+    data = make_train_loader(train_set, batch_size=cfg.batch_size, seed=stream_seed, start=run.data_position,
                              keys=keys, num_workers=cfg.num_workers, shuffle=cfg.shuffle,
                              pin_memory=str(device).startswith("cuda"))
     bar = Progress(cfg.steps, run.step, progress)
@@ -445,8 +453,8 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     if state is not None:
         restore_rng(state["rng"])
         say(f"resuming {spec.name} from {ckpt_file} at step {run.step}/{cfg.steps}")
-    else:
-        seed_everything(cfg.seed)
+    else:  # training noise: its own stream, never a replay of the initialisation's draws
+        seed_for(cfg.seed, NOISE)
     run.rng = capture_rng()  # the RNG state after run.step completed steps
 
     status, message, failure = "completed", None, None

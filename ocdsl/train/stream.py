@@ -73,7 +73,7 @@ def collate(keys):
 def make_train_loader(dataset, *, batch_size: int, seed: int, start: int, keys,
                       num_workers: int = 0, shuffle: bool = True, pin_memory: bool = False):
     """An endless iterator of batches from sample ``start`` of the stream."""
-    gen = torch.Generator()
+    gen = torch.Generator()  # the workers' base seeds; the global generators stay untouched
     gen.manual_seed(int(seed))
     if isinstance(dataset, IterableDataset):
         # No random access: read in order and skip what was consumed.
