@@ -80,12 +80,14 @@ class AstSegAnisotropicModel(nn.Module):
             'composite.segmentation': composite_segmentation,
         }
 
-    def schedules(self, step: int, phase_step: int | None = None,
-                  phase_steps: int | None = None) -> dict[str, float]:
-        """[schedules]: values as functions of the training step and the phase clock
-        (the trainer passes phase_step / phase_steps; by default one phase spans the run)."""
+    def schedules(self, step: int, phase_step: int | None = None, phase_steps: int | None = None,
+                  total_steps: int | None = None) -> dict[str, float]:
+        """[schedules]: values as functions of the training step, the run's length and the
+        phase clock (the trainer passes total_steps, phase_step and phase_steps; by default
+        the run is as long as the spec says and one phase spans it)."""
+        total_steps = 1700 if total_steps is None else total_steps
         phase_step = step if phase_step is None else phase_step
-        phase_steps = 1700 if phase_steps is None else phase_steps
+        phase_steps = total_steps if phase_steps is None else phase_steps
         fg_lr_max = 4e-05
         fg_warmup = fn.max(1, 0.04 * phase_steps)
         fg_lr = fg_lr_max * fn.min(1, (phase_step / fg_warmup) ** 2) * (0.1 if phase_step >= 0.9 * phase_steps else 1)

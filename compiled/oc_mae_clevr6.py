@@ -80,8 +80,8 @@ class OcMaeClevr6Model(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int, phase_step: int | None = None,
-                  phase_steps: int | None = None) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None, phase_steps: int | None = None,
+                  total_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         epoch = step / 468.0  # train.steps_per_epoch
         e = fn.floor(epoch)

@@ -35,7 +35,7 @@ class SlotAttentionPaperModel(nn.Module):
         self.encoder_pos = SoftPositionEmbedding(channels=32, resolution=[35, 35])
         self.tokens = Rearrange(pattern='b c h w -> b (h w) c')
         self.features = MLP(in_features=32, sizes=[32, 32], activation='relu', norm='pre', residual=False, final_activation=False, ln_eps=1e-05)
-        self.slots = SlotAttention(in_features=32, num_slots=4, slot_size=64, mlp_hidden=128, iterations=3, epsilon=1e-08, ln_eps=1e-05, implicit_grad=False, init='torch')
+        self.slots = SlotAttention(in_features=32, num_slots=4, slot_size=64, mlp_hidden=128, iterations=3, epsilon=1e-08, ln_eps=1e-05, implicit_grad=False, init='torch', slot_init='gaussian', straight_through=False)
         self.decoder = SpatialBroadcastDecoder(slot_size=64, resolution=[35, 35], channels=[32, 32, 32], out_channels=4, broadcast=[35, 35], kernel=5, strides=[1, 1, 1], out_kernel=3, activation='relu')
         self.composite = AlphaComposite()
 
@@ -60,8 +60,8 @@ class SlotAttentionPaperModel(nn.Module):
             'composite.masks': composite_masks,
         }
 
-    def schedules(self, step: int, phase_step: int | None = None,
-                  phase_steps: int | None = None) -> dict[str, float]:
+    def schedules(self, step: int, phase_step: int | None = None, phase_steps: int | None = None,
+                  total_steps: int | None = None) -> dict[str, float]:
         """[schedules]: values as functions of the training step."""
         warmup = 10000
         total = 7500

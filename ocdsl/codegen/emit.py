@@ -5,11 +5,13 @@ The generated file holds one ``nn.Module`` class:
 - ``__init__`` instantiates one op module per node, with literal keyword arguments;
 - ``forward`` has one line per node, each with an end-of-line shape comment, and returns a
   dict of every node output (``"encoder"``, ``"slots.attention"``);
-- ``schedules(step, phase_step, phase_steps)`` and ``losses(inputs, outputs, sched, step)``
-  are the spec's expressions translated to Python (ocdsl.codegen.expr): spec text never
-  reaches eval; ``epoch`` is a local ``epoch = step / <steps per epoch>`` where an
-  expression uses it; ``phase_step`` / ``phase_steps`` (the training phase's clock, passed
-  by the trainer) default to ``step`` / the run's length;
+- ``schedules(step, phase_step, phase_steps, total_steps)`` and ``losses(inputs, outputs,
+  sched, step)`` are the spec's expressions translated to Python (ocdsl.codegen.expr): spec
+  text never reaches eval; ``epoch`` is a local ``epoch = step / <steps per epoch>`` where an
+  expression uses it; ``total_steps`` (the run's length, passed by the trainer, so that
+  ``--steps N`` makes it N) defaults to the spec's written length; ``phase_step`` /
+  ``phase_steps`` (the training phase's clock, passed by the trainer) default to ``step`` /
+  ``total_steps``;
 - ``set_schedules(sched)`` (only when some node has a schedulable param written as a
   schedule name, e.g. ``ratio = "mask_ratio"``) assigns the schedule values to those module
   attributes; ``__init__`` passes each such param its schedule's value at step 0.
@@ -36,7 +38,8 @@ from ocdsl.spec.model import Spec
 __all__ = ["generate_source", "class_name", "topological_nodes"]
 
 _RESERVED = set(keyword.kwlist) | {"self", "fn", "torch", "nn", "Tensor", "inputs", "outputs", "sched",
-                                   "step", "epoch", "phase_step", "phase_steps", "super", "dict", "str", "int", "float"}
+                                   "step", "epoch", "phase_step", "phase_steps", "total_steps", "super", "dict", "str",
+                                   "int", "float"}
 
 
 def class_name(spec: Spec) -> str:
@@ -191,13 +194,17 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             w(f"            {output_key(n, port, opdef.outputs)!r}: {var[(n, port)]},")
     w("        }")
     w("")
-    w("    def schedules(self, step: int, phase_step: int | None = None,")
-    w("                  phase_steps: int | None = None) -> dict[str, float]:")
-    if _uses_phase_clock(spec.schedules.values()):
-        w('        """[schedules]: values as functions of the training step and the phase clock')
-        w('        (the trainer passes phase_step / phase_steps; by default one phase spans the run)."""')
-        w("        phase_step = step if phase_step is None else phase_step")
-        w(f"        phase_steps = {spec.total_steps or 1!r} if phase_steps is None else phase_steps")
+    w("    def schedules(self, step: int, phase_step: int | None = None, phase_steps: int | None = None,")
+    w("                  total_steps: int | None = None) -> dict[str, float]:")
+    clock = _uses_phase_clock(spec.schedules.values())
+    if clock or _uses(spec.schedules.values(), "total_steps"):
+        w('        """[schedules]: values as functions of the training step, the run\'s length and the')
+        w('        phase clock (the trainer passes total_steps, phase_step and phase_steps; by default')
+        w('        the run is as long as the spec says and one phase spans it)."""')
+        w(f"        total_steps = {spec.total_steps or 1!r} if total_steps is None else total_steps")
+        if clock:
+            w("        phase_step = step if phase_step is None else phase_step")
+            w("        phase_steps = total_steps if phase_steps is None else phase_steps")
     else:
         w('        """[schedules]: values as functions of the training step."""')
     L.extend(_epoch_line(spec, spec.schedules.values()))
@@ -223,6 +230,11 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
 def _uses_phase_clock(exprs) -> bool:
     from ocdsl.spec import expr as E
     return any(n in ("phase_step", "phase_steps") for e in exprs for n in E.names(e))
+
+
+def _uses(exprs, name: str) -> bool:
+    from ocdsl.spec import expr as E
+    return any(name in E.names(e) for e in exprs)
 
 
 def _epoch_line(spec: Spec, exprs) -> list[str]:
@@ -265,7 +277,7 @@ def _output_keys(G: nx.MultiDiGraph) -> dict[str, str]:
 
 
 def _sched_ref(ref: str, spec: Spec, s_var: dict[str, str]) -> str:
-    if ref in ("step", "epoch", "phase_step", "phase_steps"):
+    if ref in ("step", "epoch", "phase_step", "phase_steps", "total_steps"):
         return ref
     if ref in s_var:
         return s_var[ref]

@@ -229,17 +229,20 @@ class Spec:
         return int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else None
 
     def schedule_values(self, step: int = 0, phase_step: int | None = None,
-                        phase_steps: int | None = None) -> dict[str, Any]:
+                        phase_steps: int | None = None, total_steps: int | None = None) -> dict[str, Any]:
         """Every [schedules] entry evaluated at ``step`` by the expression interpreter
-        (the generated ``schedules(step, phase_step, phase_steps)`` computes the same
-        values). ``phase_step`` defaults to ``step`` and ``phase_steps`` to
-        :attr:`total_steps` (one phase spanning the run). Raises SpecError naming the
-        schedule whose expression fails (e.g. a division by zero)."""
+        (the generated ``schedules(step, phase_step, phase_steps, total_steps)`` computes the
+        same values). ``total_steps`` (the run's length; the trainer passes it, ``--steps``
+        included) defaults to :attr:`total_steps` (as written, 1 when unknown),
+        ``phase_step`` to ``step`` and ``phase_steps`` to ``total_steps`` (one phase spanning
+        the run). Raises SpecError naming the schedule whose expression fails (e.g. a
+        division by zero)."""
         from ocdsl.spec import expr as E
 
         env: dict[str, Any] = dict(self.dims, step=step)
+        env["total_steps"] = (self.total_steps or 1) if total_steps is None else total_steps
         env["phase_step"] = step if phase_step is None else phase_step
-        env["phase_steps"] = (self.total_steps or 1) if phase_steps is None else phase_steps
+        env["phase_steps"] = env["total_steps"] if phase_steps is None else phase_steps
         spe = self.steps_per_epoch
         if spe:
             env["epoch"] = step / spe

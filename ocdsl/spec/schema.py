@@ -345,7 +345,12 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                          "schedules, dims, step and other losses (e.g. \"mse(composite.image, image)\").",
                          **name_map, additionalProperties=_expression("A loss expression.")),
             "schedules": _d("Named schedules: name -> number or expression over step, dims and "
-                            "other schedules (e.g. \"4e-4 * min(1, step / 1e4)\").",
+                            "other schedules (e.g. \"4e-4 * min(1, step / 1e4)\"). Built-in names: "
+                            "`step` (updates completed), `total_steps` (the run's length in steps: "
+                            "train.steps, the phases' total, or N under --steps N), `phase_step` / "
+                            "`phase_steps` (the training phase's clock; without phases: step and "
+                            "total_steps), `epoch` (with train.steps_per_epoch or epoch_size). Every "
+                            "schedule's value is logged in metrics.jsonl as `sched/<name>`.",
                             **name_map, additionalProperties=_number_or_expression("A schedule.")),
             "train": train,
             "data": {"$ref": "#/$defs/dataset",

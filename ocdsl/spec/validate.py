@@ -42,9 +42,11 @@ STEP = "step"
 EPOCH = "epoch"   # step / train.steps_per_epoch, or step * batch_size / train.epoch_size
 PHASE_STEP = "phase_step"    # steps completed in the current phase (or run of phases sharing a clock)
 PHASE_STEPS = "phase_steps"  # that phase's (or clock's) length in steps
+TOTAL_STEPS = "total_steps"  # the run's length in steps (after --steps N): N
 RESERVED = {STEP: "the training step", EPOCH: "the training epoch",
             PHASE_STEP: "steps done in the current training phase",
-            PHASE_STEPS: "the current training phase's length"}
+            PHASE_STEPS: "the current training phase's length",
+            TOTAL_STEPS: "the training run's length in steps"}
 
 
 @dataclass
@@ -624,7 +626,7 @@ class _Validator:
         """Names of ``expr`` allowed in ``context`` ("loss" or "schedule")."""
         numeric = [STEP] + ([EPOCH] if self.has_epoch else []) + self.dim_names + self.schedule_names
         if context == "schedule":
-            numeric += [PHASE_STEP, PHASE_STEPS]
+            numeric += [PHASE_STEP, PHASE_STEPS, TOTAL_STEPS]
         allowed = numeric + (self.loss_names + self.input_names + list(self.node_tables) if context == "loss" else [])
         for node in E.walk(expr):
             if isinstance(node, E.Name):
@@ -634,6 +636,9 @@ class _Validator:
                 if n in (PHASE_STEP, PHASE_STEPS):
                     self.error_at(node, kp, f"'{n}' in {what}: only [schedules] see the phase clock",
                                   f"define a schedule (e.g. warm = \"min(1, {PHASE_STEP} / 1000)\") and use it here")
+                elif n == TOTAL_STEPS:
+                    self.error_at(node, kp, f"'{n}' in {what}: only [schedules] see the run's length",
+                                  f"define a schedule (e.g. progress = \"step / {TOTAL_STEPS}\") and use it here")
                 elif n == EPOCH:
                     self.error_at(node, kp, f"'{EPOCH}' in {what} needs the length of an epoch",
                                   "set train.steps_per_epoch (steps) or train.epoch_size (images; "

@@ -15,6 +15,8 @@ Contents (a dict that ``torch.load(..., weights_only=True)`` accepts)::
     optimizer     optimizer.state_dict()
     rng           {"torch": ByteTensor, "cuda": [ByteTensor], "numpy": {...}, "python": [...]}
                   (the global generators after ``step`` steps: ocdsl.train.rng.capture_rng)
+    steps         int, the steps the run was to reach (``--steps`` / the phases' total);
+                  absent in older checkpoints
     data_seed     int, the seed of the training data stream (ocdsl.train.rng.data_seeds);
                   absent in older checkpoints, whose stream was data.seed (default 0) for a
                   generator and train.seed for the shuffling order

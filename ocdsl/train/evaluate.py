@@ -196,12 +196,14 @@ def _slot_images(outputs: dict, masks, rng) -> torch.Tensor | None:
     return from_range(outputs[cands[0]].float(), rng).clamp(0, 1)
 
 
-def eval_schedule_values(spec, model, step: int, clock: tuple[int, int] | None = None) -> dict | None:
-    """The schedule values evaluation runs with: ``model.schedules(step)`` updated by
-    ``eval.schedules``; None when the model has no ``set_schedules``."""
+def eval_schedule_values(spec, model, step: int, clock: tuple[int, int] | None = None,
+                         total_steps: int | None = None) -> dict | None:
+    """The schedule values evaluation runs with: ``model.schedules(step)`` (with the phase
+    ``clock`` and the run's ``total_steps`` where given) updated by ``eval.schedules``; None
+    when the model has no ``set_schedules``."""
     if getattr(model, "set_schedules", None) is None:
         return None
-    values = dict(schedules_at(model, step, clock))
+    values = dict(schedules_at(model, step, clock, total_steps))
     values.update({k: float(v) for k, v in (spec.eval_cfg.get("schedules") or {}).items()})
     return values
 
@@ -277,10 +279,11 @@ def _mean(v) -> float:
 @torch.no_grad()
 def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device="cpu", step: int = 0,
                    figures_dir: Path | None = None, message: Callable[[str], None] = print,
-                   clock: tuple[int, int] | None = None) -> dict[str, dict]:
+                   clock: tuple[int, int] | None = None, total_steps: int | None = None) -> dict[str, dict]:
     """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
     "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``.
-    ``clock``: the training phase's ``(phase_step, phase_steps)`` for the schedules."""
+    ``clock``: the training phase's ``(phase_step, phase_steps)`` and ``total_steps``: the
+    run's length, for the schedules."""
     ev = spec.eval_cfg
     rng = value_range(spec.data_cfg)
     names = list(ev.get("metrics", []) or [])
@@ -291,7 +294,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     was_training = model.training
     model.eval()
     results: dict[str, dict] = {}
-    eval_values = eval_schedule_values(spec, model, step, clock)
+    eval_values = eval_schedule_values(spec, model, step, clock, total_steps)
     if eval_values is not None:
         model.set_schedules(eval_values)
     train_figure = eval_values is not None and bool(ev.get("schedules"))
@@ -330,7 +333,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                         if train_figure:
                             train_figure = False  # once: the first dataset
                             _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step,
-                                                    figures_dir, es.name, message, clock)
+                                                    figures_dir, es.name, message, clock, total_steps)
                             model.set_schedules(eval_values)
                 summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
                 metrics = {n: _mean(summary[n]) for n in names if n in summary}
@@ -344,15 +347,15 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     finally:
         model.train(was_training)
         if eval_values is not None:
-            model.set_schedules(schedules_at(model, step, clock))
+            model.set_schedules(schedules_at(model, step, clock, total_steps))
     return results
 
 
 def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figures_dir, name,
-                            message, clock=None) -> None:
+                            message, clock=None, total_steps=None) -> None:
     """The figure of the first images with the schedules at their training-time values
     (e.g. the masked input at the current mask ratio), next to the evaluation figure."""
-    model.set_schedules(schedules_at(model, step, clock))
+    model.set_schedules(schedules_at(model, step, clock, total_steps))
     arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
     out = model.forward(arg)  # eager, as in evaluate_model
     masks = _masks(spec, out)
@@ -380,6 +383,19 @@ def eval_message(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _clock_at(spec, model, step: int, total: int | None) -> tuple[int, int] | None:
+    """The phase clock of the update that led to ``step`` in a run of ``total`` steps
+    (as the trainer's evaluation sees it); None where the plan cannot be made."""
+    from ocdsl.train.phases import plan_phases
+
+    nodes = tuple(getattr(model, "NODES", ()) or (n for n, _ in model.named_children()))
+    try:
+        plan = plan_phases(spec, nodes, total)
+    except UserError:
+        return None
+    return plan.at(step - 1 if step else 0).clock(step)
+
+
 def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, device="cpu",
                         out_dir: Path | None = None, allow_spec_mismatch: bool = False,
                         figures: bool = True, quiet: bool = False) -> dict:
@@ -400,8 +416,11 @@ def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, d
     check_metric_names(spec)
     sets = eval_sets(spec)
     step = int(state["step"])
+    total = state.get("steps")  # the run's length (absent in older checkpoints: the spec's)
+    total = int(total) if total is not None else None
     results = evaluate_model(spec, base, sets, device=device, step=step,
-                             figures_dir=out_dir if figures else None, message=say)
+                             figures_dir=out_dir if figures else None, message=say,
+                             clock=_clock_at(spec, base, step, total), total_steps=total)
     report = {"spec": spec.name, "spec_hash": spec.source_hash, "checkpoint": str(ckpt), "step": step,
               "eval": results, "out_dir": str(out_dir)}
     atomic_write_json(out_dir / "eval.json", report)

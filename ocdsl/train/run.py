@@ -7,15 +7,19 @@ One call of :func:`train` is one session of a run directory::
       metrics.jsonl        one row per logged step and per evaluated dataset (append-only)
       spec.resolved.json   the merged spec the run was started with
       summary.json         status, steps, times, final metrics, where things are
-      figures/             step_<6-digit step>_<dataset>.png per evaluation, loss.png, metrics.png
+      figures/             step_<6-digit step>_<dataset>.png per evaluation, loss.png, metrics.png,
+                           schedules.png
 
 Steps are counted in optimizer updates. The update that takes the run from ``s`` to
-``s + 1`` completed steps sees ``model.schedules(s)`` (also handed to
+``s + 1`` completed steps sees ``model.schedules(s, ..., total_steps=steps)`` (also handed to
 ``model.set_schedules`` before the forward, where the generated module has one: schedulable
 op parameters such as a mask ratio) and ``losses(..., step=s)``, so
 ``min(1, step / warmup)`` starts at 0 as in the papers; rows, evaluations and checkpoints
-are labelled with the number of completed steps. ``steps`` is the total to reach: resuming a
-run at step 1000 with ``steps = 3000`` does 2000 more updates.
+are labelled with the number of completed steps. ``steps`` is the total to reach (``--steps``
+or the spec's): resuming a run at step 1000 with ``steps = 3000`` does 2000 more updates;
+schedules see it as ``total_steps``. A logged row holds, besides the mean of each loss term
+since the previous row, ``lr`` and every schedule's value (``"sched/<name>"``) at the row's
+last update.
 
 Random streams (ocdsl/train/rng.py): the caller builds the model under the ``"init"`` seed
 (``ocdsl run`` does); :func:`train` seeds the global generators with the ``"noise"`` seed
@@ -66,11 +70,13 @@ from ocdsl.train.rng import NOISE, capture_rng, data_seeds, restore_rng, seed_ev
 from ocdsl.train.stream import forward, make_train_loader, model_inputs, schedules_at, value_range
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
-           "TrainConfig"]
+           "TrainConfig", "SCHED_PREFIX"]
 
 
 _ROW_KEYS = frozenset({"step", "phase", "loss", "lr", "grad_norm", "images_per_s", "elapsed_s", "split", "count",
                        "event"})
+#: Logged rows hold each schedule's value as ``SCHED_PREFIX + <name>`` (``"sched/lr"``).
+SCHED_PREFIX = "sched/"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -195,7 +201,7 @@ class _Run:
             "step": self.step, "phase": phase, "data_position": self.data_position,
             "batch_size": self.cfg.batch_size,
             "model": base.state_dict(), "optimizer": opt.state_dict(), "rng": self.rng,
-            "data_seed": self.data_seed,
+            "steps": self.cfg.steps, "data_seed": self.data_seed,
             "history": self.history, "elapsed_s": self.elapsed, "images_seen": self.images_seen,
             "torch_version": str(torch.__version__),
         })
@@ -279,13 +285,17 @@ def _set_aside_old_metrics(out_dir: Path, say) -> None:
 
 
 def _curves(run: _Run, duplicate: str | None, message) -> None:
-    """figures/loss.png (every logged loss term and lr) and figures/metrics.png (each
-    dataset's metrics), from the history rows."""
+    """figures/loss.png (every logged loss term and lr), figures/schedules.png (every
+    schedule, the ``sched/<name>`` keys of the rows) and figures/metrics.png (each dataset's
+    metrics), from the history rows."""
     logs = [r for r in run.history if "loss" in r and "split" not in r and "event" not in r]
     if logs:
         skip = {"step", "phase", "images_per_s", "elapsed_s"} | ({duplicate} - {"loss", None})  # == "loss"
-        keys = [k for k in logs[-1] if k not in skip]
+        keys = [k for k in logs[-1] if k not in skip and not k.startswith(SCHED_PREFIX)]
         _try_curve(run, run.out_dir / "figures" / "loss.png", logs, keys, message, logy=["loss", "lr"])
+        sched = list(dict.fromkeys(k for r in logs for k in r if k.startswith(SCHED_PREFIX)))
+        if sched:
+            _try_curve(run, run.out_dir / "figures" / "schedules.png", logs, sched, message)
     evals = [r for r in run.history if "split" in r and "event" not in r]
     if evals:
         recs, keys = [], []
@@ -462,7 +472,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     checked_outputs = False
     acc: dict[str, Any] = {}  # sums since the last logged row
 
-    def accumulate(vals: dict[str, float], lr: float, gn: float | None, dt: float) -> None:
+    def accumulate(vals: dict[str, float], lr: float, gn: float | None, dt: float, sched: dict) -> None:
         sums = acc.setdefault("sums", {})
         for n, v in vals.items():
             sums[n] = sums.get(n, 0.0) + v
@@ -470,6 +480,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         acc["images"] = acc.get("images", 0) + cfg.batch_size
         acc["time"] = acc.get("time", 0.0) + dt
         acc["lr"] = lr
+        acc["sched"] = sched
         if gn is not None:
             acc["grad_norm"] = max(acc.get("grad_norm", gn), gn)
 
@@ -487,6 +498,8 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                 continue
             row[f"loss_{name}" if name in _ROW_KEYS else name] = total / n
         row["lr"] = acc["lr"]
+        for name, value in acc["sched"].items():  # every schedule at the row's last update
+            row[SCHED_PREFIX + name] = float(value) if isinstance(value, (int, float)) else value
         if "grad_norm" in acc:
             row["grad_norm"] = acc["grad_norm"]
         row["images_per_s"] = acc["images"] / acc["time"] if acc["time"] > 0 else None
@@ -499,7 +512,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     def do_eval():
         clock = plan.at(run.step - 1 if run.step else 0).clock(run.step)
         results = evaluate_model(spec, base, sets, device=device, step=run.step, figures_dir=out_dir, message=say,
-                                 clock=clock)
+                                 clock=clock, total_steps=cfg.steps)
         apply_phase(base, phase, node_names)  # evaluation left every node in train mode
         for row in eval_rows(results):
             run.history.append(row)
@@ -533,7 +546,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                         say(f"phase '{phase.name}' (step {run.step}, {phase.steps} steps)")
                     t_step = time.perf_counter()
                     batch = next(data)
-                    sched = schedules_at(base, run.step, phase.clock(run.step))
+                    sched = schedules_at(base, run.step, phase.clock(run.step), cfg.steps)
                     if set_schedules is not None:
                         set_schedules(sched)
                     lr = lr_src.at(sched)
@@ -572,7 +585,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     dt = time.perf_counter() - t_step
                     run.session_images += cfg.batch_size
                     run.session_train_s += dt
-                    accumulate(vals, lr, gn, dt)
+                    accumulate(vals, lr, gn, dt, sched)
                     bar.step(vals[phase.loss], cfg.batch_size / dt if dt > 0 else None)
 
                     if (run.step % cfg.log_every == 0 or run.step == cfg.steps

@@ -148,22 +148,29 @@ def forward(model, arg, device, precision: str = "fp32") -> dict:
     return outputs
 
 
-def schedules_at(model, step: int, clock: tuple[int, int] | None = None) -> dict:
-    """``model.schedules(step, phase_step, phase_steps)`` with the training phase's clock
-    (generated modules accept it); a model whose ``schedules`` takes only ``step`` (a
-    hand-written module) gets ``step`` alone."""
-    if clock is not None and _takes_clock(type(model)):
-        return model.schedules(step, *clock)
-    return model.schedules(step)
+def schedules_at(model, step: int, clock: tuple[int, int] | None = None,
+                 total_steps: int | None = None) -> dict:
+    """``model.schedules(step, phase_step=, phase_steps=, total_steps=)`` with the training
+    phase's clock ``(phase_step, phase_steps)`` and the run's length ``total_steps`` (after
+    ``--steps``), each passed where given and where ``schedules`` has a parameter of that
+    name (generated modules have both); a hand-written module whose ``schedules`` takes only
+    ``step`` gets ``step`` alone."""
+    takes = _schedule_params(type(model))
+    kw: dict[str, int] = {}
+    if clock is not None and "phase_step" in takes:
+        kw["phase_step"], kw["phase_steps"] = clock
+    if total_steps is not None and "total_steps" in takes:
+        kw["total_steps"] = int(total_steps)
+    return model.schedules(step, **kw)
 
 
 @functools.lru_cache(maxsize=None)
-def _takes_clock(cls: type) -> bool:
-    """Whether ``cls.schedules`` has a ``phase_step`` parameter (inspected once per class:
-    the trainer asks at every step)."""
+def _schedule_params(cls: type) -> frozenset[str]:
+    """The parameter names of ``cls.schedules`` (inspected once per class: the trainer asks
+    at every step)."""
     import inspect
 
     try:
-        return "phase_step" in inspect.signature(cls.schedules).parameters
+        return frozenset(inspect.signature(cls.schedules).parameters)
     except (TypeError, ValueError, AttributeError):
-        return False
+        return frozenset()

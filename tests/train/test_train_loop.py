@@ -40,7 +40,9 @@ def test_lr_schedule_applied_every_step_and_rows(fakes, spec_factory, model_cls,
     assert [(r["split"], r["step"], r["count"]) for r in ev] == [("test", 6, 6)]
     assert set(ev[0]) == {"step", "split", "fake_ari", "fake_mse", "count"}
     assert (out / "figures" / "step_000006_test.png").exists()
-    assert {p.name for p in fakes.curves} == {"loss.png", "metrics.png"}
+    assert {p.name for p in fakes.curves} == {"loss.png", "metrics.png", "schedules.png"}
+    for r in logs:  # every schedule's value at the row's last update, next to lr
+        assert r["sched/lr"] == r["lr"] and r["sched/w"] == 0.1
     for name in ("checkpoint.pt", "summary.json", "spec.resolved.json"):
         assert (out / name).exists()
     assert json.loads((out / "spec.resolved.json").read_text()) == spec.data
