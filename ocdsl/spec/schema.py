@@ -268,6 +268,10 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                           uniqueItems=True),
             "test_size": _pos_int("Number of test examples."),
             "batch_size": _pos_int("Batch size for evaluation."),
+            "success": _d("When a run counts as a success, as '<metric> <op> <number>' over one of "
+                          "[eval] metrics, e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=); it must hold on "
+                          "every evaluated dataset. `ocdsl run --seeds` counts the seeds that fail it.",
+                          type="string", minLength=1),
             "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation); "
                        "independent of train.seed, so seeds are evaluated alike.",
                        type="integer", minimum=0),

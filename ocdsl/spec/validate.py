@@ -10,7 +10,8 @@ and node outputs (syntax, names are dims or ``B``); size parameters of nodes; ev
 expression in [losses], [schedules] and the optimizer's ``lr`` (syntax, functions, arity,
 names, ``node.port`` against the op's outputs); cycles among losses and schedules;
 ``train.loss``, phases, ``eval.masks``/``eval.reconstruction``/``eval.attention``/
-``eval.input_mask``, ``eval.schedules``, invariance nodes. Schedulable op parameters
+``eval.input_mask``, ``eval.schedules``, ``eval.success`` (``<metric> <op> <number>`` over
+[eval] metrics), invariance nodes. Schedulable op parameters
 (``"x-schedule"``) must name a [schedules] entry; ``epoch`` in an expression needs
 ``train.steps_per_epoch`` or ``train.epoch_size``; run-time sizes named by ops
 (``"x-dynamic-size"``, e.g. random_masking's ``kept = "L"``) may appear in node output
@@ -20,6 +21,8 @@ Not checked here (graph/ does it): node input references, unused nodes, graph cy
 
 from __future__ import annotations
 
+import math
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -36,7 +39,7 @@ from ocdsl.spec.model import BATCH, Locations, Signature
 from ocdsl.spec.schema import IDENT, REF_PATTERN, spec_schema
 from ocdsl.spec.shape import parse_signature
 
-__all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema"]
+__all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema", "Threshold", "parse_threshold"]
 
 STEP = "step"
 EPOCH = "epoch"   # step / train.steps_per_epoch, or step * batch_size / train.epoch_size
@@ -776,6 +779,18 @@ class _Validator:
                     self.error(("eval", key), f"eval.{key} must be a node output, not the model input '{node}'")
                 else:
                     self.check_port_ref(node, port or None, ref, ("eval", key))
+        self.check_success(ev)
+
+    def check_success(self, ev: dict) -> None:
+        text = ev.get("success")
+        if not isinstance(text, str) or not text.strip():
+            return  # the schema reports other types
+        metrics = ev.get("metrics")
+        metrics = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
+        try:
+            parse_threshold(text, metrics=metrics, **self.where(("eval", "success")))
+        except SpecError as e:
+            self.errors += e.diagnostics
 
     def check_invariances(self) -> None:
         invs = self.data.get("invariances")
@@ -796,6 +811,69 @@ class _Validator:
             if isinstance(port, str) and opdef is not None and port not in opdef.outputs:
                 self.error(kp + ("port",), f"node '{node}' ({opdef.name}) has no output '{port}'",
                            did_you_mean(port, opdef.outputs) or f"outputs: {', '.join(opdef.outputs)}")
+
+
+_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+            "==": operator.eq, "!=": operator.ne}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """``[eval] success = "<metric> <op> <number>"``, e.g. ``ari_fg >= 0.9``: what a run must
+    reach (on every evaluated dataset) to count as a success."""
+
+    metric: str
+    op: str
+    value: float
+
+    def passes(self, v: Any) -> bool:
+        """True when ``v`` is a finite number meeting the threshold (None / NaN never pass)."""
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+        return bool(_COMPARE[self.op](float(v), self.value))
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+def parse_threshold(text: str, *, metrics: Iterable[str] | None = None, file: str = "<spec>", line: int = 0,
+                    col: int = 0, keypath: tuple = ("eval", "success"), exact: bool = True) -> Threshold:
+    """Parse ``eval.success`` with the expression grammar (never Python's ``eval``) and accept
+    only ``<metric> <op> <number>`` (op one of ``< <= > >= == !=``; the number may be
+    negative). With ``metrics`` (the spec's ``[eval] metrics``) the metric must be one of
+    them. Raises SpecError located at the offending part of the text."""
+    try:
+        expr = E.parse(text, file=file, line=line, col=col, keypath=keypath, exact=exact)
+    except SpecError as e:
+        raise SpecError(e.diagnostics) from None
+    where = (line, col)
+
+    def err(node: Any, message: str, hint: str | None = None) -> SpecError:
+        ln = (getattr(node, "line", 0) or where[0]) if exact else where[0]
+        cl = (getattr(node, "col", 0) or where[1]) if exact else where[1]
+        return SpecError(Diagnostic(message, file=file, line=ln, col=cl, keypath=tuple(keypath), hint=hint))
+
+    shape_hint = "write '<metric> <op> <number>', e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=)"
+    if not isinstance(expr, E.Compare):
+        raise err(expr, f"success must compare one metric with a number, got {text!r}", shape_hint)
+    left, right = expr.left, expr.right
+    if not isinstance(left, E.Name):
+        raise err(left, f"success: the left side must be a metric name, got {E.unparse(left)!r}", shape_hint)
+    number = right
+    sign = 1.0
+    if isinstance(number, E.Unary) and isinstance(number.operand, E.Num):
+        sign = -1.0 if number.op == "-" else 1.0
+        number = number.operand
+    if not isinstance(number, E.Num):
+        raise err(right, f"success: the right side must be a number, got {E.unparse(right)!r}", shape_hint)
+    if metrics is not None:
+        metrics = list(metrics)
+        if left.id not in metrics:
+            hint = did_you_mean(left.id, metrics) or (
+                f"[eval] metrics computes: {', '.join(metrics)}" if metrics else "list it in [eval] metrics")
+            what = "is not among [eval] metrics" if metrics else "needs [eval] metrics to list it"
+            raise err(left, f"success: unknown metric '{left.id}' (it {what})", hint)
+    return Threshold(left.id, expr.op, sign * float(number.value))
 
 
 def _known(context: str, allowed: list[str]) -> str:
