@@ -65,3 +65,20 @@ def save_curve(path: Path, records: list, keys: list, *, logy=()) -> None:
     from ocdsl.viz.figures import save_curve as _save
 
     _save(path, records, keys, logy=logy)
+
+
+def save_mask_strip(path: Path, images, steps, segs, true_labels=None, *, title=None) -> None:
+    """``ocdsl.viz.figures.save_mask_strip``: images ``n c h w`` (uint8 or [0, 1]), one row
+    of predicted segmentations ``segs[t]`` (``n h w`` slot indices) per evaluation step."""
+    from ocdsl.viz.figures import save_mask_strip as _save
+
+    _save(path, images, steps, segs, true_labels, title=title)
+
+
+def save_metric_curves(path: Path, rows: list, metrics=None, *, colour: str = "split", style=None,
+                       title=None) -> None:
+    """``ocdsl.viz.figures.save_metric_curves``: one panel per metric, a line per ``colour``
+    (and ``style``) group of evaluation rows."""
+    from ocdsl.viz.figures import save_metric_curves as _save
+
+    _save(path, rows, metrics, colour=colour, style=style, title=title)

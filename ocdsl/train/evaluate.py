@@ -18,8 +18,15 @@
     batch_size     default 32
     seed           RNG seed of evaluation (slot sampling ...), default 0; the global generators
                    are seeded with ocdsl.train.rng.derive_seed(seed, "eval"), whatever train.seed
-    figure_images  images per figure, default 8
+    figure_images  images per figure, default 8 (0: no figures)
+    success        "<metric> <op> <number>" (e.g. "ari_fg >= 0.9"), read by ``ocdsl run --seeds``
     [[datasets]]   {name, dataset, path, optional, size, ...}: a data config, split "test"
+
+Figures (with a ``figures_dir``), per evaluated dataset: ``figures/step_<step>_<name>.png``
+(the first ``figure_images`` images decomposed), and ``figures/<name>_masks_over_time.png``,
+the predicted segmentation of the first ``STRIP_IMAGES`` (4) images at every evaluation so
+far, one row per evaluation, redrawn at each one from ``figures/<name>_masks_over_time.npz``
+(which grows by one entry per evaluation).
 
 Evaluation runs the uncompiled module in eval mode under ``no_grad``, with the global RNGs
 saved, seeded with ``derive_seed(eval.seed, "eval")`` (ocdsl/train/rng.py) and restored
@@ -49,9 +56,10 @@ from ocdsl.train.rng import EVAL, preserved_rng  # preserved_rng re-exported: it
 from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at, value_range
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
-           "preserved_rng", "figure_path", "eval_schedule_values", "pixel_maps"]
+           "preserved_rng", "figure_path", "strip_path", "eval_schedule_values", "pixel_maps"]
 
 DEFAULT_BATCH_SIZE = 32
+STRIP_IMAGES = 4  # images in figures/<dataset>_masks_over_time.png
 
 
 @dataclass
@@ -261,6 +269,64 @@ def figure_path(out_dir: Path, step: int, split: str) -> Path:
     return Path(out_dir) / "figures" / f"step_{step:06d}_{safe}.png"
 
 
+def strip_path(out_dir: Path, split: str) -> Path:
+    """``figures/<split>_masks_over_time.png``; its data is the ``.npz`` of the same name."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in split)
+    return Path(out_dir) / "figures" / f"{safe}_masks_over_time.png"
+
+
+def _record_mask_strip(out_dir: Path, split: str, step: int, image: torch.Tensor, seg: torch.Tensor,
+                       labels: torch.Tensor | None, message) -> Path | None:
+    """Add this evaluation's predicted segmentation (argmax slot) of the first images to
+    ``figures/<split>_masks_over_time.npz`` and redraw ``..._masks_over_time.png`` from it.
+
+    The ``.npz`` holds ``images`` (n c h w, uint8), ``labels`` (n h w, where the data has
+    them), ``steps`` (t,) and ``segs`` (t n h w): one entry per evaluation, sorted by step. An
+    evaluation at a step already there replaces it, and entries past ``step`` (from a stretch
+    of training a resume went back over) are dropped. When the images differ from those
+    stored (another test set), the strip starts over. Never raises: a problem is a warning."""
+    import os
+
+    import numpy as np
+
+    png = strip_path(out_dir, split)
+    data = png.with_suffix(".npz")
+    try:
+        images = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        seg_np = seg.detach().cpu().numpy().astype(np.uint8 if int(seg.max()) < 256 else np.int32)
+        lab = None if labels is None else labels.detach().cpu().numpy().astype(np.int32)
+        steps, segs = [], []
+        if data.exists():
+            try:
+                with np.load(data) as old:
+                    same = (old["images"].shape == images.shape and np.array_equal(old["images"], images)
+                            and old["segs"].shape[1:] == seg_np.shape)
+                    if same:
+                        steps = [int(s) for s in old["steps"]]
+                        segs = list(old["segs"])
+                    else:
+                        message(f"note: the images of {png.name} changed; it starts over")
+            except Exception as e:  # unreadable: start over
+                message(f"warning: could not read {data} ({type(e).__name__}: {e}); the strip starts over")
+        kept = [(s, m) for s, m in zip(steps, segs) if s < step]
+        kept.append((int(step), seg_np))
+        steps = [s for s, _ in kept]
+        stack = np.stack([m.astype(seg_np.dtype) for _, m in kept])
+        arrays = {"images": images, "steps": np.asarray(steps, dtype=np.int64), "segs": stack}
+        if lab is not None:
+            arrays["labels"] = lab
+        data.parent.mkdir(parents=True, exist_ok=True)
+        tmp = data.with_name(data.stem + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, data)
+        _deps.save_mask_strip(png, images, steps, stack, lab,
+                              title=f"{split}: predicted segmentation (argmax slot) at each evaluation")
+        return png
+    except Exception as e:  # a figure is never worth losing a run over
+        message(f"warning: could not update {png}: {type(e).__name__}: {e}")
+        return None
+
+
 def _save_figure(path: Path, message, *panels, **extras) -> Path | None:
     try:
         _deps.save_reconstruction_figure(path, *panels, **extras)
@@ -281,7 +347,8 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                    figures_dir: Path | None = None, message: Callable[[str], None] = print,
                    clock: tuple[int, int] | None = None, total_steps: int | None = None) -> dict[str, dict]:
     """Evaluate ``model`` (uncompiled) on each set -> ``{name: {"step", "count", "metrics",
-    "seconds", "figure"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``.
+    "seconds", "figure", "strip"}}``; figures go to ``figures_dir/figures/step_<6-digit step>_<name>.png``
+    and ``figures_dir/figures/<name>_masks_over_time.png`` (``strip``, see the module docstring).
     ``clock``: the training phase's ``(phase_step, phase_steps)`` and ``total_steps``: the
     run's length, for the schedules."""
     ev = spec.eval_cfg
@@ -303,7 +370,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
             for es in sets:
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
-                per_batch, count, fig, fig_done = [], 0, None, False
+                per_batch, count, fig, fig_done, strip = [], 0, None, False, None
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
                     # .forward: eager even when the module was compiled in place for training
@@ -330,6 +397,11 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                                            None if labels is None else labels[sl].cpu(),
                                            **_figure_extras(spec, {k: v[sl] for k, v in out.items()},
                                                             image[sl], rng))
+                        n_strip = min(STRIP_IMAGES, n_fig, image.shape[0])
+                        if n_strip:
+                            strip = _record_mask_strip(figures_dir, es.name, step, image[:n_strip],
+                                                       masks[:n_strip].argmax(dim=1),
+                                                       None if labels is None else labels[:n_strip], message)
                         if train_figure:
                             train_figure = False  # once: the first dataset
                             _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step,
@@ -343,7 +415,8 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                         metrics[f"{n}_nan"] = int(nan)
                 results[es.name] = {"step": step, "count": count, "metrics": metrics,
                                     "seconds": time.perf_counter() - t0,
-                                    "figure": None if fig is None else str(fig)}
+                                    "figure": None if fig is None else str(fig),
+                                    "strip": None if strip is None else str(strip)}
     finally:
         model.train(was_training)
         if eval_values is not None:

@@ -7,8 +7,9 @@ One call of :func:`train` is one session of a run directory::
       metrics.jsonl        one row per logged step and per evaluated dataset (append-only)
       spec.resolved.json   the merged spec the run was started with
       summary.json         status, steps, times, final metrics, where things are
-      figures/             step_<6-digit step>_<dataset>.png per evaluation, loss.png, metrics.png,
-                           schedules.png
+      figures/             step_<6-digit step>_<dataset>.png per evaluation, loss.png, metrics.png
+                           (a panel per metric, a line per dataset), schedules.png,
+                           <dataset>_masks_over_time.png (+ .npz: its data; see evaluate.py)
 
 Steps are counted in optimizer updates. The update that takes the run from ``s`` to
 ``s + 1`` completed steps sees ``model.schedules(s, ..., total_steps=steps)`` (also handed to
@@ -297,20 +298,17 @@ def _curves(run: _Run, duplicate: str | None, message) -> None:
         if sched:
             _try_curve(run, run.out_dir / "figures" / "schedules.png", logs, sched, message)
     evals = [r for r in run.history if "split" in r and "event" not in r]
-    if evals:
-        recs, keys = [], []
-        for r in evals:
-            rec = {"step": r["step"]}
-            for k, v in r.items():
-                if k in ("step", "split", "count") or k.endswith("_nan"):
-                    continue
-                key = f"{r['split']}/{k}"
-                rec[key] = v
-                if key not in keys:
-                    keys.append(key)
-            recs.append(rec)
-        if keys:
-            _try_curve(run, run.out_dir / "figures" / "metrics.png", recs, keys, message)
+    if evals:  # one panel per metric, a line per evaluated dataset (ocdsl.viz.save_metric_curves)
+        path = run.out_dir / "figures" / "metrics.png"
+        try:
+            _deps.save_metric_curves(path, evals, list(run.spec.eval_cfg.get("metrics", []) or []) or None,
+                                     colour="split", title=f"{run.spec.name}: evaluation")
+            run.figures.append(str(path))
+        except Exception as e:
+            message(f"warning: could not write figure {path}: {type(e).__name__}: {e}")
+    for strip in sorted((run.out_dir / "figures").glob("*_masks_over_time.png")):  # evaluate.py keeps them
+        if str(strip) not in run.figures:
+            run.figures.append(str(strip))
 
 
 def _try_curve(run, path, records, keys, message, logy=()) -> None:

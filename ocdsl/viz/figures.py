@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["PALETTE", "FigureLayout", "colorize", "save_reconstruction_figure", "save_curve"]
+__all__ = ["PALETTE", "FigureLayout", "colorize", "save_reconstruction_figure", "save_curve", "save_mask_strip",
+           "save_metric_curves", "strip_rows"]
 
 #: Fixed qualitative palette (matplotlib tab10, then the light tab20 shades), RGB in [0, 1].
 #: Predicted slot k and ground-truth label l get ``PALETTE[k % 20]`` / ``PALETTE[l % 20]``.
@@ -333,4 +334,203 @@ def save_data_figure(path: str | Path, image: Tensor, labels: Tensor, max_images
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
+    return path
+
+
+def strip_rows(n: int, max_rows: int) -> list[int]:
+    """Which of ``n`` evaluations a mask strip draws: all of them when ``n <= max_rows``,
+    else ``max_rows`` evenly spaced ones, the first and the last always among them."""
+    if n <= max_rows:
+        return list(range(n))
+    if max_rows <= 1:
+        return [n - 1]
+    return sorted({round(i * (n - 1) / (max_rows - 1)) for i in range(max_rows)})
+
+
+def save_mask_strip(path: str | Path, images: Tensor | np.ndarray, steps: Sequence[int],
+                    segs: Tensor | np.ndarray, true_labels: Tensor | np.ndarray | None = None, *,
+                    max_rows: int = 24, title: str | None = None) -> FigureLayout:
+    """How the segmentation of a few fixed images changed over training.
+
+    One column per image. The first row is the input, the second the true segmentation
+    (only if ``true_labels`` is given), then one row per evaluation, labelled
+    ``step N`` on the left, with the predicted segmentation (argmax slot, coloured with
+    :data:`PALETTE` like the other figures) of each image at that evaluation. With more
+    than ``max_rows`` evaluations, ``max_rows`` evenly spaced ones are drawn (first and
+    last included; :func:`strip_rows`). The panels are pasted into one picture (pixels
+    repeated to at least 120 px per panel, nearest neighbour) drawn with a single
+    ``imshow``, so redrawing it at every evaluation stays cheap.
+
+    Args:
+        path: PNG file to write (parent folders are created).
+        images: ``n c h w`` in [0, 1] (c = 1 or 3), or uint8 in [0, 255].
+        steps: the step of each evaluation, ``t`` of them.
+        segs: ``t n h w`` integer slot indices (the argmax of the masks) per evaluation.
+        true_labels: ``n h w`` integer ground truth (0 = background), or None.
+        max_rows: the most evaluation rows drawn (>= 1).
+        title: figure title.
+
+    Returns:
+        :class:`FigureLayout` (rows = every row drawn, the input and truth rows included;
+        ``titles`` = the row labels, top to bottom; ``boxes`` = each panel in PNG pixels).
+
+    Raises:
+        ValueError: shapes that disagree, or no evaluation to draw.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    imgs = np.asarray(images.detach().cpu() if isinstance(images, Tensor) else images)
+    if imgs.dtype == np.uint8:
+        imgs = imgs.astype(np.float32) / 255.0
+    segs = np.asarray(segs.detach().cpu() if isinstance(segs, Tensor) else segs)
+    steps = [int(s) for s in steps]
+    if imgs.ndim != 4 or imgs.shape[1] not in (1, 3):
+        raise ValueError(f"images: expected (n c h w) with c in {{1, 3}}, got {tuple(imgs.shape)}")
+    n, _, h, w = imgs.shape
+    if segs.ndim != 4 or segs.shape[1:] != (n, h, w) or segs.shape[0] != len(steps):
+        raise ValueError(f"segs: expected (t n h w) = ({len(steps)}, {n}, {h}, {w}), got {tuple(segs.shape)}")
+    if not steps:
+        raise ValueError("save_mask_strip: no evaluation to draw")
+    if true_labels is not None:
+        true_labels = np.asarray(true_labels.detach().cpu() if isinstance(true_labels, Tensor) else true_labels)
+        if true_labels.shape != (n, h, w):
+            raise ValueError(f"true_labels: expected (n h w) = ({n}, {h}, {w}), got {tuple(true_labels.shape)}")
+    keep = strip_rows(len(steps), max(1, int(max_rows)))
+    labels = ["input"] + (["true seg"] if true_labels is not None else []) + [f"step {steps[t]}" for t in keep]
+    panels = [[np.clip(imgs[c].transpose(1, 2, 0), 0, 1) for c in range(n)]]
+    if true_labels is not None:
+        panels.append([colorize(true_labels[c]) for c in range(n)])
+    panels += [[colorize(segs[t, c]) for c in range(n)] for t in keep]
+    rows, cols = len(labels), n
+
+    scale = max(1, math.ceil(120 / max(h, w)))                     # >= 120 px per panel
+    ph, pw, gap = h * scale, w * scale, 6
+    left, top = 96, 30 if title else 6                             # label band, title band (px)
+    width, height = left + cols * pw + (cols - 1) * gap + 6, top + rows * ph + (rows - 1) * gap + 6
+    canvas = np.ones((height, width, 3))
+    boxes: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for r, row in enumerate(panels):
+        for c, arr in enumerate(row):
+            if arr.shape[2] == 1:
+                arr = np.repeat(arr, 3, axis=2)
+            x0, y0 = left + c * (pw + gap), top + r * (ph + gap)
+            canvas[y0:y0 + ph, x0:x0 + pw] = arr.repeat(scale, axis=0).repeat(scale, axis=1)
+            boxes[(r, c)] = (x0, y0, x0 + pw, y0 + ph)
+    dpi = 100
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="nearest", aspect="auto")
+    ax.set_axis_off()
+    for r, label in enumerate(labels):
+        fig.text((left - 8) / width, 1 - (top + r * (ph + gap) + ph / 2) / height, label,
+                 ha="right", va="center", fontsize=9)
+    if title:
+        fig.text(0.5, 1 - 15 / height, title, ha="center", va="center", fontsize=9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format="png")
+    return FigureLayout(path=path, rows=rows, cols=cols, titles=tuple(labels), width=width, height=height,
+                        dpi=dpi, boxes=boxes)
+
+
+_LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+_NOT_CURVES = frozenset({"step", "split", "count", "event", "seed", "elapsed_s", "seconds", "phase"})
+
+
+def save_metric_curves(path: str | Path, rows: Iterable[Mapping], metrics: Sequence[str] | None = None, *,
+                       colour: str = "split", style: str | None = None, title: str | None = None) -> Path:
+    """Evaluation curves: one panel per metric, one line per group of rows.
+
+    ``rows`` are evaluation rows of ``metrics.jsonl`` (``{"step", "split", <metric>: value,
+    ...}``), possibly with more keys to group by (``seed``). Rows are grouped by the values
+    of ``colour`` (and ``style``): each group is one line in every panel, its colour chosen
+    by its ``colour`` value (:data:`PALETTE` order), its line style by its ``style`` value
+    (solid, dashed, dotted, ...). For one run: ``colour="split"`` (a line per dataset); for
+    several seeds: ``colour="seed", style="split"``. The legend names each colour and each
+    style once. Non-finite or missing values are skipped; a repeated (group, step) keeps its
+    last row.
+
+    Args:
+        path: PNG file to write (parent folders are created).
+        rows: the evaluation rows.
+        metrics: metric names, one panel each, in order (default: every numeric key of the
+            rows except ``step``, ``count``, ``*_nan`` and the grouping keys, first seen first).
+        colour: the row key whose values get a colour each.
+        style: the row key whose values get a line style each, or None.
+        title: figure title.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: no metric to plot.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    rows = [r for r in rows if "event" not in r]
+    group_keys = {colour} | ({style} if style else set())
+    if metrics is None:
+        metrics = []
+        for r in rows:
+            for k, v in r.items():
+                if (k not in _NOT_CURVES and k not in group_keys and not k.endswith("_nan")
+                        and k not in metrics and _number(v) is not None):
+                    metrics.append(k)
+    metrics = list(metrics)
+    if not metrics:
+        raise ValueError("save_metric_curves: expected at least one metric to plot, got none")
+    colours: dict = {}
+    styles: dict = {}
+    series: dict[tuple, dict[float, Mapping]] = {}
+    for r in rows:
+        cv, sv = r.get(colour), (r.get(style) if style else None)
+        colours.setdefault(cv, len(colours))
+        if style:
+            styles.setdefault(sv, len(styles))
+        step = _number(r.get("step"))
+        if step is None:
+            continue
+        series.setdefault((cv, sv), {})[step] = r
+    ncol = 2 if len(metrics) > 1 else 1
+    nrow = -(-len(metrics) // ncol)
+    fig = Figure(figsize=(5.0 * ncol, 2.6 * nrow + (0.4 if title else 0) + 0.35), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrow, ncol, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics):
+        drawn = False
+        for (cv, sv), by_step in series.items():
+            pts = [(s, _number(r.get(metric))) for s, r in sorted(by_step.items())]
+            pts = [(s, y) for s, y in pts if y is not None]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            ax.plot(xs, ys, color=PALETTE[colours[cv] % len(PALETTE)],
+                    linestyle=_LINE_STYLES[styles[sv] % len(_LINE_STYLES)] if style else "-",
+                    lw=1.2, marker="." if len(xs) < 50 else None, ms=4)
+            drawn = True
+        if not drawn:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, lw=0.5)
+    for ax in axes[len(metrics):]:
+        ax.set_axis_off()
+    handles = [Line2D([], [], color=PALETTE[i % len(PALETTE)], lw=2, label=f"{colour} {v}" if colour == "seed" else str(v))
+               for v, i in colours.items()]
+    if style:
+        handles += [Line2D([], [], color="black", lw=1.2, linestyle=_LINE_STYLES[i % len(_LINE_STYLES)],
+                           label=str(v)) for v, i in styles.items()]
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.3 / fig.get_figheight(), 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, format="png")
     return path

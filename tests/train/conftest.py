@@ -114,6 +114,7 @@ class Recorder:
         self.datasets: list[tuple] = []
         self.figures: list[Path] = []
         self.curves: list[Path] = []
+        self.strips: list[tuple[Path, list[int]]] = []  # (path, steps drawn) per mask-strip update
         self.eval_batches = 0
 
 
@@ -157,6 +158,18 @@ def fakes(monkeypatch) -> Recorder:
         Path(path).write_bytes(b"\x89PNG fake")
         rec.curves.append(Path(path))
 
+    def save_metric_curves(path, rows, metrics=None, *, colour="split", style=None, title=None):
+        assert rows and all("split" in r for r in rows)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"\x89PNG fake")
+        rec.curves.append(Path(path))
+
+    def save_mask_strip(path, images, steps, segs, true_labels=None, *, title=None):
+        assert segs.shape[0] == len(steps) and segs.shape[1:] == (images.shape[0], HW, HW)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(b"\x89PNG fake")
+        rec.strips.append((Path(path), list(steps)))
+
     monkeypatch.setattr(_deps, "make_dataset", make_dataset)
     monkeypatch.setattr(_deps, "metrics_evaluate", evaluate)
     monkeypatch.setattr(_deps, "metrics_concat", concat)
@@ -165,6 +178,8 @@ def fakes(monkeypatch) -> Recorder:
                                                         "fake_mse": frozenset({"recon", "image"})})
     monkeypatch.setattr(_deps, "save_reconstruction_figure", save_fig)
     monkeypatch.setattr(_deps, "save_curve", save_curve)
+    monkeypatch.setattr(_deps, "save_metric_curves", save_metric_curves)
+    monkeypatch.setattr(_deps, "save_mask_strip", save_mask_strip)
     return rec
 
 

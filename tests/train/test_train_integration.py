@@ -29,8 +29,10 @@ def test_real_data_metrics_and_figures(spec_factory, model_cls, tmp_path):
     for r in summary["eval"].values():
         assert set(r["metrics"]) >= {"ari_fg", "miou_fg", "mse"} and r["count"] == 4
     figs = {p.name for p in (out / "figures").iterdir()}
-    assert {"step_000002_test.png", "loss.png", "metrics.png"} <= figs
-    assert all((out / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figs)
+    assert {"step_000002_test.png", "loss.png", "metrics.png", "test_masks_over_time.png",
+            "test_masks_over_time.npz"} <= figs
+    assert all((out / "figures" / f).read_bytes()[:4] == b"\x89PNG" for f in figs if f.endswith(".png"))
+    assert {f for f in figs if not f.endswith(".png")} <= {f"{n}_masks_over_time.npz" for n in names}
     report = evaluate_checkpoint(spec, model_cls(), out, out_dir=tmp_path / "ev", quiet=True)
     assert report["step"] == 2
     assert report["eval"]["test"]["metrics"] == summary["eval"]["test"]["metrics"]  # eval is seeded

@@ -154,3 +154,50 @@ def test_object_layers_with_their_boxes(tmp_path):
     with pytest.raises(ValueError, match=r"boxes: expected \(b k 4\) = \(1, 2, 4\)"):
         save_reconstruction_figure(tmp_path / "x.png", image, recon, masks, None, layers=layers,
                                    boxes=boxes[:, :1])
+
+
+def test_mask_strip_has_a_row_per_evaluation(tmp_path):
+    from ocdsl.viz.figures import save_mask_strip, strip_rows
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(4, 3, 35, 35, generator=g)
+    labels = torch.randint(0, 4, (4, 35, 35), generator=g)
+    heights = []
+    for t in (1, 2, 3):
+        segs = torch.randint(0, 4, (t, 4, 35, 35), generator=g)
+        lay = save_mask_strip(tmp_path / "strip.png", images, [100 * (i + 1) for i in range(t)], segs, labels)
+        assert lay.rows == 2 + t and lay.cols == 4
+        assert lay.titles == ("input", "true seg", *(f"step {100 * (i + 1)}" for i in range(t)))
+        png = imread(lay.path)
+        assert png.shape[:2] == (lay.height, lay.width)
+        heights.append(lay.height)
+        # the last row is the last evaluation's segmentation of image 0, in the palette's colours
+        x0, y0, x1, y1 = lay.boxes[(lay.rows - 1, 0)]
+        cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
+        want = PALETTE[int(segs[-1, 0, round((cy - y0) / (y1 - y0) * 35 - 0.5), round((cx - x0) / (x1 - x0) * 35 - 0.5)])]
+        assert np.allclose(png[cy, cx, :3], want, atol=0.02)
+    assert heights[0] < heights[1] < heights[2]
+    # without the truth row; uint8 images; many evaluations: evenly spaced rows, first and last kept
+    segs = torch.randint(0, 4, (50, 4, 35, 35), generator=g)
+    lay = save_mask_strip(tmp_path / "many.png", (images * 255).to(torch.uint8), list(range(50)), segs, max_rows=6)
+    assert lay.titles[0] == "input" and lay.titles[1] == "step 0" and lay.titles[-1] == "step 49"
+    assert lay.rows == 7 and strip_rows(50, 6) == [0, 10, 20, 29, 39, 49] and strip_rows(3, 6) == [0, 1, 2]
+    with pytest.raises(ValueError, match="segs"):
+        save_mask_strip(tmp_path / "x.png", images, [1, 2], segs[:1])
+
+
+def test_metric_curves_one_panel_per_metric_a_line_per_group(tmp_path):
+    from ocdsl.viz.figures import save_metric_curves
+
+    rows = [{"step": s, "split": split, "seed": seed, "ari_fg": s / 100 + seed, "mse": 1.0, "count": 4,
+             "ari_fg_nan": 1}
+            for seed in (0, 1) for split in ("test", "real") for s in (10, 20, 30)]
+    rows.append({"step": 30, "event": "resume"})
+    one = save_metric_curves(tmp_path / "one.png", [r for r in rows if r.get("seed") == 0])
+    two = save_metric_curves(tmp_path / "seeds.png", rows, colour="seed", style="split", title="t")
+    wide = imread(one).shape
+    # 2 metrics (count, *_nan left out): one row of two panels; a title adds 0.4 in
+    assert wide[:2] == (295, 1000) and imread(two).shape[:2] == (335, 1000)
+    assert imread(save_metric_curves(tmp_path / "m.png", rows, ["ari_fg"])).shape[1] == 500
+    with pytest.raises(ValueError, match="at least one metric"):
+        save_metric_curves(tmp_path / "none.png", [{"step": 1, "split": "test", "count": 3}])
