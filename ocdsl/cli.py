@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="with --resume: continue although the spec changed since the checkpoint")
+    sp.add_argument("--seeds", metavar="LIST",
+                    help="train once per seed (0,1,2 or 0-4), each exactly as --set train.seed=N, in "
+                         "<out>/seed<N>/, then print mean ± std of every metric over the seeds and how many "
+                         "failed [eval] success; writes <out>/seeds_summary.json and seeds_curves.png. One "
+                         "seed after another, except with --gpu and several CUDA devices (one process per "
+                         "device). With --resume PARENT: resumes each seed<N>/ holding a checkpoint, skips "
+                         "completed ones, starts missing ones")
 
     sp = spec_cmd("eval", "evaluate a run's checkpoint")
     sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
@@ -133,6 +140,8 @@ def cmd_run(args) -> int:
     from ocdsl.train import resolve_device, train
     from ocdsl.train.rng import INIT, seed_for
 
+    if getattr(args, "seeds", None) is not None:
+        return _run_seeds(args)
     device = resolve_device(args.gpu)
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides)
@@ -156,6 +165,52 @@ def cmd_run(args) -> int:
                     resume=out_dir if args.resume else None, progress=not args.no_progress,
                     allow_spec_mismatch=args.allow_spec_change)
     return EXIT_INTERRUPTED if summary.get("status") == "interrupted" else 0
+
+
+def _run_seeds(args) -> int:
+    """``ocdsl run --seeds``: ocdsl/train/seeds.py runs the seeds, each one through
+    :func:`cmd_run` as ``--set train.seed=N --out <parent>/seed<N>`` (or, in parallel on
+    several CUDA devices, as that same command in a child process)."""
+    import time
+
+    from ocdsl.spec import load
+    from ocdsl.train import resolve_device
+    from ocdsl.train.seeds import parse_seeds, run_seeds
+
+    seeds = parse_seeds(args.seeds)
+    resolve_device(args.gpu)  # --gpu without CUDA fails before anything runs
+    spec = load(args.spec, list(args.overrides))
+    if args.resume:
+        parent = Path(args.resume)
+    else:
+        parent = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem / time.strftime("%Y%m%d-%H%M%S")
+
+    def one(seed: int, out_dir: Path, resume: bool) -> int:
+        return cmd_run(argparse.Namespace(**{**vars(args), "seeds": None,
+                                             "overrides": [*args.overrides, f"train.seed={seed}"],
+                                             "out": str(out_dir), "resume": str(out_dir) if resume else None}))
+
+    def command(seed: int, out_dir: Path, resume: bool) -> list[str]:
+        argv = [sys.executable, "-m", "ocdsl.cli", "run", str(args.spec), "--no-progress"]
+        for o in [*args.overrides, f"train.seed={seed}"]:
+            argv += ["--set", o]
+        argv += ["--resume" if resume else "--out", str(out_dir)]
+        if args.steps is not None:
+            argv += ["--steps", str(args.steps)]
+        argv += [flag for flag, on in (("--gpu", args.gpu), ("--no-compile", args.no_compile),
+                                       ("--allow-spec-change", args.allow_spec_change)) if on]
+        return argv
+
+    devices = None
+    if args.gpu:
+        import os
+
+        import torch
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = ([d.strip() for d in visible.split(",") if d.strip()] if visible
+                   else [str(i) for i in range(torch.cuda.device_count())])
+    return run_seeds(spec, seeds, parent, one, resume=bool(args.resume), steps=args.steps,
+                     devices=devices, command=command)
 
 
 def cmd_eval(args) -> int:

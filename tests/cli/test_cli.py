@@ -180,3 +180,56 @@ def test_ops_lists_every_registered_op(capsys):
     for name in names():
         assert f"\n{name}  (v" in "\n" + out
     assert "symmetry: permutation_equivariance" in out
+
+
+SEEDS_EVAL = ('\n[eval]\ntest_size = 4\nmetrics = ["ari_fg", "mse"]\nmasks = "composite.masks"\n'
+              'reconstruction = "composite.image"\nsuccess = "mse >= 0"\n')
+
+
+def test_seeds_two_runs_summary_and_a_threshold_every_seed_fails(tmp_path, capsys):
+    """--seeds 0,1: two seed runs, mean ± std of their values, the failed count; a resume
+    with another threshold re-judges the finished seeds without training them again."""
+    import statistics
+
+    p = write(tmp_path, TINY + SEEDS_EVAL)
+    parent = tmp_path / "study"
+    common = ["--steps", "2", "--no-progress", "--no-compile", "--set", "dims.H=35", "--set", "dims.W=35"]
+    assert main(["run", str(p), "--seeds", "0,1", "--out", str(parent), *common]) == 0
+    out = capsys.readouterr().out
+    assert "failed: 0 of 2 seeds" in out and "success: mse >= 0 on every evaluated dataset" in out
+    s = json.loads((parent / "seeds_summary.json").read_text())
+    for n in (0, 1):
+        run = json.loads((parent / f"seed{n}" / "summary.json").read_text())
+        assert run["status"] == "completed" and run["step"] == 2
+        assert json.loads((parent / f"seed{n}" / "spec.resolved.json").read_text())["train"]["seed"] == n
+    vals = [json.loads((parent / f"seed{n}" / "summary.json").read_text())["eval"]["test"]["metrics"]["mse"]
+            for n in (0, 1)]
+    agg = s["aggregate"]["test"]["mse"]
+    assert agg["mean"] == pytest.approx(statistics.fmean(vals)) and agg["std"] == pytest.approx(statistics.stdev(vals))
+    assert s["failed"] == 0
+    assert (parent / "seeds_curves.png").read_bytes()[:4] == b"\x89PNG"
+    for n in (0, 1):
+        assert (parent / f"seed{n}" / "figures" / "test_masks_over_time.png").exists()
+        assert (parent / f"seed{n}" / "figures" / "metrics.png").exists()
+    ckpt = (parent / "seed0" / "checkpoint.pt").stat().st_mtime_ns
+    assert main(["run", str(p), "--seeds", "0,1", "--resume", str(parent), *common,
+                 "--set", "eval.success=ari_fg > 1"]) == 0
+    out = capsys.readouterr().out
+    assert "not run again" in out and "failed: 2 of 2 seeds" in out and "ari_fg" in out
+    assert json.loads((parent / "seeds_summary.json").read_text())["failed_seeds"] == [0, 1]
+    assert (parent / "seed0" / "checkpoint.pt").stat().st_mtime_ns == ckpt
+
+
+def test_seeds_bad_success_or_seed_list_exits_2(tmp_path, capsys):
+    p = write(tmp_path, TINY + SEEDS_EVAL)
+    out = tmp_path / "study"
+    rc = main(["run", str(p), "--seeds", "0,1", "--out", str(out), "--set", "eval.success=ari_fg >= high"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "[eval.success] success: the right side must be a number" in err
+    assert "Traceback" not in err and not out.exists()
+    p2 = write(tmp_path, TINY + SEEDS_EVAL.replace("mse >= 0", "ari_fgg >= 0.9"), name="typo.toml")
+    assert main(["validate", str(p2)]) == 2
+    err = capsys.readouterr().err
+    assert f"{p2}:" in err and "unknown metric 'ari_fgg'" in err and "did you mean 'ari_fg'?" in err
+    assert main(["run", str(p), "--seeds", "1,1", "--out", str(out)]) == 2
+    assert "seed 1 is given twice" in capsys.readouterr().err and not out.exists()
