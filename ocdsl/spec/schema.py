@@ -218,10 +218,12 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                        "draw from their own stream, seeded with a seed derived from this one and the "
                        "purpose (ocdsl/train/rng.py). Evaluation does not depend on it.",
                        type="integer", minimum=0),
-            "precision": _d("Arithmetic of the training forward pass: fp32, or bf16 autocast (matmuls and "
+            "precision": _d("Arithmetic of the training forward pass: fp32, bf16 autocast (matmuls and "
                             "convolutions in bfloat16, losses in fp32; about 2x faster on CPUs with "
-                            "AVX512-BF16 and on recent GPUs). Evaluation always runs in fp32.",
-                            enum=["fp32", "bf16"]),
+                            "AVX512-BF16 and on recent GPUs, 10x slower where bf16 is emulated), or "
+                            "auto (bf16 where the device computes it natively, else fp32). "
+                            "Evaluation always runs in fp32.",
+                            enum=["fp32", "bf16", "auto"]),
             "num_workers": _d("DataLoader worker processes (0: load in the training process).",
                               type="integer", minimum=0),
             "shuffle": _d("Shuffle file-backed training data (generated data is a fresh stream anyway).",
@@ -266,12 +268,12 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                             additionalProperties={"type": "number"}),
             "metrics": _d("Metrics to compute.", type="array", items=_d("A metric name.", enum=list(METRICS)),
                           uniqueItems=True),
-            "test_size": _pos_int("Number of test examples."),
-            "batch_size": _pos_int("Batch size for evaluation."),
             "success": _d("When a run counts as a success, as '<metric> <op> <number>' over one of "
                           "[eval] metrics, e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=); it must hold on "
                           "every evaluated dataset. `ocdsl run --seeds` counts the seeds that fail it.",
                           type="string", minLength=1),
+            "test_size": _pos_int("Number of test examples."),
+            "batch_size": _pos_int("Batch size for evaluation."),
             "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation); "
                        "independent of train.seed, so seeds are evaluated alike.",
                        type="integer", minimum=0),

@@ -68,7 +68,8 @@ from ocdsl.train.optim import build_optimizer, set_lr
 from ocdsl.train.phases import Phase, apply_phase, plan_phases
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
 from ocdsl.train.rng import NOISE, capture_rng, data_seeds, restore_rng, seed_everything, seed_for
-from ocdsl.train.stream import forward, make_train_loader, model_inputs, schedules_at, value_range
+from ocdsl.train.stream import (forward, make_train_loader, model_inputs, resolve_precision, schedules_at,
+                                value_range)
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
            "TrainConfig", "SCHED_PREFIX"]
@@ -155,8 +156,9 @@ class TrainConfig:
         self.num_workers = num("num_workers", 0, minimum=0)
         self.shuffle = bool(t.get("shuffle", True))
         self.precision = t.get("precision", "fp32")
-        if self.precision not in ("fp32", "bf16"):
-            diags.append(spec.diag(("train", "precision"), f"precision must be fp32 or bf16, got {self.precision!r}"))
+        if self.precision not in ("fp32", "bf16", "auto"):
+            diags.append(spec.diag(("train", "precision"),
+                                   f"precision must be fp32, bf16 or auto, got {self.precision!r}"))
         ev = spec.eval_cfg.get("every", 0)
         if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
             diags.append(spec.diag(("eval", "every"), f"every must be an integer >= 0, got {ev!r}"))
@@ -217,6 +219,7 @@ class _Run:
             "step": self.step, "steps": self.cfg.steps, "batch_size": self.cfg.batch_size,
             "seed": self.cfg.seed, "data_seed": self.data_seed,
             "device": self.device, "torch_compile": self.torch_compile,
+            "precision": resolve_precision(self.cfg.precision, str(self.device)),
             "wall_s": wall, "elapsed_s": self.elapsed,
             "images_seen": self.images_seen,
             "images_per_s": (self.session_images / self.session_train_s) if self.session_train_s else None,
@@ -240,7 +243,7 @@ class _Run:
 def _print_summary(s: dict, metric_names: list[str]) -> None:
     ips = f", {s['images_per_s']:.1f} images/s" if s.get("images_per_s") else ""
     print(f"\n{s['spec']}: {s['status']} at step {s['step']}/{s['steps']} in "
-          f"{fmt_duration(s['wall_s'])} this session ({fmt_duration(s['elapsed_s'])} in all{ips}, {s['device']})")
+          f"{fmt_duration(s['wall_s'])} this session ({fmt_duration(s['elapsed_s'])} in all{ips}, {s['device']}, {s['precision']})")
     if s["eval"]:
         print(summary_table(s["eval"], metric_names))
     out = Path(s["out_dir"])

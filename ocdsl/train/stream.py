@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 from ocdsl.errors import UserError
 
 __all__ = ["schedules_at", "StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
-           "value_range", "model_inputs"]
+           "value_range", "model_inputs", "resolve_precision"]
 
 # Above this size the permutation is not drawn: the items are read in order (such a
 # dataset is a procedural stream whose items are independent draws anyway).
@@ -136,11 +136,31 @@ def model_inputs(batch: dict, names, rng, device) -> tuple[object, dict]:
     return arg, inputs
 
 
+@functools.lru_cache(maxsize=None)
+def resolve_precision(precision: str, device: str) -> str:
+    """The arithmetic ``train.precision`` means on ``device``: ``"fp32"`` or ``"bf16"``.
+
+    ``"auto"`` is bf16 where the hardware computes in bfloat16 natively (a CUDA device with
+    ``torch.cuda.is_bf16_supported()``; a CPU for which oneDNN reports bf16 support, i.e.
+    AVX512-BF16 / AMX), else fp32. Emulated bf16 is no bargain: measured on a 2-core AVX2
+    EPYC, a Slot Attention step under bf16 autocast took 10x as long as in fp32
+    (docs/results.md)."""
+    if precision != "auto":
+        return precision
+    kind = str(device).split(":")[0]
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if kind == "cpu":
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "fp32"
+
+
 def forward(model, arg, device, precision: str = "fp32") -> dict:
-    """``model(arg)`` under the spec's ``train.precision``: with ``"bf16"`` the forward runs
-    under bfloat16 autocast (matmuls and convolutions in bf16) and floating outputs come back
-    as fp32, so the losses are computed in fp32."""
-    bf16 = precision == "bf16"
+    """``model(arg)`` under the spec's ``train.precision`` (resolved by
+    :func:`resolve_precision`): with bf16 the forward runs under bfloat16 autocast (matmuls
+    and convolutions in bf16) and floating outputs come back as fp32, so the losses are
+    computed in fp32."""
+    bf16 = resolve_precision(precision, str(device)) == "bf16"
     with torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16, enabled=bf16):
         outputs = model(arg)
     if bf16:

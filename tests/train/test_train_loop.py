@@ -248,3 +248,21 @@ def test_bf16_precision_runs_forward_under_autocast_and_losses_in_fp32(fakes, sp
     assert train_convs and all(d == torch.bfloat16 for d in train_convs)  # the conv ran in bf16
     assert all(s[1] == torch.float32 for s in seen if isinstance(s, tuple))  # losses saw fp32
     assert all(math.isfinite(r["loss"]) for r in step_rows(tmp_path / "r"))
+
+
+def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(fakes, spec_factory, model_cls,
+                                                                          tmp_path, monkeypatch):
+    from ocdsl.train import stream
+
+    assert stream.resolve_precision("fp32", "cpu") == "fp32"
+    assert stream.resolve_precision("bf16", "cpu") == "bf16"
+    for native, expected in ((True, "bf16"), (False, "fp32")):
+        stream.resolve_precision.cache_clear()
+        with monkeypatch.context() as m:
+            m.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
+            assert stream.resolve_precision("auto", "cpu") == expected
+    stream.resolve_precision.cache_clear()
+    spec = spec_factory(train={"steps": 1, "precision": "auto"})
+    summary = train(spec, model_cls(), out_dir=tmp_path / "r", progress=False)
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert summary["status"] == "completed" and summary["precision"] == ("bf16" if native else "fp32")
