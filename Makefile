@@ -31,7 +31,7 @@ bench: setup
 	$(BIN)/python bench/run.py
 
 compile: setup
-	for s in specs/*.toml; do $(BIN)/ocdsl compile $$s || exit 1; done
+	for s in specs/*.toml specs/variants/*.toml; do $(BIN)/ocdsl compile $$s || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
