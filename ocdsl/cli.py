@@ -155,7 +155,7 @@ def cmd_run(args) -> int:
         out_dir = Path(args.out) if args.out else Path("runs") / c.spec.path.stem / time.strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
     c.write(out_dir / "model.py")
-    compile_mode = False if args.no_compile else "auto"
+    compile_mode = False if args.no_compile else c.spec.train.get("compile", "auto")
     if c.will_compile(device, compile_mode):
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
     # same initial weights every run of a seed, from their own stream (ocdsl/train/rng.py)

@@ -65,12 +65,19 @@ def import_generated(path: Path) -> ModuleType:
 
 
 def should_compile(G: nx.MultiDiGraph, device: str, torch_compile: bool | str) -> bool:
+    """Whether the model of graph ``G`` is ``torch.compile``d on ``device``.
+
+    ``torch_compile``: True / False force it; ``"gpu"`` compiles on CUDA only; ``"auto"``
+    compiles on CUDA, and on the CPU where every op of the graph is marked
+    ``compile_on_cpu`` (measured to pay off there). Raises ValueError for anything else."""
     if torch_compile is True or torch_compile is False:
         return torch_compile
-    if torch_compile != "auto":
-        raise ValueError(f"torch_compile must be True, False or 'auto', got {torch_compile!r}")
+    if torch_compile not in ("auto", "gpu"):
+        raise ValueError(f"torch_compile must be True, False, 'auto' or 'gpu', got {torch_compile!r}")
     if str(device).startswith("cuda"):
         return True
+    if torch_compile == "gpu":
+        return False
     return all(d["opdef"].compile_on_cpu for _, d in G.nodes(data=True) if d["kind"] == "op")
 
 

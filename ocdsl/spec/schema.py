@@ -224,6 +224,10 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                             "auto (bf16 where the device computes it natively, else fp32). "
                             "Evaluation always runs in fp32.",
                             enum=["fp32", "bf16", "auto"]),
+            "compile": _d("torch.compile the model for `ocdsl run`: \"auto\" (default: on CUDA, and on "
+                          "the CPU for models whose ops all gain from it), \"gpu\" (on CUDA only), "
+                          "true or false. --no-compile turns it off.",
+                          anyOf=[{"type": "boolean"}, {"enum": ["auto", "gpu"]}]),
             "num_workers": _d("DataLoader worker processes (0: load in the training process).",
                               type="integer", minimum=0),
             "shuffle": _d("Shuffle file-backed training data (generated data is a fresh stream anyway).",

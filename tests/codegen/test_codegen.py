@@ -90,3 +90,21 @@ def test_schedules_equal_the_expression_interpreter(tmp_path, step):
     for name in ["warmup", "lr", "weight", "neg"]:
         env[name] = E.evaluate(c.spec.schedules[name], env)
         assert math.isclose(got[name], env[name], rel_tol=0, abs_tol=1e-15), name
+
+
+def test_compile_modes_per_device(tmp_path):
+    """train.compile / ocdsl.compile's torch_compile: booleans force, "gpu" compiles on CUDA
+    only, "auto" also on the CPU where every op is marked compile_on_cpu."""
+    c = build(write(tmp_path, TINY))
+    on_cpu = all(d["opdef"].compile_on_cpu for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
+    assert c.will_compile("cpu", True) and not c.will_compile("cuda", False)
+    assert c.will_compile("cuda", "gpu") and not c.will_compile("cpu", "gpu")
+    assert c.will_compile("cuda", "auto") and c.will_compile("cpu", "auto") == on_cpu
+    with pytest.raises(ValueError, match="'auto' or 'gpu'"):
+        c.will_compile("cpu", "sometimes")
+
+
+def test_shipped_main_job_is_eager_on_the_cpu_and_compiled_on_a_gpu():
+    c = build(REPO / "specs" / "slot_attention.toml")
+    mode = c.spec.train["compile"]
+    assert not c.will_compile("cpu", mode) and c.will_compile("cuda", mode)
