@@ -3,6 +3,7 @@ PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 SPEC    ?= specs/slot_attention.toml
+ARGS    ?=
 STAMP   := $(VENV)/.installed
 
 .PHONY: setup run test test-slow bench compile clean
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: setup
-	$(BIN)/ocdsl run $(SPEC)
+	$(BIN)/ocdsl run $(SPEC) $(ARGS)
 
 test: setup
 	$(BIN)/python -m pytest -q -m "not slow"
