@@ -36,3 +36,18 @@ def test_total_steps_is_reserved_and_only_for_schedules(write, old, new, words):
     text = ei.value.format()
     for w in words:
         assert w in text, text
+
+
+@pytest.mark.parametrize("total", [1, 2, 300, 2000, 50_000])
+def test_main_job_schedule_follows_any_run_length(total):
+    """The shipped main job's lr warms up over 15 % of the run and decays to 0 at its last
+    step, for any --steps (a fixed 300-step warm-up divided by zero at --steps 300)."""
+    import math
+    from pathlib import Path
+
+    spec = load(Path(__file__).resolve().parents[2] / "specs" / "slot_attention.toml")
+    lrs = [spec.schedule_values(s, total_steps=total)["lr"] for s in range(0, total + 1, max(1, total // 50))]
+    assert all(math.isfinite(v) and 0 <= v <= 1.2e-3 + 1e-12 for v in lrs)
+    assert spec.schedule_values(total, total_steps=total)["lr"] == pytest.approx(0, abs=1e-12)
+    peak = spec.schedule_values(math.ceil(0.15 * total), total_steps=total)["lr"]
+    assert peak == pytest.approx(1.2e-3, rel=0.05) or total < 10
