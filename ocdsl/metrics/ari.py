@@ -1,6 +1,6 @@
 """Adjusted Rand index (ARI) and foreground ARI (ARI-FG), batched in torch.
 
-Sources (REFERENCE.md, "Evaluation conventions"):
+Sources:
 
 - ClevrTex evaluator [CTX] ``clevrtex_eval.py`` L218-454: ``sklearn.metrics.adjusted_rand_score``
   per image on argmax labels; ARI-FG keeps the pixels whose ground truth is > 0; the scores

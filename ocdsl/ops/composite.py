@@ -214,7 +214,7 @@ class OcclusionComposite(nn.Module):
     Source:
         Sauvalle & de La Fortelle, WACV 2023, Sec. 3, Eq. 17-18 (M_0 = 1, alpha_0 learned);
         [AST] MF_models_renderer.py L94 (background activation logit, a parameter
-        initialised to ``initial_background_activation_logit`` = 11, REFERENCE.md §1), L98
+        initialised to ``initial_background_activation_logit`` = 11), L98
         (background mask of ones) and L139-160 (direct ``exp`` and normalisation, background
         at index 0; here log space, same values). The code's
         ``variable_background_activation`` (L95-96, a per-pixel background logit) is not

@@ -1,6 +1,6 @@
 """The op registry: one entry per op, registered by name.
 
-An op bundles in one place (DESIGN.md, "The op is the unit"):
+An op is the unit of the compiler; it bundles in one place:
 
 - ``params``: the JSON Schema of its parameters (merged into the spec schema, so editors
   complete them and jsonschema validates them);
@@ -64,7 +64,7 @@ class Port:
 
 @dataclass(frozen=True)
 class Symmetry:
-    """A symmetry the op guarantees (DESIGN.md; checked in issue 3).
+    """A symmetry the op guarantees (checked by ocdsl/invariance as property tests).
 
     kind: permutation_equivariance | permutation_invariance | translation_equivariance |
     translation_invariance. ``transform`` maps input port -> axis letter of that port's
@@ -90,10 +90,10 @@ class OpDef:
     required: tuple[str, ...] = ()
     symmetries: tuple[Symmetry, ...] = ()
     version: int = 1
-    # False where torch.compile measured slower than eager on the CPU (PERF_NOTES.md).
+    # False where torch.compile measured slower than eager on the CPU (docs/results.md).
     compile_on_cpu: bool = True
     # True where torch.compile needs one eager forward first to capture a single graph
-    # (transformers 5 Segformer installs its output hooks lazily: PERF_NOTES.md).
+    # (transformers 5 Segformer installs its output hooks lazily: docs/results.md).
     warmup_before_compile: bool = False
     summary: str = ""
 

@@ -7,7 +7,7 @@ Both map an image ``b 3 H W`` in [0, 1] to a feature map at a quarter of the res
 convolutional drop-in for the Table 8 ablation.
 
 transformers is imported inside the constructor and :meth:`Segformer.load_pretrained`, never
-at module import (importing it costs about 4 s, PERF_NOTES.md).
+at module import (importing it costs about 4 s: docs/results.md, "The machines").
 """
 
 from __future__ import annotations
@@ -364,7 +364,7 @@ register(OpDef(
     init_args=_segformer_init,
     required=("channels",),
     compile_on_cpu=False,
-    warmup_before_compile=True,       # PERF_NOTES.md: torch.compile is 9-36 % slower here on the CPU
+    warmup_before_compile=True,       # torch.compile is slower on the CPU (docs/results.md)
     summary="Segformer (MiT-b0..b5 + all-MLP head) feature map at H/4 x W/4 (AST-Seg backbone)",
 ))
 

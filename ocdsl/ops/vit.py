@@ -341,7 +341,7 @@ register(OpDef(
     infer=_masking_infer,
     init_args=_masking_init,
     # The kept count changes as the ratio anneals: a compiled graph would recompile for
-    # every new length, and ViT steps gain nothing from torch.compile here (PERF_NOTES.md).
+    # every new length, and ViT steps gain nothing from torch.compile here (docs/results.md).
     compile_on_cpu=False,
     summary="MAE per-sample random masking: keep floor(N (1 - ratio)) tokens",
 ))
