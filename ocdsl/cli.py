@@ -134,8 +134,6 @@ def cmd_graph(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import time
-
     from ocdsl.pipeline import build
     from ocdsl.train import resolve_device, train
     from ocdsl.train.rng import INIT, seed_for
@@ -152,7 +150,7 @@ def cmd_run(args) -> int:
             raise UserError(Diagnostic(f"--resume: no run directory '{out_dir}'", file=str(out_dir),
                                        hint="pass the directory a previous `ocdsl run` printed"))
     else:
-        out_dir = Path(args.out) if args.out else Path("runs") / c.spec.path.stem / time.strftime("%Y%m%d-%H%M%S")
+        out_dir = _out_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     c.write(out_dir / "model.py")
     compile_mode = False if args.no_compile else c.spec.train.get("compile", "auto")
@@ -167,12 +165,17 @@ def cmd_run(args) -> int:
     return EXIT_INTERRUPTED if summary.get("status") == "interrupted" else 0
 
 
+def _out_dir(args) -> Path:
+    """``--out``, else ``runs/<spec file stem>/<timestamp>`` (a run, or the parent of seeds)."""
+    import time
+
+    return Path(args.out) if args.out else Path("runs") / Path(args.spec).stem / time.strftime("%Y%m%d-%H%M%S")
+
+
 def _run_seeds(args) -> int:
     """``ocdsl run --seeds``: ocdsl/train/seeds.py runs the seeds, each one through
     :func:`cmd_run` as ``--set train.seed=N --out <parent>/seed<N>`` (or, in parallel on
     several CUDA devices, as that same command in a child process)."""
-    import time
-
     from ocdsl.spec import load
     from ocdsl.train import resolve_device
     from ocdsl.train.seeds import parse_seeds, run_seeds
@@ -183,7 +186,7 @@ def _run_seeds(args) -> int:
     if args.resume:
         parent = Path(args.resume)
     else:
-        parent = Path(args.out) if args.out else Path("runs") / Path(args.spec).stem / time.strftime("%Y%m%d-%H%M%S")
+        parent = _out_dir(args)
 
     def one(seed: int, out_dir: Path, resume: bool) -> int:
         return cmd_run(argparse.Namespace(**{**vars(args), "seeds": None,
