@@ -1,5 +1,6 @@
-"""The timing loop every benchmark here uses (PERF_NOTES.md: compare variants by
-alternating them in one process; report medians and ratios, never wall-clock across runs)."""
+"""The timing loop every benchmark here uses (docs/results.md, The machines: timings drift
+by about ±10 % from run to run, so compare variants by alternating them in one process;
+report medians and ratios, never wall-clock across runs)."""
 
 from __future__ import annotations
 

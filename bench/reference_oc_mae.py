@@ -1,6 +1,6 @@
 """Hand-written reference object-centric MAE (Vikström & Ilin, NeurIPS 2022 workshop).
 
-Architecture = the paper's Tetrominoes model (REFERENCE.md section 2, Table 7):
+Architecture = the paper's Tetrominoes model (docs/papers.md, Object-centric MAE, Table 7):
 
   encoder   Conv2d(3, 192, kernel = stride = 5) patch embedding, fixed 2-D sin-cos position
             embedding on the 7x7 patches; per-sample random masking keeps floor(N (1 - r))

@@ -1,6 +1,6 @@
 """Hand-written reference Slot Attention autoencoder (Locatello et al., NeurIPS 2020).
 
-Architecture = the paper's Multi-dSprites / Tetrominoes model (REFERENCE.md section 4):
+Architecture = the paper's Multi-dSprites / Tetrominoes model (docs/papers.md, Slot Attention):
 
   encoder   4 x Conv(32, 5x5, pad 2, ReLU) -> soft position embedding (added) -> flatten
             -> LayerNorm -> Linear(32) ReLU Linear(32)

@@ -6,8 +6,8 @@ Each phase's step is what `ocdsl run` does in that phase: the phase's frozen nod
 alternated in rounds (bench/_timing.py), so the ratios to the joint phase are comparable;
 the absolute times are this machine's. AST-Seg has no hand-written reference here: the
 reference run is the joint-phase step (everything trains). Eager only: torch.compile is
-slower than eager for Segformer on this CPU (PERF_NOTES.md), so `compile = "auto"` keeps
-AST-Seg eager on the CPU.
+slower than eager for Segformer on this CPU (docs/results.md, The machines), so
+`compile = "auto"` keeps AST-Seg eager on the CPU.
 
     python bench/run_ast_seg.py                  # batch 16 (the spec's), 2 threads
     python bench/run_ast_seg.py --spec specs/variants/ast_seg_unet.toml --json out.json

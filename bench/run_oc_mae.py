@@ -5,8 +5,8 @@ generates from specs/oc_mae.toml against the hand-written reference of the same 
 Both models get the same weights (the reference loads the generated model's state) and are
 first checked to give the same outputs; then the training step (forward + the spec's loss +
 backward + AdamW) is timed, the variants alternated in rounds so that machine drift hits
-all alike (PERF_NOTES.md). Reported: median step time per variant and mask ratio, and the
-ratio ocdsl / reference. Two mask ratios: 0.75 (training start: 12 of 49 patches kept) and
+all alike (docs/results.md, The machines). Reported: median step time per variant and
+mask ratio, and the ratio ocdsl / reference. Two mask ratios: 0.75 (training start: 12 of 49 patches kept) and
 0 (the end of the anneal: every patch).
 
     python bench/run_oc_mae.py                    # eager, batch 32, 2 threads

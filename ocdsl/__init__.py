@@ -1,6 +1,6 @@
 """ocdsl: a declarative compiler for object-centric learning.
 
-Public API (DESIGN.md, "Public contract")::
+Public API (docs/architecture.md, Public API)::
 
     spec = ocdsl.load("specs/slot_attention.toml", overrides=["dims.K=5"])
     model = ocdsl.compile(spec, torch_compile="auto", device="cpu")
@@ -31,8 +31,8 @@ def compile(spec_or_path, *, torch_compile="auto", device="cpu", overrides=None,
     The generated source is written to ``out`` (default: a per-user cache named after the
     spec's hash) and imported from there. ``torch_compile``: True/False force it;
     ``"auto"`` compiles on CUDA, and on the CPU only for models whose ops all measured
-    faster compiled (PERF_NOTES.md). Compilation is in place (``nn.Module.compile``), so
-    ``state_dict`` keys stay those of the generated module.
+    faster compiled (docs/results.md, The machines). Compilation is in place
+    (``nn.Module.compile``), so ``state_dict`` keys stay those of the generated module.
     """
     from ocdsl.pipeline import build
     return build(spec_or_path, overrides=overrides, out=out).instantiate(device=device,

@@ -1,4 +1,5 @@
-"""Imports only point backwards along spec -> graph -> codegen -> train (DESIGN.md).
+"""Imports only point backwards along spec -> graph -> codegen -> train
+(docs/architecture.md, Import direction).
 
 Checks every ``import`` statement in ocdsl/, including imports inside functions.
 """

@@ -1,10 +1,10 @@
 """Write generated source to its file, import it from there, instantiate, torch.compile.
 
 The module is imported from its real file (importlib), so tracebacks and torch.compile see
-real source lines (STYLE.md). ``torch_compile="auto"`` compiles where it was measured to pay
-off: always on CUDA; on the CPU only when every op of the model is marked
-``compile_on_cpu`` (PERF_NOTES.md: compile made the Slot Attention autoencoder 12-18 %
-faster per step here and Segformer 9-36 % slower).
+real source lines (docs/architecture.md, Conventions). ``torch_compile="auto"`` compiles
+where it was measured to pay off: always on CUDA; on the CPU only when every op of the
+model is marked ``compile_on_cpu`` (docs/results.md, The machines: compile made the Slot
+Attention autoencoder 12-18 % faster per step there and Segformer 9-36 % slower).
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ Entry point: :func:`make_dataset` (the data contract of docs/internals.md). Piec
 - :mod:`.registry` -- one :class:`DatasetInfo` per dataset (resolution, channels, K,
   format, generator, TFRecord feature shapes);
 - :mod:`.tetrominoes`, :mod:`.multi_dsprites` -- generators (``generate``, ``generate_at``);
-- :mod:`.tfrecord_reader` -- DeepMind multi-object TFRecords (FORMATS.md §1);
-- :mod:`.emorl` -- EMORL HDF5 (FORMATS.md §2); :mod:`.npz` -- the canonical npz layout;
-- :mod:`.clevrtex` -- ClevrTex folders (FORMATS.md §3);
+- :mod:`.tfrecord_reader` -- DeepMind multi-object TFRecords (docs/formats.md);
+- :mod:`.emorl` -- EMORL HDF5 (docs/formats.md); :mod:`.npz` -- the canonical npz layout;
+- :mod:`.clevrtex` -- ClevrTex folders (docs/formats.md);
 - :mod:`.preprocess` -- crop / resize / ``max_objects`` ([data] keys ``resolution``,
   ``crop``, ``antialias``, ``max_objects``);
 - :mod:`.masks` -- K-mask stack <-> label map (slot 0 = background = label 0);

@@ -1,4 +1,4 @@
-"""ClevrTex folders (../shared/data/FORMATS.md §3), read lazily with Pillow.
+"""ClevrTex folders (docs/formats.md, ClevrTex folders), read lazily with Pillow.
 
 Layout (github.com/karazijal/clevrtex-generation @ ae8afcb, ``clevrtex_eval.py``): the
 unpacked ``clevrtex_<variant>/`` folder (variants full, pbg, vbg, grassbg, camo, outd)

@@ -1,7 +1,7 @@
 """One-off conversion of a DeepMind TFRecord file to EMORL-layout HDF5.
 
-TFRecords are GZIP streams (no random access) and slow to parse (FORMATS.md §1), so a
-full dataset is converted once and trained from the HDF5 file, which
+TFRecords are GZIP streams (no random access) and slow to parse (docs/formats.md,
+DeepMind multi-object TFRecords), so a full dataset is converted once and trained from the HDF5 file, which
 :class:`ocdsl.data.emorl.EmorlFile` reads lazily.
 """
 

@@ -1,6 +1,6 @@
 """EMORL's preprocessed HDF5 files (zenodo 4895643), read lazily with h5py.
 
-Layout (../shared/data/FORMATS.md §2; github.com/pemami4911/EfficientMORL
+Layout (docs/formats.md, EMORL HDF5; github.com/pemami4911/EfficientMORL
 ``lib/datasets.py`` @ 67939f0): one group per split, ``{train|val|test}``, holding
 
 - ``imgs``  [N, H, W, C], values 0..255 (any dtype; EMORL's loader casts to float32);

@@ -1,7 +1,7 @@
 """Mask layout conversions.
 
-The real datasets store one binary mask per slot (DeepMind canonical layout,
-../shared/data/FORMATS.md §1; EMORL HDF5 §2): ``mask`` [..., K, H, W, 1] (or
+The real datasets store one binary mask per slot (DeepMind canonical layout; docs/formats.md,
+DeepMind multi-object TFRecords and EMORL HDF5): ``mask`` [..., K, H, W, 1] (or
 [..., K, H, W]) with values 0/255 (0/1 and float copies also accepted), where slot 0 is
 the background (Objects Room: slot 0 is the sky, slots 1-3 floor/walls -- still
 "slot 0 = label 0"). ocdsl uses an integer label map instead: label 0 = background,

@@ -1,6 +1,6 @@
 """Procedural Multi-dSprites (DeepMind ``multi_object_datasets``), three variants.
 
-What is known (DeepMind README and the dSprites README, ../shared/data/FORMATS.md §7, §1):
+What is known (DeepMind README and the dSprites README; docs/formats.md, Multi-dSprites):
 
 - 64x64 images; sprites are dSprites shapes (square, ellipse, heart) drawn "with some
   occlusions" on a uniformly coloured background;
@@ -35,7 +35,7 @@ not available here, and no code is copied from anywhere):
   Colours are quantised to uint8 by ``round(255 * c)``.
 - occlusion: sprites are painted in order, later sprites overwrite earlier ones; the
   instance label of a pixel is the painter index of the front sprite (0 = background),
-  as in GENESIS's own Multi-dSprites script (FORMATS.md §7).
+  as in GENESIS's own Multi-dSprites script (docs/formats.md, Multi-dSprites).
 
 Determinism: image ``i`` of ``generate(n, seed, start=s, variant=v)`` is a pure function of
 ``(seed, s + i, v)``: it draws from ``np.random.default_rng([seed, s + i, VARIANT_ID[v]])``

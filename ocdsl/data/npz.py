@@ -4,7 +4,7 @@ Keys:
 
 - ``image`` uint8 [N, H, W, C], 0..255;
 - ``mask``: either the DeepMind K-mask stack uint8 [N, K, H, W, 1] with values 0/255 and
-  slot 0 = background (../shared/data/tetrominoes/PROVENANCE.md), or an integer label
+  slot 0 = background (docs/formats.md, The real samples beside the checkout), or an integer label
   map [N, H, W] (0 = background), as :func:`ocdsl.data.tetrominoes.generate` returns;
 - any other array with leading dimension N (``visibility`` [N, K], ``x``, ``shape``, ...)
   is a per-image factor.

@@ -7,10 +7,11 @@ Keys of a ``[data]`` table (or an ``[[eval.datasets]]`` entry) read here:
   the stored size (e.g. EMORL's CLEVR6 files, already cropped and resized, stay as
   stored; generators stay at their native size).
 - ``crop``: true (default) applies the dataset's standard crop box to images of the
-  published size (CLEVR 240x320 -> rows 29:221, cols 64:256, REFERENCE.md §4 / FORMATS.md
-  §2; ClevrTex 240x320 -> rows 24:216, cols 64:256, the 0.8 * min(H, W) = 192 px centre
-  crop of FORMATS.md §3); false keeps the full frame. Images of any other size (already
-  preprocessed files) are never cropped.
+  published size (CLEVR 240x320 -> rows 29:221, cols 64:256, docs/papers.md, Slot
+  Attention / docs/formats.md, EMORL HDF5; ClevrTex 240x320 -> rows 24:216, cols 64:256,
+  the 0.8 * min(H, W) = 192 px centre crop of docs/formats.md, ClevrTex folders); false
+  keeps the full frame. Images of any other size (already preprocessed files) are never
+  cropped.
 - ``antialias``: false (default) resizes images with plain bilinear interpolation
   (half-pixel centres, ``torch.nn.functional.interpolate(..., align_corners=False)``),
   which is what TF2's ``tf.image.resize(..., "bilinear")`` -- the Slot Attention

@@ -2,8 +2,8 @@
 
 Adding a dataset (or a generator for one) means adding one entry here. Sources:
 DeepMind multi_object_datasets @ 9c670cd (``tetrominoes.py``, ``multi_dsprites.py``,
-``objects_room.py``, ``clevr_with_masks.py``), summarised in ../shared/data/FORMATS.md §1;
-EMORL HDF5 layout §2.
+``objects_room.py``, ``clevr_with_masks.py``) and the EMORL HDF5 layout, summarised in
+docs/formats.md.
 """
 
 from __future__ import annotations
@@ -118,12 +118,12 @@ _ALL = [
             **{f: (11,) for f in ("size", "material", "shape", "color")},
         },
         crop=(29, 221, 64, 256), crop_resolution=128,
-        source=f"{_DM} clevr_with_masks.py; crop rows 29:221, cols 64:256 -> 128 (REFERENCE.md §4)",
+        source=f"{_DM} clevr_with_masks.py; crop rows 29:221, cols 64:256 -> 128 (docs/papers.md, Slot Attention)",
     ),
     DatasetInfo(
         name="clevrtex", height=240, width=320, channels=3, max_objects=11, reader="clevrtex",
         crop=(24, 216, 64, 256), crop_resolution=128,
-        source="github.com/karazijal/clevrtex-generation @ ae8afcb clevrtex_eval.py (FORMATS.md §3): "
+        source="github.com/karazijal/clevrtex-generation @ ae8afcb clevrtex_eval.py (docs/formats.md, ClevrTex folders): "
                "clevrtex_<variant>/<index//1000>/CLEVRTEX_<variant>_<index:06d>.png + _flat.png; "
                "centre crop 192 px -> 128",
     ),

@@ -1,7 +1,7 @@
 """Procedural Tetrominoes, pixel-faithful to DeepMind's ``multi_object_datasets`` images.
 
-Recipe (DeepMind README, ../shared/data/FORMATS.md §7) and the pixel facts measured on
-real test images (../shared/data/tetrominoes/PROVENANCE.md):
+Recipe (DeepMind README) and the pixel facts measured on real test images, both in
+docs/formats.md, Tetrominoes:
 
 - 35x35 RGB, pure black background, exactly 3 pieces per image;
 - a piece is 4 blocks of 5x5 px; every block carries the same bevel shading
@@ -45,7 +45,7 @@ SIZE = 35  #: image height = width, px
 NUM_PIECES = 3  #: pieces per image
 BLOCK = 5  #: block edge, px
 
-#: Per-channel intensity of one 5x5 block (PROVENANCE.md), uint8.
+#: Per-channel intensity of one 5x5 block (docs/formats.md, Tetrominoes), uint8.
 BEVEL = np.array(
     [
         [191, 255, 255, 255, 223],

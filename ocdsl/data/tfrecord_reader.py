@@ -1,10 +1,11 @@
 """DeepMind multi-object TFRecords, read without TensorFlow.
 
-Format (../shared/data/FORMATS.md §1; github.com/google-deepmind/multi_object_datasets):
-one ``tf.train.Example`` per scene in a GZIP-compressed TFRecord file. ``image`` and
-``mask`` are bytes_lists of ``prod(shape)`` separate one-byte strings (decoded by
-DeepMind with ``decode_raw(uint8)``); per-object factors are float_lists; CLEVR's
-``size``/``material``/``shape``/``color`` are bytes_lists of one uint8 code per object.
+Format (docs/formats.md, DeepMind multi-object TFRecords;
+github.com/google-deepmind/multi_object_datasets): one ``tf.train.Example`` per scene in a
+GZIP-compressed TFRecord file. ``image`` and ``mask`` are bytes_lists of ``prod(shape)``
+separate one-byte strings (decoded by DeepMind with ``decode_raw(uint8)``); per-object
+factors are float_lists; CLEVR's ``size``/``material``/``shape``/``color`` are bytes_lists
+of one uint8 code per object.
 Shapes are not stored in the file: they come from the dataset's ``tf_shapes`` in
 :mod:`ocdsl.data.registry`.
 

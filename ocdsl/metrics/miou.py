@@ -1,7 +1,7 @@
 """Mean IoU after Hungarian matching (mIoU, mIoU_fg), following the ClevrTex evaluator.
 
-Source: ClevrTex evaluator [CTX] ``clevrtex_eval.py`` L218-454 (REFERENCE.md, "Evaluation
-conventions"), step by step:
+Source: ClevrTex evaluator [CTX] ``clevrtex_eval.py`` L218-454 (docs/papers.md, Evaluation
+conventions), step by step:
 
 1. predicted masks -> argmax over K -> one-hot ``b k n``; the ground-truth index map (0 =
    background) -> one-hot with ``max(true.max() + 1, K)`` channels; both zero-padded to the same K;

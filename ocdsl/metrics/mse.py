@@ -3,7 +3,7 @@
 Two conventions, both on images in [0, 1]:
 
 - ``reduction="sum"`` (default, the ClevrTex evaluator [CTX] ``clevrtex_eval.py`` L218-454,
-  REFERENCE.md "Evaluation conventions"): per image, the **sum** over C, H, W of the squared
+  docs/papers.md, Evaluation conventions): per image, the **sum** over C, H, W of the squared
   error, ``F.mse_loss(recon, image, reduction='none').sum((1, 2, 3))``. This is the "MSE"
   of the ClevrTex tables (its scale grows with the resolution: 3 x 128 x 128 terms).
 - ``reduction="mean"``: per image, the mean over C, H, W (per-pixel-per-channel MSE), the

@@ -1,9 +1,10 @@
 """``ocdsl bench SPEC``: how fast a spec's model trains here, eager vs torch.compile.
 
 One process, the variants alternated in rounds so that machine drift hits all alike;
-reported as medians and as the ratio compiled / eager (PERF_NOTES.md: compare variants in
-one process, never wall-clock across runs). Inputs are random tensors of the spec's input
-shapes at the spec's batch size, in the data's value range; the step is the spec's own loss,
+reported as medians and as the ratio compiled / eager (docs/results.md, The machines:
+whole-process timings drift by about ±10 %, so compare variants in one process, never
+wall-clock across runs). Inputs are random tensors of the spec's input shapes at the
+spec's batch size, in the data's value range; the step is the spec's own loss,
 backward and optimizer. A spec with ``[[train.phases]]`` is timed in one phase (default: the
 last, e.g. AST-Seg's joint fine-tuning), with that phase's frozen nodes, loss and optimizer.
 """

@@ -1,5 +1,5 @@
 """CLEVR with masks (TFRecord / npz, standard crop + resize, max_objects), EMORL CLEVR6
-HDF5, ClevrTex folders (FORMATS.md §1-3; REFERENCE.md §4)."""
+HDF5, ClevrTex folders (docs/formats.md; docs/papers.md, Slot Attention)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,8 @@ def _items(ds):
 
 
 def test_png_samples_are_bgr(clevr_dir, clevr_npz):
-    """PROVENANCE.md: the PNG dump is BGR and its masks are the npz's slots."""
+    """docs/formats.md, The real samples beside the checkout: the PNG dump is BGR and its
+    masks are the npz's slots."""
     from PIL import Image
 
     for i in range(2):

@@ -1,5 +1,5 @@
 """Multi-dSprites generator: contract, determinism, painter-order occlusion, geometry,
-variants through make_dataset (FORMATS.md §7)."""
+variants through make_dataset (docs/formats.md, Multi-dSprites)."""
 
 from __future__ import annotations
 

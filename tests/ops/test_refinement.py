@@ -17,7 +17,7 @@ from ._helpers import assert_literal, run_op, sym
 
 
 def test_defaults_are_the_papers():
-    """REFERENCE.md: Linear(d -> 256), 6 post-LN layers, 8 heads, ff 512, dropout 0.1, ReLU,
+    """docs/papers.md, AST-Seg: Linear(d -> 256), 6 post-LN layers, 8 heads, ff 512, dropout 0.1, ReLU,
     no final norm, Linear(256 -> d)."""
     d = 3 + 2 + 32
     m = TransformerRefinement(d)

@@ -69,7 +69,7 @@ def test_segformer_registry_entry():
 # ---- segformer: variants and forward --------------------------------------------------------
 
 def test_variant_configs_are_the_official_mit_sizes():
-    b3 = segformer_config("b3", 17)     # REFERENCE.md: the paper's encoder
+    b3 = segformer_config("b3", 17)     # docs/papers.md, AST-Seg: the paper's encoder
     assert (list(b3.hidden_sizes), list(b3.depths), b3.decoder_hidden_size) == \
         ([64, 128, 320, 512], [3, 4, 18, 3], 768)
     assert b3.classifier_dropout_prob == 0.1 and b3.drop_path_rate == 0.1
