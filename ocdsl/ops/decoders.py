@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any, Sequence
 
 import einops
@@ -14,7 +15,7 @@ from ocdsl.ops.position import SoftPositionEmbedding
 from ocdsl.ops.registry import OpDef, Port, Symmetry, enum, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError
 
-__all__ = ["SpatialBroadcastDecoder", "decoder_resolution"]
+__all__ = ["SpatialBroadcastDecoder", "decoder_resolution", "tap_mask", "border_classes", "fold_classes"]
 
 
 def decoder_resolution(broadcast: Sequence[int], kernels: Sequence[int],
@@ -28,6 +29,71 @@ def decoder_resolution(broadcast: Sequence[int], kernels: Sequence[int],
                              f"layer, got {k}")
         h, w = h * s, w * s
     return h, w
+
+
+def tap_mask(n_out: int, n_in: int, kernel: int, stride: int = 1, padding: int | None = None,
+             transposed: bool = False) -> torch.Tensor:
+    """Which taps of a 1-D kernel read a real (not zero-padded) input, per output position.
+
+    Shapes:
+        out: n_out kernel      bool; out[i, u]: tap u of output i lands inside the input
+
+    ``Conv`` (cross-correlation): ``out[i] = sum_u w[u] x[i * stride - padding + u]``; with
+    ``padding=None`` PyTorch's 'same' (stride 1, left padding ``(kernel - 1) // 2``).
+    ``ConvTranspose``: ``out[i] = sum_{a, u : a * stride - padding + u = i} w[u] x[a]``.
+    """
+    i = torch.arange(n_out).unsqueeze(1)                       # (n_out, 1)
+    u = torch.arange(kernel).unsqueeze(0)                      # (1, kernel)
+    if padding is None:
+        if stride != 1 or transposed:
+            raise ValueError("padding='same' needs a stride-1 Conv")
+        padding = (kernel - 1) // 2
+    if not transposed:
+        a = i * stride - padding + u                           # input index read by tap u
+        return (a >= 0) & (a < n_in)
+    num = i + padding - u                                      # a * stride for tap u
+    return (num >= 0) & (num % stride == 0) & (num // stride < n_in)
+
+
+def border_classes(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distinct rows of a :func:`tap_mask` (in order of first appearance) and each
+    position's row among them.
+
+    Shapes:
+        mask:    n k        bool
+        -> classes: r k     float (1. where the tap is valid); r <= n classes
+        -> index:   n       long; mask[i] == classes[index[i]]
+    """
+    seen: dict[tuple[bool, ...], int] = {}
+    index = [seen.setdefault(tuple(bool(v) for v in row), len(seen)) for row in mask.tolist()]
+    classes = torch.tensor(list(seen), dtype=torch.float32).reshape(len(seen), mask.shape[1])
+    return classes, torch.tensor(index, dtype=torch.long)
+
+
+def fold_classes(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[int, int]:
+    """Row and column border classes of a decoder's folded first layer (``fold_broadcast``):
+    a 'same' Conv2d at stride 1, else ConvTranspose2d(padding k // 2, output_padding s - 1),
+    on the ``broadcast`` grid."""
+    h0, w0 = int(broadcast[0]), int(broadcast[1])
+    h1, w1 = decoder_resolution((h0, w0), [kernel], [stride])
+    if stride == 1:
+        rows, cols = tap_mask(h1, h0, kernel), tap_mask(w1, w0, kernel)
+    else:
+        rows = tap_mask(h1, h0, kernel, stride, kernel // 2, transposed=True)
+        cols = tap_mask(w1, w0, kernel, stride, kernel // 2, transposed=True)
+    return len(border_classes(rows)[0]), len(border_classes(cols)[0])
+
+
+def _first_layer_masks(layer: nn.Module, h_in: int, w_in: int, h_out: int, w_out: int
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column tap masks of the first layer (a Conv2d or ConvTranspose2d)."""
+    if layer.dilation != (1, 1) or layer.groups != 1 or layer.padding_mode != "zeros":
+        raise ValueError("fold_broadcast: the first layer must have dilation 1, groups 1 and zero padding")
+    transposed = isinstance(layer, nn.ConvTranspose2d)
+    pad = layer.padding if isinstance(layer.padding, tuple) else (None, None)  # 'same'
+    kh, kw = layer.kernel_size
+    return (tap_mask(h_out, h_in, kh, layer.stride[0], pad[0], transposed),
+            tap_mask(w_out, w_in, kw, layer.stride[1], pad[1], transposed))
 
 
 class SpatialBroadcastDecoder(nn.Module):
@@ -60,11 +126,46 @@ class SpatialBroadcastDecoder(nn.Module):
             Kernel size of the output conv.
         activation (`str`, *optional*, defaults to `"relu"`):
             Activation after each hidden layer.
+        fold_broadcast (`bool`, *optional*, defaults to `False`):
+            Compute the first layer by broadcast-convolution folding (below): same
+            parameters and state-dict keys, same outputs and gradients up to floating-point
+            rounding, far fewer FLOPs. Turned on by the compiler rewrite ``fold_broadcast``
+            (ocdsl/graph/rewrites.py; spec ``[compile] rewrites``).
 
     Shapes:
         slots:          b k d
         -> rgb:          b k c h w          c = out_channels - 1; (h, w) = resolution
         -> alpha_logits: b k 1 h w          softmax over k gives the masks (alpha_composite)
+
+    Broadcast-convolution folding (``fold_broadcast=True``; ocdsl's, not the paper's):
+        The first layer ``conv`` (weight ``W``, bias ``b``) sees ``x = tile(s) + p``: the slot
+        ``s`` (``d``) repeated over the ``h0 x w0`` broadcast grid plus the position
+        embedding ``p`` (``1 d h0 w0``), which is the same for every slot and image. The
+        layer is affine and its padding is zeros, so
+
+            conv(tile(s) + p) = conv(p) + conv_nobias(tile(s))
+            conv_nobias(tile(s))[:, i, j] = M[r(i), c(j)] @ s
+            M[r, c] = sum_{u, v} R[r, u] C[c, v] W[:, :, u, v]        (o d; W as o d u v)
+
+        where ``R`` (``r kh``) / ``C`` (``c kw``) are the distinct rows of the row / column
+        tap masks (:func:`tap_mask`: ``mask[i, u]`` = tap ``u`` of output row ``i`` reads a
+        real input row, not padding) and ``r(i)`` / ``c(j)`` the class of row ``i`` / column
+        ``j`` (:func:`border_classes`). The classes come from the actual masks, so any
+        kernel, padding and grid size is covered, a grid smaller than the kernel too (for a
+        stride-1 'same' ``k x k`` conv with ``h0, w0 >= k`` there are ``k x k`` classes: 25
+        for 5x5). The same identity holds for a strided ``ConvTranspose2d`` first layer
+        (the CLEVR decoder), whose masks also depend on the output position modulo the
+        stride; it is folded the same way. Per forward::
+
+            conv(p):   1 o h1 w1                once, shared by all (b k) slot images
+            M:         r c o d                  from W by masked sums (no matmul, so
+                                                autocast leaves it in the weights' dtype)
+            y:         (b k) o (r c)            y[n, :, (r c)] = M[r, c] @ s[n]
+            out:       (b k) o h1 w1            y[n, :, r(i) c + c(j)] + conv(p)[0, :, i, j]
+
+        For the main job (35x35 grid, d = 64, o = 32, 5x5) the b k convolutions of a
+        64-channel 35x35 image (about 40 % of the decoder's and of the model's forward
+        FLOPs) become one, plus a (b k) x 64 by 64 x 800 matmul and a gather.
 
     Raises:
         ShapeError (shape rule): ``slots`` not 3-D, ``strides`` / ``kernel`` of the wrong
@@ -72,7 +173,9 @@ class SpatialBroadcastDecoder(nn.Module):
         ``resolution`` (expected vs got).
 
     Source:
-        Watters et al. 2019, "Spatial Broadcast Decoder"; Locatello et al. 2020, App. E.1:
+        Watters et al. 2019, "Spatial Broadcast Decoder: A Simple Architecture for Learning
+        Disentangled Representations in VAEs" (the decoder; the folding is ocdsl's);
+        Locatello et al. 2020, App. E.1:
         Tetrominoes / Multi-dSprites broadcast at full resolution, 3 x Conv(32, 5, ReLU),
         Conv(4, 3); CLEVR broadcast 8x8, 4 x ConvT(64, 5, s2, ReLU), ConvT(64, 5, s1, ReLU),
         ConvT(4, 3, s1). PyTorch default init (Keras: glorot-uniform, zero biases).
@@ -81,7 +184,7 @@ class SpatialBroadcastDecoder(nn.Module):
     def __init__(self, slot_size: int, resolution: Sequence[int], channels: Sequence[int],
                  out_channels: int, broadcast: Sequence[int] | None = None,
                  kernel: int | Sequence[int] = 5, strides: Sequence[int] | None = None,
-                 out_kernel: int = 3, activation: str = "relu"):
+                 out_kernel: int = 3, activation: str = "relu", fold_broadcast: bool = False):
         super().__init__()
         n = len(channels)
         kernels = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * n
@@ -102,13 +205,49 @@ class SpatialBroadcastDecoder(nn.Module):
             c_in = c
         layers.append(nn.Conv2d(c_in, out_channels, out_kernel, padding="same"))
         self.layers = nn.Sequential(*layers)
+        self.fold_broadcast = bool(fold_broadcast)
+        if self.fold_broadcast:
+            h0, w0 = self.broadcast
+            h1, w1 = decoder_resolution(self.broadcast, kernels[:1], strides[:1])
+            rows, cols = _first_layer_masks(self.layers[0], h0, w0, h1, w1)
+            row_classes, row_index = border_classes(rows)            # (r, kh), (h1,)
+            col_classes, col_index = border_classes(cols)            # (c, kw), (w1,)
+            # Non-persistent: derived from the sizes, so the state dict is the unfolded one.
+            self.register_buffer("fold_rows", row_classes, persistent=False)
+            self.register_buffer("fold_cols", col_classes, persistent=False)
+            index = row_index.unsqueeze(1) * len(col_classes) + col_index.unsqueeze(0)
+            self.register_buffer("fold_index", index.flatten(), persistent=False)  # (h1 w1,)
+            self.fold_out = (h1, w1)
+
+    def _folded_first_layer(self, slots: torch.Tensor) -> torch.Tensor:
+        """``layers[0](tile(slots) + p)`` by folding (class docstring): ``b k d -> (b k) o h1 w1``."""
+        conv = self.layers[0]
+        weight = conv.weight                                         # (O, D, kh, kw); ConvT: (D, O, kh, kw)
+        if isinstance(conv, nn.ConvTranspose2d):
+            weight = weight.transpose(0, 1)                          # (O, D, kh, kw)
+        rows = self.fold_rows.to(weight.dtype)                       # (r, kh)
+        cols = self.fold_cols.to(weight.dtype)                       # (c, kw)
+        m = (weight.unsqueeze(0) * cols[:, None, None, None, :]).sum(-1)   # (c, O, D, kh)
+        m = (m.unsqueeze(0) * rows[:, None, None, None, :]).sum(-1)        # (r, c, O, D)
+        r, c, o, d = m.shape
+        m = einops.rearrange(m, "r c o d -> d (o r c)")
+        y = slots.reshape(-1, d) @ m                                 # ((B K), O (r c))
+        y = y.view(-1, o, r * c).index_select(2, self.fold_index)    # ((B K), O, h1 w1)
+        h1, w1 = self.fold_out
+        p = self.pos.embedding(*self.broadcast, dtype=slots.dtype, device=slots.device)  # (1, D, h0, w0)
+        return y.view(-1, o, h1, w1) + conv(p)                       # ((B K), O, h1, w1)
 
     def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = slots.shape[0]
         h, w = self.broadcast
-        x = einops.repeat(slots, "b k d -> (b k) d h w", h=h, w=w)   # ((B K), D, h, w)
-        x = self.pos(x)                                              # ((B K), D, h, w)
-        x = self.layers(x)                                           # ((B K), C+1, H, W)
+        if self.fold_broadcast:
+            x = self._folded_first_layer(slots)                      # ((B K), O, h1, w1)
+            for layer in islice(self.layers, 1, None):
+                x = layer(x)                                         # ((B K), C+1, H, W)
+        else:
+            x = einops.repeat(slots, "b k d -> (b k) d h w", h=h, w=w)   # ((B K), D, h, w)
+            x = self.pos(x)                                              # ((B K), D, h, w)
+            x = self.layers(x)                                           # ((B K), C+1, H, W)
         x = einops.rearrange(x, "(b k) c h w -> b k c h w", b=b)     # (B, K, C+1, H, W)
         rgb, alpha = x.split([self.out_channels - 1, 1], dim=2)      # (B,K,C,H,W), (B,K,1,H,W)
         return rgb, alpha

@@ -60,12 +60,17 @@ class SoftPositionEmbedding(nn.Module):
         self.proj = nn.Linear(4, channels)
         self.register_buffer("grid", build_grid(height, width), persistent=False)  # (H, W, 4)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def embedding(self, height: int, width: int, dtype: torch.dtype | None = None,
+                  device: torch.device | None = None) -> torch.Tensor:
+        """The embedding alone, ``1 c h w`` (what :meth:`forward` adds): ``Linear(grid)``."""
         grid = self.grid
-        if grid.shape[0] != x.shape[-2] or grid.shape[1] != x.shape[-1]:
-            grid = build_grid(x.shape[-2], x.shape[-1], device=x.device)  # (H, W, 4)
-        emb = self.proj(grid.to(x.dtype))                        # (H, W, C)
-        return x + emb.permute(2, 0, 1).unsqueeze(0)             # (B, C, H, W)
+        if grid.shape[0] != height or grid.shape[1] != width:
+            grid = build_grid(height, width, device=device or grid.device)  # (H, W, 4)
+        emb = self.proj(grid.to(dtype or self.proj.weight.dtype))  # (H, W, C)
+        return emb.permute(2, 0, 1).unsqueeze(0)                  # (1, C, H, W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.embedding(x.shape[-2], x.shape[-1], x.dtype, x.device)  # (B, C, H, W)
 
 
 def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
