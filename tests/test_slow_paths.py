@@ -53,7 +53,7 @@ def test_ast_seg_compiled_equals_eager_with_gradients():
     """The path `--gpu` takes (torch.compile "auto" is on for CUDA), here forced on the CPU:
     Segformer gets its eager warm-up forward, the occlusion composite's custom backward runs
     inside the compiled graph, and outputs and gradients match the eager model."""
-    spec = REPO / "specs" / "variants" / "ast_seg_tetrominoes.toml"
+    spec = REPO / "specs" / "ast_seg.toml"   # Tetrominoes, 35x35
     overrides = ["model.nodes.refine.layers=1"]
     torch.manual_seed(0)
     eager = ocdsl.compile(spec, overrides=overrides, torch_compile=False)
