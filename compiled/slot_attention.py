@@ -36,7 +36,7 @@ class SlotAttentionModel(nn.Module):
         self.tokens = Rearrange(pattern='b c h w -> b (h w) c')
         self.features = MLP(in_features=32, sizes=[32, 32], activation='relu', norm='pre', residual=False, final_activation=False, ln_eps=1e-05)
         self.slots = SlotAttention(in_features=32, num_slots=4, slot_size=64, mlp_hidden=128, iterations=3, epsilon=1e-08, ln_eps=1e-05, implicit_grad=False, init='torch', slot_init='learned', straight_through=False)
-        self.decoder = SpatialBroadcastDecoder(slot_size=64, resolution=[35, 35], channels=[32, 32, 32], out_channels=4, broadcast=[35, 35], kernel=5, strides=[1, 1, 1], out_kernel=3, activation='relu')
+        self.decoder = SpatialBroadcastDecoder(slot_size=64, resolution=[35, 35], channels=[32, 32, 32], out_channels=4, broadcast=[35, 35], kernel=5, strides=[1, 1, 1], out_kernel=3, activation='relu', fold_broadcast=True)  # rewrite fold_broadcast: layer 1 (Conv2d 5x5 'same') on tile(slot) + pos (35x35) = conv(pos) once per forward + M[row class, col class] @ slot over 5x5 border classes; exact: the conv is linear and reads zeros outside the grid
         self.composite = AlphaComposite()
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:

@@ -1,4 +1,4 @@
-"""The compiler pipeline in one place: spec -> graph -> source -> module.
+"""The compiler pipeline in one place: spec -> graph -> (exact rewrites) -> source -> module.
 
 Used by the public API (``ocdsl.compile``), the CLI and the tests, so every entry point
 runs the same passes.
@@ -15,6 +15,7 @@ import networkx as nx
 from ocdsl.codegen import generate_source, import_generated, instantiate, should_compile, write_source
 from ocdsl.codegen.load import default_cache_dir
 from ocdsl.graph import analyse
+from ocdsl.graph.rewrites import apply_rewrites
 from ocdsl.spec import load
 from ocdsl.errors import SpecError
 from ocdsl.spec.model import Spec
@@ -56,10 +57,11 @@ class Compiled:
 
 def build(spec_or_path: Spec | str | Path, *, overrides: list[str] | None = None,
           out: Path | str | None = None) -> Compiled:
-    """Load (if given a path), check the graph and shapes, and generate the source.
-    With ``out``, also write the source there."""
+    """Load (if given a path), check the graph and shapes, apply the exact rewrites of
+    ``[compile] rewrites`` (ocdsl.graph.rewrites) and generate the source. With ``out``,
+    also write the source there."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path, overrides)
-    G = analyse(spec)
+    G = apply_rewrites(spec, analyse(spec))
     c = Compiled(spec, G, generate_source(spec, G, source_name=_display_path(spec.path)))
     if out is not None:
         c.write(out)

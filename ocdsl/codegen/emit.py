@@ -2,7 +2,9 @@
 
 The generated file holds one ``nn.Module`` class:
 
-- ``__init__`` instantiates one op module per node, with literal keyword arguments;
+- ``__init__`` instantiates one op module per node, with literal keyword arguments (plus
+  those of the exact rewrites applied to the node, ocdsl.graph.rewrites, each noted in a
+  comment on the node's line);
 - ``forward`` has one line per node, each with an end-of-line shape comment, and returns a
   dict of every node output (``"encoder"``, ``"slots.attention"``);
 - ``schedules(step, phase_step, phase_steps, total_steps)`` and ``losses(inputs, outputs,
@@ -158,11 +160,12 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
         if node.shared_with:
             w(f"        self.{n} = self.{node.shared_with}  # shares weights with {node.shared_with}")
             continue
-        kwargs = opdef.init_args(data["in_shapes"], data["params"])
+        kwargs = {**opdef.init_args(data["in_shapes"], data["params"]), **(data.get("init_overrides") or {})}
         args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
         scheduled = data.get("scheduled") or {}
-        note = ("  # " + ", ".join(f"{p} <- schedule {s!r}" for p, s in scheduled.items())
-                if scheduled else "")
+        notes = [f"{p} <- schedule {s!r}" for p, s in scheduled.items()]
+        notes += list((data.get("rewrites") or {}).values())
+        note = "  # " + "; ".join(notes) if notes else ""
         w(f"        self.{n} = {opdef.module.__name__}({args}){note}")
     w("")
     # forward

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 from ocdsl.ops.registry import OpDef, all_ops
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
-           "INVARIANCE_KINDS", "NODE_KEYS"]
+           "INVARIANCE_KINDS", "NODE_KEYS", "REWRITES"]
 
 SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -29,6 +29,15 @@ METRICS = ("ari", "ari_fg", "miou", "miou_fg", "mse")
 INVARIANCE_KINDS = ("permutation_equivariance", "permutation_invariance",
                     "translation_equivariance", "translation_invariance")
 NODE_KEYS = ("op", "input", "inputs", "output", "share")
+# The exact compiler rewrites (ocdsl/graph/rewrites.py implements them; a test keeps the two
+# in step): name -> what it does. Every one is exact: same parameters and state dict, same
+# outputs and gradients up to floating-point rounding.
+REWRITES = {
+    "fold_broadcast": "spatial_broadcast_decoder: the first conv of the tiled slot plus the "
+                      "position embedding becomes conv(position embedding), once per forward, "
+                      "plus one small matrix per border class times each slot (linearity of "
+                      "the conv with zero padding)",
+}
 
 
 def _d(description: str, **schema: Any) -> dict:
@@ -368,6 +377,19 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
             "eval": evaluation,
             "invariances": _d("Declared symmetries of the model, checked by `ocdsl check`.",
                               type="array", items=invariance),
+            "compile": _d(
+                "How `ocdsl compile` turns the checked graph into code (not torch.compile: "
+                "that is train.compile).", type="object",
+                properties={
+                    "rewrites": _d(
+                        "Exact rewrites applied between the graph and code generation, each "
+                        "noted in the generated code: " + "; ".join(f"{k}: {v}" for k, v in REWRITES.items())
+                        + ". A rewrite changes how a node computes, not what: same parameters and "
+                        "state dict, same outputs and gradients up to floating-point rounding. "
+                        "Default: all of them; [] turns them off.",
+                        type="array", items=_d("A rewrite name.", enum=list(REWRITES)), uniqueItems=True),
+                },
+                additionalProperties=False),
         },
         "required": ["model"],
         "additionalProperties": False,

@@ -11,7 +11,8 @@ expression in [losses], [schedules] and the optimizer's ``lr`` (syntax, function
 names, ``node.port`` against the op's outputs); cycles among losses and schedules;
 ``train.loss``, phases, ``eval.masks``/``eval.reconstruction``/``eval.attention``/
 ``eval.input_mask``, ``eval.schedules``, ``eval.success`` (``<metric> <op> <number>`` over
-[eval] metrics), invariance nodes. Schedulable op parameters
+[eval] metrics), invariance nodes, ``[compile] rewrites`` (known rewrite names; the hint
+lists them). Schedulable op parameters
 (``"x-schedule"``) must name a [schedules] entry; ``epoch`` in an expression needs
 ``train.steps_per_epoch`` or ``train.epoch_size``; run-time sizes named by ops
 (``"x-dynamic-size"``, e.g. random_masking's ``kept = "L"``) may appear in node output
@@ -36,7 +37,7 @@ from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
 from ocdsl.spec import expr as E
 from ocdsl.spec.model import BATCH, Locations, Signature
-from ocdsl.spec.schema import IDENT, REF_PATTERN, spec_schema
+from ocdsl.spec.schema import IDENT, REF_PATTERN, REWRITES, spec_schema
 from ocdsl.spec.shape import parse_signature
 
 __all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema", "Threshold", "parse_threshold"]
@@ -252,6 +253,9 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
                           did_you_mean(inst, ops) or "registered ops: " + ", ".join(sorted(ops)))]
         choices = list(err.validator_value)
         hint = did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None
+        if path[:2] == ("compile", "rewrites"):
+            known = "known rewrites: " + ", ".join(REWRITES)
+            return [_diag(locs, path, f"unknown rewrite {inst!r}", f"{hint} ({known})" if hint else known)]
         return [_diag(locs, path, f"{inst!r} is not one of {', '.join(repr(c) for c in choices)}", hint)]
 
     if v == "type":
