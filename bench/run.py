@@ -4,12 +4,20 @@
    specs/slot_attention.toml against the hand-written PyTorch reference of the same model
    (bench/reference_slot_attention.py), eager and torch.compile, alternating the variants
    in rounds so that machine drift hits all of them alike. Reported: median step time and
-   the ratio ocdsl / reference for each mode, plus the cold torch.compile time.
+   the ratio ocdsl / reference for each mode, plus the cold torch.compile time. The ocdsl
+   model is the generated one, exact rewrites (part 3) included.
 2. Front end + codegen: for every shipped spec, the median time of load (parse, extends,
-   validate), graph analysis (build + shape inference) and source generation.
+   validate), graph analysis (build + shape inference, then the exact rewrites) and source
+   generation.
+3. Broadcast-convolution folding (the ``fold_broadcast`` rewrite, on by default): the main
+   job's training step (batch 8, fp32, eager) with the rewrite (the default), without it
+   (``--set compile.rewrites=[]``) and of the hand-written reference (with the main job's
+   learned initial slots), alternated in rounds; reported: median step times and the ratios
+   folded / unfolded, folded / reference and unfolded / reference.
 
-    python bench/run.py                   # both parts
+    python bench/run.py                   # all parts
     python bench/run.py --no-compile      # skip the torch.compile variants (fast)
+    python bench/run.py --only fold --threads 1 --rounds 5 --steps-per-round 3   # part 3 only
     python bench/run.py --json out.json   # also write the numbers
 """
 
@@ -33,6 +41,7 @@ import reference_slot_attention as ref  # noqa: E402
 import ocdsl  # noqa: E402
 from ocdsl.codegen import generate_source  # noqa: E402
 from ocdsl.graph import analyse  # noqa: E402
+from ocdsl.graph.rewrites import apply_rewrites  # noqa: E402
 from ocdsl.spec import load  # noqa: E402
 
 
@@ -88,7 +97,7 @@ def bench_front_end(repeats: int) -> dict:
             t0 = time.perf_counter()
             spec = load(path)
             t1 = time.perf_counter()
-            G = analyse(spec)
+            G = apply_rewrites(spec, analyse(spec))
             t2 = time.perf_counter()
             generate_source(spec, G)
             t3 = time.perf_counter()
@@ -99,6 +108,32 @@ def bench_front_end(repeats: int) -> dict:
     return out
 
 
+def bench_fold_broadcast(batch: int, rounds: int, steps_per_round: int) -> dict:
+    """Part 3: the main job's eager fp32 training step, folded / unfolded / reference."""
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 35, 35) * 2 - 1
+    spec = REPO / "specs" / "slot_attention.toml"
+    models = {
+        "reference": ref.build_model(slot_init="learned"),
+        "folded": ocdsl.compile(spec, torch_compile=False),
+        "unfolded": ocdsl.compile(spec, torch_compile=False, overrides=["compile.rewrites=[]"]),
+    }
+    assert models["folded"].decoder.fold_broadcast and not models["unfolded"].decoder.fold_broadcast
+    models["unfolded"].load_state_dict(models["folded"].state_dict())  # same weights, same keys
+    steps = {}
+    for name, model in models.items():
+        fn = _step_fn(model, "reference" if name == "reference" else "ocdsl")
+        steps[name] = lambda fn=fn: fn(x)
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=2)
+    med = {k: v["median_s"] for k, v in t.items()}
+    return {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round,
+            "threads": torch.get_num_threads(), "median_s": med,
+            "times_s": {k: v["times"] for k, v in t.items()},
+            "folded_over_unfolded": med["folded"] / med["unfolded"],
+            "folded_over_reference": med["folded"] / med["reference"],
+            "unfolded_over_reference": med["unfolded"] / med["reference"]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=16)
@@ -106,28 +141,47 @@ def main() -> None:
     ap.add_argument("--steps-per-round", type=int, default=5)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fold-batch", type=int, default=8, help="batch of part 3 (the main job's)")
+    ap.add_argument("--only", choices=["step", "front-end", "fold"], action="append",
+                    help="run only these parts (repeatable); default all")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    parts = set(args.only or ["step", "front-end", "fold"])
+    results = {}
 
-    fe = bench_front_end(repeats=5)
-    print("front end + codegen (median ms)")
-    print(f"  {'spec':55s} {'load':>8s} {'graph':>8s} {'codegen':>8s}")
-    for k, v in fe.items():
-        print(f"  {k:55s} {v['load_ms']:8.1f} {v['graph_ms']:8.1f} {v['codegen_ms']:8.1f}")
+    if "fold" in parts:
+        fb = results["fold_broadcast"] = bench_fold_broadcast(args.fold_batch, args.rounds,
+                                                              args.steps_per_round)
+        m = fb["median_s"]
+        print(f"fold_broadcast: main job training step, batch {fb['batch']}, fp32, eager, "
+              f"{fb['threads']} thread(s), median of {fb['rounds']} alternated rounds x "
+              f"{fb['steps_per_round']} steps")
+        print(f"  folded {m['folded'] * 1e3:7.1f} ms  unfolded {m['unfolded'] * 1e3:7.1f} ms  "
+              f"reference {m['reference'] * 1e3:7.1f} ms")
+        print(f"  folded/unfolded {fb['folded_over_unfolded']:.3f}  folded/reference "
+              f"{fb['folded_over_reference']:.3f}  unfolded/reference {fb['unfolded_over_reference']:.3f}")
+    if "front-end" in parts:
+        fe = results["front_end"] = bench_front_end(repeats=5)
+        print("front end + codegen (median ms)")
+        print(f"  {'spec':55s} {'load':>8s} {'graph':>8s} {'codegen':>8s}")
+        for k, v in fe.items():
+            print(f"  {k:55s} {v['load_ms']:8.1f} {v['graph_ms']:8.1f} {v['codegen_ms']:8.1f}")
 
-    ts = bench_training_step(args.batch, args.rounds, args.steps_per_round, not args.no_compile)
-    print(f"\ntraining step, Slot Attention Tetrominoes 35x35, batch {ts['batch']}, "
-          f"params reference {ts['params']['reference']:,} / ocdsl {ts['params']['ocdsl']:,}")
-    for mode, m in ts["modes"].items():
-        print(f"  {mode:9s} reference {m['reference_s'] * 1e3:7.1f} ms  ocdsl {m['ocdsl_s'] * 1e3:7.1f} ms  "
-              f"ocdsl/reference {m['ratio']:.3f}  (warm-up incl. compile: {m['reference_warmup_s']:.1f} s / "
-              f"{m['ocdsl_warmup_s']:.1f} s)")
-    if "compiled_over_eager_ocdsl" in ts:
-        print(f"  compiled/eager: reference {ts['compiled_over_eager_reference']:.3f}, "
-              f"ocdsl {ts['compiled_over_eager_ocdsl']:.3f}")
+    if "step" in parts:
+        ts = results["training_step"] = bench_training_step(args.batch, args.rounds, args.steps_per_round,
+                                                            not args.no_compile)
+        print(f"\ntraining step, Slot Attention Tetrominoes 35x35, batch {ts['batch']}, "
+              f"params reference {ts['params']['reference']:,} / ocdsl {ts['params']['ocdsl']:,}")
+        for mode, m in ts["modes"].items():
+            print(f"  {mode:9s} reference {m['reference_s'] * 1e3:7.1f} ms  ocdsl {m['ocdsl_s'] * 1e3:7.1f} ms  "
+                  f"ocdsl/reference {m['ratio']:.3f}  (warm-up incl. compile: {m['reference_warmup_s']:.1f} s / "
+                  f"{m['ocdsl_warmup_s']:.1f} s)")
+        if "compiled_over_eager_ocdsl" in ts:
+            print(f"  compiled/eager: reference {ts['compiled_over_eager_reference']:.3f}, "
+                  f"ocdsl {ts['compiled_over_eager_ocdsl']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps({"front_end": fe, "training_step": ts}, indent=2))
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
