@@ -279,3 +279,20 @@ def test_patch_grid_maps_become_pixel_maps():
     assert out.shape == (1, 1, 4, 6)
     assert out[0, 0, 0, 0] == 0 and out[0, 0, 0, 2] == 1 and out[0, 0, 3, 5] == 5
     assert pixel_maps(torch.zeros(1, 1, 7), 4, 6) is None            # fits no grid
+
+
+def test_eval_scores_the_object_function_attention_over_the_patch_grid():
+    """`eval.masks` may name a (B, K, N) patch-grid output: it is scored at pixel level with
+    each patch's value over its 5x5 pixels (the attention ARI next to the alphas' ARI); any
+    other shape is an error naming eval.masks."""
+    from ocdsl.errors import UserError
+    from ocdsl.train.evaluate import _masks
+
+    c = build(BASE, overrides=TINY + ["eval.masks=broadcast.attention"])
+    att = torch.rand(2, 4, 49).softmax(1)
+    image = torch.zeros(2, 3, 35, 35)
+    m = _masks(c.spec, {"broadcast.attention": att}, image)
+    assert m.shape == (2, 4, 35, 35)
+    assert torch.equal(m[:, :, 5:10, 10:15], att[:, :, 1 * 7 + 2, None, None].expand(2, 4, 5, 5))   # grid row 1, col 2
+    with pytest.raises(UserError, match=r"eval.masks.*\(2, 4, 48\)"):
+        _masks(c.spec, {"broadcast.attention": att[:, :, :48]}, image)

@@ -176,16 +176,25 @@ def check_eval_outputs(spec, outputs: dict) -> None:
         raise SpecError(diags)
 
 
-def _masks(spec, outputs: dict):
+def _masks(spec, outputs: dict, image: torch.Tensor):
+    """The soft masks named by ``eval.masks`` at the image's resolution, ``b k h w``: a
+    ``b k 1 h w`` output loses its channel axis, and a ``b k n`` output over a patch grid
+    (e.g. OC-MAE's object-function attention) has each patch's value repeated over its
+    pixels, so that the attention can be scored like the decoder's masks. Raises UserError
+    naming ``eval.masks`` for any other shape."""
     name = spec.eval_cfg.get("masks")
     if not name:
         return None
     m = outputs[name]
     if m.dim() == 5 and m.shape[2] == 1:  # (B, K, 1, H, W)
         m = m[:, :, 0]
-    if m.dim() != 4:
-        raise UserError(spec.diag(("eval", "masks"), f"expected masks (B, K, H, W), '{name}' has shape "
-                                  f"({', '.join(map(str, m.shape))})"))
+    h, w = image.shape[-2:]
+    if m.dim() == 3 or (m.dim() == 4 and tuple(m.shape[-2:]) != (h, w)):
+        m = pixel_maps(m, h, w) if m.dim() == 3 else None
+    if m is None or m.dim() != 4:
+        shape = ", ".join(map(str, outputs[name].shape))
+        raise UserError(spec.diag(("eval", "masks"), f"expected masks (B, K, H, W) or (B, K, N) over a "
+                                  f"patch grid of the {h}x{w} image, '{name}' has shape ({shape})"))
     return m
 
 
@@ -376,10 +385,10 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     # .forward: eager even when the module was compiled in place for training
                     # (calling it would recompile for eval mode and no_grad, ~20 s here)
                     out = model.forward(arg)
-                    masks = _masks(spec, out)
+                    image = batch["image"].to(device)
+                    masks = _masks(spec, out, image)
                     recon_key = ev.get("reconstruction")
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
-                    image = batch["image"].to(device)
                     labels = batch.get("mask")
                     labels = labels.to(device) if labels is not None else None
                     if names:
@@ -431,7 +440,7 @@ def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figu
     model.set_schedules(schedules_at(model, step, clock, total_steps))
     arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
     out = model.forward(arg)  # eager, as in evaluate_model
-    masks = _masks(spec, out)
+    masks = _masks(spec, out, image)
     recon_key = spec.eval_cfg.get("reconstruction")
     recon = from_range(out[recon_key].float(), rng) if recon_key else None
     slots = _slot_images(out, masks, rng)
