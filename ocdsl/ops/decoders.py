@@ -70,30 +70,23 @@ def border_classes(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return classes, torch.tensor(index, dtype=torch.long)
 
 
-def fold_classes(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[int, int]:
-    """Row and column border classes of a decoder's folded first layer (``fold_broadcast``):
-    a 'same' Conv2d at stride 1, else ConvTranspose2d(padding k // 2, output_padding s - 1),
-    on the ``broadcast`` grid."""
+def _fold_masks(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column tap masks (:func:`tap_mask`) of a decoder's first layer as
+    SpatialBroadcastDecoder builds it: a 'same' Conv2d at stride 1, else
+    ConvTranspose2d(padding k // 2, output_padding s - 1), on the ``broadcast`` grid."""
     h0, w0 = int(broadcast[0]), int(broadcast[1])
     h1, w1 = decoder_resolution((h0, w0), [kernel], [stride])
     if stride == 1:
-        rows, cols = tap_mask(h1, h0, kernel), tap_mask(w1, w0, kernel)
-    else:
-        rows = tap_mask(h1, h0, kernel, stride, kernel // 2, transposed=True)
-        cols = tap_mask(w1, w0, kernel, stride, kernel // 2, transposed=True)
+        return tap_mask(h1, h0, kernel), tap_mask(w1, w0, kernel)
+    return (tap_mask(h1, h0, kernel, stride, kernel // 2, transposed=True),
+            tap_mask(w1, w0, kernel, stride, kernel // 2, transposed=True))
+
+
+def fold_classes(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[int, int]:
+    """Numbers of row and column border classes of a decoder's folded first layer
+    (``fold_broadcast``) on the ``broadcast`` grid."""
+    rows, cols = _fold_masks(broadcast, kernel, stride)
     return len(border_classes(rows)[0]), len(border_classes(cols)[0])
-
-
-def _first_layer_masks(layer: nn.Module, h_in: int, w_in: int, h_out: int, w_out: int
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row and column tap masks of the first layer (a Conv2d or ConvTranspose2d)."""
-    if layer.dilation != (1, 1) or layer.groups != 1 or layer.padding_mode != "zeros":
-        raise ValueError("fold_broadcast: the first layer must have dilation 1, groups 1 and zero padding")
-    transposed = isinstance(layer, nn.ConvTranspose2d)
-    pad = layer.padding if isinstance(layer.padding, tuple) else (None, None)  # 'same'
-    kh, kw = layer.kernel_size
-    return (tap_mask(h_out, h_in, kh, layer.stride[0], pad[0], transposed),
-            tap_mask(w_out, w_in, kw, layer.stride[1], pad[1], transposed))
 
 
 class SpatialBroadcastDecoder(nn.Module):
@@ -208,9 +201,8 @@ class SpatialBroadcastDecoder(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fold_broadcast = bool(fold_broadcast)
         if self.fold_broadcast:
-            h0, w0 = self.broadcast
             h1, w1 = decoder_resolution(self.broadcast, kernels[:1], strides[:1])
-            rows, cols = _first_layer_masks(self.layers[0], h0, w0, h1, w1)
+            rows, cols = _fold_masks(self.broadcast, kernels[0], strides[0])
             row_classes, row_index = border_classes(rows)            # (r, kh), (h1,)
             col_classes, col_index = border_classes(cols)            # (c, kw), (w1,)
             # Non-persistent: derived from the sizes, so the state dict is the unfolded one.
