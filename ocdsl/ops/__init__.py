@@ -13,6 +13,8 @@ One module per family; each registers its ops with ``register(OpDef(...))`` at i
 - ``vit``: patch_embedding, sincos_position_embedding, random_masking, class_tokens,
   transformer_encoder, vit_decoder
 - ``oc_mae``: object_function, broadcast_unshuffle, unpatchify
+- ``filterbank``: gaussian_read, gaussian_write (DRAW attention)
+- ``asae``: localization_cnn, region_autoencoder, background_network
 """
 from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, register
 
@@ -24,5 +26,6 @@ from ocdsl.ops import refinement, segformer  # noqa: F401,E402
 from ocdsl.ops import glimpse  # noqa: F401,E402
 from ocdsl.ops import background  # noqa: F401,E402
 from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
+from ocdsl.ops import asae, filterbank  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

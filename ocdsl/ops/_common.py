@@ -16,13 +16,15 @@ __all__ = [
     "optional_shape",
 ]
 
-ACTIVATIONS = ("relu", "gelu", "celu", "silu", "none")
+ACTIVATIONS = ("relu", "leaky_relu", "gelu", "celu", "silu", "none")
 
 
 def activation(name: str) -> nn.Module:
     """``"relu"`` -> ``nn.ReLU()``; ``"none"`` -> ``nn.Identity()``."""
     if name == "relu":
         return nn.ReLU()
+    if name == "leaky_relu":
+        return nn.LeakyReLU()            # negative slope 0.01 (PyTorch's and Keras' default)
     if name == "gelu":
         return nn.GELU()
     if name == "celu":

@@ -14,7 +14,8 @@ EXPECTED = {
     "transformer_encoder", "vit_decoder", "object_function", "broadcast_unshuffle", "unpatchify",
     "segformer", "unet_features", "split", "concat", "transformer_refinement",
     "latent_split", "glimpse_generator", "spatial_transformer", "occlusion_composite",
-    "background_autoencoder",
+    "background_autoencoder", "gaussian_read", "gaussian_write", "localization_cnn",
+    "region_autoencoder", "background_network",
 }
 
 
