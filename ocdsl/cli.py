@@ -284,7 +284,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_ops(args) -> int:
-    from ocdsl.ops.registry import all_ops
+    from ocdsl.ops.registry import all_ops, param_type
     for op in all_ops():
         ins = ", ".join(p.name + ("?" if p.optional else "") + (f" {p.signature}" if p.signature else "")
                         for p in op.inputs)
@@ -293,8 +293,13 @@ def cmd_ops(args) -> int:
             print(f"    {op.summary}")
         print(f"    inputs:  {ins}")
         print(f"    outputs: {', '.join(op.outputs)}")
-        params = ", ".join(k + ("*" if k in op.required else "") for k in op.params)
-        print(f"    params:  {params or '-'}   (* required)")
+        print("    params:" + ("" if op.params else "  -"))
+        for key, prop in op.params.items():
+            default = "required" if key in op.required else (
+                f"default {prop['default']!r}" if "default" in prop else "optional")
+            print(f"      {key}: {param_type(prop)}, {default}")
+            if prop.get("description"):
+                print(f"          {prop['description']}")
         for s in op.symmetries:
             print(f"    symmetry: {s.kind} {dict(s.transform)} -> {dict(s.output)}")
     return 0

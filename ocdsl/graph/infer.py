@@ -55,7 +55,10 @@ def resolve_sizes(schema_props: Mapping[str, Any], params: Mapping[str, Any], di
     resolved = dict(params)
     for key, value in params.items():
         prop = schema_props.get(key) or {}
-        if is_size(prop) and not isinstance(value, list):
+        if isinstance(value, dict) and is_size(prop.get("additionalProperties") or {}):
+            # A name -> size table (e.g. rearrange's `axes = {k = "K"}`).
+            resolved[key] = {k: one(v, f"{key}.{k}") for k, v in value.items()}
+        elif is_size(prop) and not isinstance(value, list):
             resolved[key] = one(value, key)
         elif isinstance(value, list):
             items = prop.get("items") or {}

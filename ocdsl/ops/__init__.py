@@ -3,7 +3,7 @@
 One module per family; each registers its ops with ``register(OpDef(...))`` at import:
 
 - ``conv``: conv_stack                         - ``position``: soft_position_embedding
-- ``tensor``: rearrange, split, concat         - ``mlp``: mlp, layer_norm
+- ``tensor``: rearrange, reduce, split, concat - ``mlp``: mlp, layer_norm, linear
 - ``slot_attention``: slot_attention            - ``decoders``: spatial_broadcast_decoder
 - ``composite``: alpha_composite, occlusion_composite
 - ``soft_argmax``: soft_argmax                 - ``refinement``: transformer_refinement
@@ -15,6 +15,7 @@ One module per family; each registers its ops with ``register(OpDef(...))`` at i
 - ``oc_mae``: object_function, broadcast_unshuffle, unpatchify
 - ``filterbank``: gaussian_read, gaussian_write (DRAW attention)
 - ``asae``: localization_cnn, region_autoencoder, background_network
+- ``parameter``: parameter (a learned tensor)
 """
 from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, register
 
@@ -26,6 +27,6 @@ from ocdsl.ops import refinement, segformer  # noqa: F401,E402
 from ocdsl.ops import glimpse  # noqa: F401,E402
 from ocdsl.ops import background  # noqa: F401,E402
 from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
-from ocdsl.ops import asae, filterbank  # noqa: F401,E402
+from ocdsl.ops import asae, filterbank, parameter  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

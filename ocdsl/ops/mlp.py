@@ -1,4 +1,4 @@
-"""Per-token ops on the last axis: ``mlp`` and ``layer_norm``."""
+"""Per-token ops on the last axis: ``mlp``, ``layer_norm`` and ``linear``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from torch import nn
 
 from ocdsl.ops._common import ACTIVATIONS, expect_rank, size_list
 from ocdsl.ops._common import activation as make_activation
-from ocdsl.ops.registry import OpDef, Port, boolean, enum, number, register, sizes
+from ocdsl.ops.registry import OpDef, Port, boolean, enum, number, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError
 
-__all__ = ["MLP", "LayerNorm"]
+__all__ = ["MLP", "LayerNorm", "Linear"]
 
 
 class MLP(nn.Module):
@@ -97,6 +97,34 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(features, eps=eps)
 
 
+class Linear(nn.Linear):
+    """A fully connected layer on the last axis: ``out = x W^T + b``.
+
+    Args:
+        in_features (`int`):
+            Size ``D`` of the input's last axis.
+        out_features (`int`):
+            Size ``E`` of the output's last axis.
+        bias (`bool`, *optional*, defaults to `True`):
+            Learn an additive bias ``b``.
+
+    Shapes:
+        x:   ... d
+        out: ... e
+
+    Raises:
+        RuntimeError (forward): the last axis is not ``D``.
+
+    Source:
+        ``torch.nn.Linear`` (PyTorch default init: kaiming-uniform weights, uniform bias in
+        +-1/sqrt(D)). E.g. the projection heads of contrastive slot attention (Baldassarre &
+        Azizpour 2022, Sec. 3) or Slot Attention's k, q, v maps (Alg. 1 l.3, 6).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__(in_features, out_features, bias=bias)
+
+
 def _last_axis(in_shapes: dict[str, Shape]) -> Shape:
     x = in_shapes["x"]
     expect_rank("x", x, "D", at_least=True)
@@ -123,6 +151,16 @@ def _mlp_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[
         "final_activation": bool(params.get("final_activation", False)),
         "ln_eps": float(params.get("ln_eps", 1e-5)),
     }
+
+
+def _linear_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    return {"out": _last_axis(in_shapes)[:-1] + (Dim.of(size_list([params["size"]], "size")[0]),)}
+
+
+def _linear_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    return {"in_features": _last_axis(in_shapes)[-1].value,
+            "out_features": size_list([params["size"]], "size")[0],
+            "bias": bool(params.get("bias", True))}
 
 
 def _ln_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -168,4 +206,19 @@ register(OpDef(
     infer=_ln_infer,
     init_args=_ln_init_args,
     summary="LayerNorm over the last axis",
+))
+
+register(OpDef(
+    name="linear",
+    module=Linear,
+    inputs=(Port("x", "... D", doc="any tensor; the layer acts on the last axis"),),
+    outputs=("out",),
+    params={
+        "size": size("output size E of the last axis"),
+        "bias": boolean("learn an additive bias", default=True),
+    },
+    infer=_linear_infer,
+    init_args=_linear_init_args,
+    required=("size",),
+    summary="a fully connected layer on the last axis",
 ))

@@ -45,7 +45,7 @@ from ocdsl.shapes import Shape
 __all__ = [
     "Port", "Symmetry", "OpDef", "register", "get", "names", "all_ops",
     "size", "sizes", "number", "integer", "boolean", "enum", "schedulable", "dynamic_size",
-    "UnknownOp", "NAME_PATTERN",
+    "UnknownOp", "NAME_PATTERN", "param_type",
 ]
 
 #: An identifier: a [schedules] entry or a dynamic size name.
@@ -196,3 +196,30 @@ def dynamic_size(description: str, default: str) -> dict:
     docstring); output signatures may use it like the batch ``B``."""
     return {"type": "string", "pattern": NAME_PATTERN, "x-dynamic-size": True,
             "default": default, "description": description}
+
+
+def param_type(prop: Mapping[str, Any]) -> str:
+    """A parameter schema as a short type for people: ``size`` (an int or a [dims]
+    expression), ``list[size]``, ``number | schedule``, ``one of 'a', 'b'``, ``bool`` ..."""
+    if prop.get("x-size") or any(p.get("x-size") for p in prop.get("anyOf", ()) if isinstance(p, Mapping)):
+        return "size"
+    if prop.get("x-schedule"):
+        return "number | schedule"
+    if prop.get("x-dynamic-size"):
+        return "name (run-time size)"
+    if "enum" in prop:
+        return "one of " + ", ".join(repr(c) for c in prop["enum"])
+    if "const" in prop:
+        return repr(prop["const"])
+    kind = prop.get("type")
+    if kind == "array":
+        items = prop.get("items")
+        return f"list[{param_type(items) if isinstance(items, Mapping) else 'any'}]"
+    if kind == "object":
+        values = prop.get("additionalProperties")
+        return f"table of {param_type(values)}" if isinstance(values, Mapping) else "table"
+    if isinstance(kind, list):
+        return " | ".join({"boolean": "bool", "integer": "int", "string": "str"}.get(k, k) for k in kind)
+    if "anyOf" in prop:
+        return " | ".join(param_type(p) for p in prop["anyOf"] if isinstance(p, Mapping))
+    return {"boolean": "bool", "integer": "int", "string": "str"}.get(kind, kind or "any")

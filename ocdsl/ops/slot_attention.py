@@ -76,6 +76,12 @@ class SlotAttention(nn.Module):
             init.detach()``: the value is the detached iterate, the gradient reaches the
             initial slots (the queries) directly, as a straight-through estimator. Unlike
             ``implicit_grad`` the initial slots keep a gradient.
+        heads (`int`, *optional*, defaults to 1):
+            Attention heads: q, k and v are split into ``heads`` parts of ``D / heads``
+            features, each head's logits are scaled by ``sqrt(D / heads)`` and softmaxed over
+            the slots separately (slots compete per head), and the heads' weighted means are
+            concatenated into the D-dimensional update. The ``attention`` output is the mean
+            of the heads' attention. ``heads = 1`` is Algorithm 1 exactly.
         init (`str`, *optional*, defaults to `"torch"`):
             `"torch"`: PyTorch default init of Linear / GRUCell. `"keras"`: the official
             code's Keras defaults (glorot-uniform Linear and GRU input kernels, orthogonal GRU
@@ -103,13 +109,14 @@ class SlotAttention(nn.Module):
     Source:
         Locatello et al., "Object-Centric Learning with Slot Attention", NeurIPS 2020,
         Sec. 2.1, Eq. 1-2 and Algorithm 1; App. E.1 for sizes (D = 64, MLP 128, T = 3,
-        eps = 1e-8).
+        eps = 1e-8). Heads: multi-head attention (Vaswani et al., NeurIPS 2017, Sec. 3.2.2)
+        with Slot Attention's softmax over the slots in each head.
     """
 
     def __init__(self, in_features: int, num_slots: int, slot_size: int,
                  mlp_hidden: int | None = None, iterations: int = 3, epsilon: float = 1e-8,
                  ln_eps: float = 1e-5, implicit_grad: bool = False, init: str = "torch",
-                 slot_init: str = "gaussian", straight_through: bool = False):
+                 slot_init: str = "gaussian", straight_through: bool = False, heads: int = 1):
         super().__init__()
         if init not in ("torch", "keras"):
             raise ValueError(f"unknown init {init!r}, expected 'torch' or 'keras'")
@@ -117,6 +124,8 @@ class SlotAttention(nn.Module):
             raise ValueError("implicit_grad and straight_through exclude each other")
         if slot_init not in SLOT_INITS:
             raise ValueError(f"unknown slot_init {slot_init!r}, expected one of {SLOT_INITS}")
+        if heads < 1 or slot_size % heads:
+            raise ValueError(f"heads: expected a positive divisor of slot_size {slot_size}, got {heads}")
         hidden = 2 * slot_size if mlp_hidden is None else mlp_hidden
         self.num_slots = num_slots
         self.slot_size = slot_size
@@ -125,7 +134,8 @@ class SlotAttention(nn.Module):
         self.implicit_grad = implicit_grad
         self.slot_init = slot_init
         self.straight_through = straight_through
-        self.scale = slot_size ** -0.5
+        self.heads = heads
+        self.scale = (slot_size // heads) ** -0.5
         self.norm_inputs = nn.LayerNorm(in_features, eps=ln_eps)
         self.norm_slots = nn.LayerNorm(slot_size, eps=ln_eps)
         self.norm_mlp = nn.LayerNorm(slot_size, eps=ln_eps)
@@ -159,16 +169,33 @@ class SlotAttention(nn.Module):
         b, n_slots, d = slots.shape
         slots_prev = slots                                           # l.5  (B, K, D)
         q = self.to_q(self.norm_slots(slots)) * self.scale           # l.6  (B, K, D)
-        logits = torch.einsum("bnd,bkd->bkn", k, q)                  # l.7  (B, K, N)
-        attn = logits.softmax(dim=1)                                 # l.7  over slots: compete
-        weights = attn + self.epsilon                                # l.8  (B, K, N)
-        weights = weights / weights.sum(dim=-1, keepdim=True)        # l.8  mean over inputs
-        updates = torch.einsum("bkn,bnd->bkd", weights, v)           # l.8  (B, K, D)
+        if self.heads == 1:
+            logits = torch.einsum("bnd,bkd->bkn", k, q)              # l.7  (B, K, N)
+            attn = logits.softmax(dim=1)                             # l.7  over slots: compete
+            weights = attn + self.epsilon                            # l.8  (B, K, N)
+            weights = weights / weights.sum(dim=-1, keepdim=True)    # l.8  mean over inputs
+            updates = torch.einsum("bkn,bnd->bkd", weights, v)       # l.8  (B, K, D)
+        else:
+            updates, attn = self.multi_head(q, k, v)                 # l.7-8 (B, K, D), (B, K, N)
         slots = self.gru(updates.reshape(b * n_slots, d),            # l.9  ((B K), D)
                          slots_prev.reshape(b * n_slots, d))
         slots = slots.reshape(b, n_slots, d)                         #      (B, K, D)
         slots = slots + self.mlp(self.norm_mlp(slots))               # l.10 (B, K, D)
         return slots, attn
+
+    def multi_head(self, q: torch.Tensor, k: torch.Tensor,
+                   v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Alg. 1 l.7-8 with ``heads`` heads: q (B, K, D) already scaled, k and v (B, N, D).
+        Returns the concatenated updates (B, K, D) and the heads' mean attention (B, K, N)."""
+        h = self.heads
+        qh = q.unflatten(-1, (h, -1))                                # (B, K, h, D/h)
+        kh, vh = k.unflatten(-1, (h, -1)), v.unflatten(-1, (h, -1))  # (B, N, h, D/h)
+        logits = torch.einsum("bnhd,bkhd->bhkn", kh, qh)             # l.7  (B, h, K, N)
+        attn = logits.softmax(dim=2)                                 # l.7  over slots, per head
+        weights = attn + self.epsilon
+        weights = weights / weights.sum(dim=-1, keepdim=True)        # l.8  (B, h, K, N)
+        updates = torch.einsum("bhkn,bnhd->bkhd", weights, vh)       # l.8  (B, K, h, D/h)
+        return updates.flatten(-2), attn.mean(dim=1)                 # (B, K, D), (B, K, N)
 
     def forward(self, inputs: torch.Tensor, slots: torch.Tensor | None = None,
                 num_slots: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,6 +243,10 @@ def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Dim, Di
     for name in ("num_slots", "slot_size", "iterations"):
         if name in params and int(params[name]) < 1:
             raise ShapeError(f"'{name}': expected a positive integer, got {params[name]}")
+    heads = int(params.get("heads", 1))
+    if int(params["slot_size"]) % heads:
+        raise ShapeError(f"'heads': expected a divisor of slot_size {params['slot_size']} (each head "
+                         f"gets slot_size / heads features), got {heads}")
     return x[0], x[1], x[2]
 
 
@@ -240,6 +271,7 @@ def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
         "init": params.get("init", "torch"),
         "slot_init": params.get("slot_init", "gaussian"),
         "straight_through": bool(params.get("straight_through", False)),
+        **({"heads": int(params["heads"])} if int(params.get("heads", 1)) != 1 else {}),
     }
 
 
@@ -271,6 +303,8 @@ register(OpDef(
         "straight_through": boolean("BO-QSA (Jia et al. 2023): detach the slots before the last "
                                     "iteration and pass the gradient straight to the initial "
                                     "slots", default=False),
+        "heads": integer("attention heads; each gets slot_size / heads features and its own "
+                         "softmax over the slots (1 = Algorithm 1)", minimum=1, default=1),
         "init": enum("parameter init: PyTorch defaults ('torch') or the official code's Keras "
                      "defaults ('keras': glorot / orthogonal, zero biases)",
                      ["torch", "keras"], default="torch"),

@@ -1,5 +1,5 @@
-"""Tensor plumbing ops: ``rearrange`` (an einops pattern with a shape rule), ``split`` and
-``concat`` (two parts along one axis)."""
+"""Tensor plumbing ops: ``rearrange`` and ``reduce`` (einops patterns with a shape rule),
+``split`` and ``concat`` (two parts along one axis)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import einops
 import torch
 from torch import nn
 
-from ocdsl.ops.registry import OpDef, Port, integer, register, sizes
+from ocdsl.ops.registry import OpDef, Port, enum, integer, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
-__all__ = ["Rearrange", "Split", "Concat", "parse_pattern", "rearrange_shape"]
+__all__ = ["Rearrange", "Reduce", "Split", "Concat", "parse_pattern", "rearrange_shape", "REDUCTIONS"]
 
 ELLIPSIS = "..."
 _TOKEN = re.compile(r"\.\.\.|\(|\)|[A-Za-z_][A-Za-z0-9_]*|\d+|\S")
@@ -55,9 +55,12 @@ def _parse_side(text: str, pattern: str) -> list[Axis]:
     return axes
 
 
-def parse_pattern(pattern: str) -> tuple[list[Axis], list[Axis]]:
+def parse_pattern(pattern: str, reduction: bool = False) -> tuple[list[Axis], list[Axis]]:
     """``"b c h w -> b (h w) c"`` -> ``([("b",), ("c",), ("h",), ("w",)],
-    [("b",), ("h", "w"), ("c",)])``. Raises ShapeError for a malformed pattern."""
+    [("b",), ("h", "w"), ("c",)])``. Raises ShapeError for a malformed pattern.
+
+    With ``reduction`` (an ``einops.reduce`` pattern) the right side may leave out axes of
+    the left side (those are reduced), and a left-side ``...`` may be absent on the right."""
     if pattern.count("->") != 1:
         raise ShapeError(f"pattern {pattern!r}: expected exactly one '->', "
                          f"got {pattern.count('->')}")
@@ -77,24 +80,35 @@ def parse_pattern(pattern: str) -> tuple[list[Axis], list[Axis]]:
         if n_ell > 1:
             raise ShapeError(f"pattern {pattern!r}: expected at most one '...' per side, "
                              f"got {n_ell}")
+    has_ell = [ELLIPSIS in _atoms(side) for side in (left, right)]
+    if reduction:
+        extra = sorted(set(names(right)) - set(names(left)))
+        if extra:
+            raise ShapeError(f"pattern {pattern!r}: expected the right side's axes to be axes of the "
+                             f"left side (a reduction only removes axes), got {', '.join(extra)} "
+                             f"only on the right")
+        if has_ell[1] and not has_ell[0]:
+            raise ShapeError(f"pattern {pattern!r}: expected '...' on the left where the right has it")
+        return left, right
     if set(names(left)) != set(names(right)):
         raise ShapeError(f"pattern {pattern!r}: expected the same axis names on both sides, got "
                          f"{sorted(names(left))} -> {sorted(names(right))}")
-    has_ell = [ELLIPSIS in _atoms(side) for side in (left, right)]
     if has_ell[0] != has_ell[1]:
         raise ShapeError(f"pattern {pattern!r}: expected '...' on both sides or neither")
     return left, right
 
 
 def rearrange_shape(pattern: str, in_shape: Shape,
-                    axes: Mapping[str, int] | None = None) -> Shape:
-    """The output shape of ``einops.rearrange(x, pattern, **axes)`` for ``x`` of ``in_shape``.
+                    axes: Mapping[str, int] | None = None, reduction: bool = False) -> Shape:
+    """The output shape of ``einops.rearrange(x, pattern, **axes)`` for ``x`` of ``in_shape``
+    (of ``einops.reduce`` with ``reduction``).
 
     The left side's names are bound to the input's sizes (a group ``(h w)`` on the left is
     split, with all but one of its sizes given in ``axes``); the right side's groups
     multiply. Sizes stay symbolic where they are (``B`` -> ``B``; ``(b k)`` -> ``B*4``).
+    A reduction drops the left-side axes the right side does not name.
     """
-    left, right = parse_pattern(pattern)
+    left, right = parse_pattern(pattern, reduction)
     in_shape = tuple(Dim.of(d) for d in in_shape)
     bound: dict[str, Dim] = {k: Dim.of(v) for k, v in (axes or {}).items()}
     ell_dims: tuple[Dim, ...] = ()
@@ -198,6 +212,13 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
     return {"out": rearrange_shape(params["pattern"], in_shapes["x"], params.get("axes"))}
 
 
+#: ``axes = {h = 8}`` or ``{k = "K"}``: sizes of axes split out of a left-side group; each
+#: value a size (an int or an expression over [dims], resolved by graph/).
+_AXES = {"type": "object", "additionalProperties": size("an axis size"),
+         "description": "sizes of axes split out of a left-side group: numbers or [dims] "
+                        "expressions, e.g. {h = 8} or {k = \"K\"}"}
+
+
 def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"pattern": params["pattern"]}
     if params.get("axes"):
@@ -213,13 +234,88 @@ register(OpDef(
     params={
         "pattern": {"type": "string", "pattern": "->",
                     "description": "einops pattern, e.g. 'b c h w -> b (h w) c'"},
-        "axes": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
-                 "description": "sizes of axes split out of a left-side group, e.g. {h = 8}"},
+        "axes": _AXES,
     },
     infer=_infer,
     init_args=_init_args,
     required=("pattern",),
     summary="einops.rearrange with a named pattern",
+))
+
+
+# ---- reduce ---------------------------------------------------------------------------------
+
+REDUCTIONS = ("mean", "sum", "max", "min", "prod")
+
+
+class Reduce(nn.Module):
+    """``einops.reduce`` as a module: reduce the axes a named pattern leaves out.
+
+    Args:
+        pattern (`str`):
+            An einops pattern whose right side names a subset of the left side's axes, e.g.
+            ``"b k d -> b d"`` (pool over the slots) or ``"b c h w -> b c"`` (global pool).
+        reduction (`str`, *optional*, defaults to `"mean"`):
+            `"mean"`, `"sum"`, `"max"`, `"min"` or `"prod"`.
+        axes (`dict[str, int]`, *optional*, defaults to `None`):
+            Sizes of axes that a left-side group splits, e.g. ``{"h": 8}``.
+
+    Shapes:
+        x:   left side of ``pattern``     e.g. b k d
+        out: right side of ``pattern``    e.g. b d
+
+    Raises:
+        ShapeError (shape rule): a malformed pattern, an axis on the right that is not on the
+        left, or an input whose number of axes differs from the left side's.
+        einops.EinopsError (forward): the tensor does not match the pattern.
+
+    Source:
+        Rogozhnikov, "Einops", ICLR 2022 (``einops.reduce``). E.g. the global representation
+        of contrastive slot attention is the mean of the slots (Baldassarre & Azizpour 2022,
+        Sec. 3).
+    """
+
+    def __init__(self, pattern: str, reduction: str = "mean", axes: Mapping[str, int] | None = None):
+        super().__init__()
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"unknown reduction {reduction!r}, expected one of {', '.join(REDUCTIONS)}")
+        self.pattern = pattern
+        self.reduction = reduction
+        self.axes = dict(axes or {})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return einops.reduce(x, self.pattern, self.reduction, **self.axes)
+
+    def extra_repr(self) -> str:
+        return f"{self.pattern!r}, {self.reduction!r}" + (f", axes={self.axes}" if self.axes else "")
+
+
+def _reduce_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    return {"out": rearrange_shape(params["pattern"], in_shapes["x"], params.get("axes"), reduction=True)}
+
+
+def _reduce_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    out = _init_args(in_shapes, params)
+    out["reduction"] = params.get("reduction", "mean")
+    return out
+
+
+register(OpDef(
+    name="reduce",
+    module=Reduce,
+    inputs=(Port("x", "...", doc="any tensor matching the left side of the pattern"),),
+    outputs=("out",),
+    params={
+        "pattern": {"type": "string", "pattern": "->",
+                    "description": "einops pattern; the axes the right side leaves out are reduced, "
+                                   "e.g. 'b k d -> b d'"},
+        "reduction": enum("how the left-out axes are reduced", REDUCTIONS, default="mean"),
+        "axes": _AXES,
+    },
+    infer=_reduce_infer,
+    init_args=_reduce_init_args,
+    required=("pattern",),
+    summary="einops.reduce (mean / sum / max / min / prod) over the axes a pattern leaves out",
 ))
 
 

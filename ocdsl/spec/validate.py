@@ -578,6 +578,10 @@ class _Validator:
             kp = ("model", "nodes", name, key)
             if is_size_schema(prop) and isinstance(value, str):
                 self.check_size_expr(value, kp, f"{key}")
+            elif isinstance(value, Mapping) and is_size_schema(prop.get("additionalProperties")):
+                for sub, item in value.items():
+                    if isinstance(item, str):
+                        self.check_size_expr(item, kp + (sub,), f"{key}.{sub}")
             elif isinstance(value, list) and is_size_schema(prop.get("items")):
                 for i, item in enumerate(value):
                     if isinstance(item, str):

@@ -180,6 +180,12 @@ def test_ops_lists_every_registered_op(capsys):
     for name in names():
         assert f"\n{name}  (v" in "\n" + out
     assert "symmetry: permutation_equivariance" in out
+    # every parameter with its type, default or "required", and allowed values
+    assert "      num_slots: size, required\n" in out
+    assert "      iterations: int, default 3\n" in out
+    assert "      slot_init: one of 'gaussian', 'learned', default 'gaussian'\n" in out
+    assert "      channels: list[size], required\n" in out
+    assert "      axes: table of size, optional\n" in out
 
 
 SEEDS_EVAL = ('\n[eval]\ntest_size = 4\nmetrics = ["ari_fg", "mse"]\nmasks = "composite.masks"\n'

@@ -15,7 +15,7 @@ EXPECTED = {
     "segformer", "unet_features", "split", "concat", "transformer_refinement",
     "latent_split", "glimpse_generator", "spatial_transformer", "occlusion_composite",
     "background_autoencoder", "gaussian_read", "gaussian_write", "localization_cnn",
-    "region_autoencoder", "background_network",
+    "region_autoencoder", "background_network", "linear", "reduce", "parameter",
 }
 
 

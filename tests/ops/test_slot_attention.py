@@ -184,3 +184,47 @@ def test_straight_through_and_implicit_grad_exclude_each_other():
     with pytest.raises(ShapeError, match="exclude each other"):
         get("slot_attention").infer({"inputs": sym("B", 10, 6)},
                                     {**PARAMS, "implicit_grad": True, "straight_through": True})
+
+
+def _one_head(sa, q, k, v, lo, hi):
+    """Alg. 1 l.7-8 for the features lo:hi alone, written out as a single-head computation."""
+    logits = torch.einsum("bnd,bkd->bkn", k[..., lo:hi], q[..., lo:hi])
+    attn = logits.softmax(dim=1)
+    w = attn + sa.epsilon
+    w = w / w.sum(dim=-1, keepdim=True)
+    return torch.einsum("bkn,bnd->bkd", w, v[..., lo:hi]), attn
+
+
+def test_multi_head_is_each_head_computed_alone_then_concatenated():
+    torch.manual_seed(1)
+    sa = SlotAttention(in_features=6, num_slots=3, slot_size=8, heads=2).double()
+    q = torch.randn(2, 3, 8, dtype=torch.float64) * sa.scale
+    k, v = torch.randn(2, 10, 8, dtype=torch.float64), torch.randn(2, 10, 8, dtype=torch.float64)
+    updates, attn = sa.multi_head(q, k, v)
+    (u0, a0), (u1, a1) = _one_head(sa, q, k, v, 0, 4), _one_head(sa, q, k, v, 4, 8)
+    assert torch.allclose(updates, torch.cat([u0, u1], dim=-1), atol=1e-12)
+    assert torch.allclose(attn, (a0 + a1) / 2, atol=1e-12)
+    assert sa.scale == pytest.approx(4 ** -0.5)          # sqrt of the per-head size
+
+
+def test_multi_head_slots_stay_permutation_equivariant():
+    torch.manual_seed(2)
+    sa = SlotAttention(in_features=6, num_slots=4, slot_size=8, heads=4).double()
+    x = torch.randn(2, 12, 6, dtype=torch.float64)
+    s0 = torch.randn(2, 4, 8, dtype=torch.float64)
+    perm = torch.tensor([2, 0, 3, 1])
+    slots, attn = sa(x, s0)
+    slots_p, attn_p = sa(x, s0[:, perm])
+    assert torch.allclose(slots_p, slots[:, perm], atol=1e-10)
+    assert torch.allclose(attn_p, attn[:, perm], atol=1e-10)
+    assert torch.allclose(attn.sum(dim=1), torch.ones(2, 12, dtype=torch.float64), atol=1e-12)
+
+
+def test_heads_must_divide_the_slot_size():
+    with pytest.raises(ShapeError, match="divisor of slot_size 8"):
+        get("slot_attention").infer({"inputs": sym("B", 5, 6)}, {"num_slots": 3, "slot_size": 8, "heads": 3})
+    _, out, module = run_op("slot_attention", {"inputs": sym("B", 5, 6)},
+                            {"num_slots": 3, "slot_size": 8, "heads": 2})
+    assert module.heads == 2 and out["attention"].shape == (2, 3, 5)
+    _, _, one = run_op("slot_attention", {"inputs": sym("B", 5, 6)}, {"num_slots": 3, "slot_size": 8})
+    assert one.heads == 1
