@@ -13,10 +13,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Function", "FUNCTIONS", "get", "names"]
+__all__ = ["Function", "FUNCTIONS", "get", "names", "match_views"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,111 @@ def background_loss(background: torch.Tensor, error: torch.Tensor,
                               count_include_pad=False)[:, 0]            # (b, h, w)
         weights = torch.exp(-BG_BETA * pooled)                          # (b, h, w) in (e^-6, 1]
     return (weights * (e + r)).mean()
+
+
+# ---- contrastive losses: global NT-Xent and objects matched across two views ---------------
+
+def _info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent over ``... n d`` pairs (a[i], b[i]): 2n items per leading index, cosine / T,
+    every other item a negative; the mean cross-entropy over the 2n items (and the leading
+    axes)."""
+    z = F.normalize(torch.cat([a, b], dim=-2), dim=-1)                   # ... 2n d
+    n = a.shape[-2]
+    sim = z @ z.transpose(-1, -2) / temperature                         # ... 2n 2n
+    eye = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))                           # an item is not its own negative
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)   # i <-> i + n
+    logits = sim.reshape(-1, 2 * n)
+    return F.cross_entropy(logits, target.repeat(logits.shape[0] // (2 * n)))
+
+
+def _check_pair(name: str, a: torch.Tensor, b: torch.Tensor, rank: int, temperature=None) -> None:
+    axes = "b d" if rank == 2 else "b k d"
+    if a.dim() != rank or a.shape != b.shape:
+        raise ValueError(f"{name}: expected two ({axes}) tensors of the same shape, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if temperature is not None and not float(temperature) > 0:
+        raise ValueError(f"{name}: expected a positive temperature, got {temperature}")
+
+
+@_fn("nt_xent", 3)
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (InfoNCE, SimCLR): the global contrastive loss between two views.
+
+    ``z1``, ``z2`` b d: one representation per image and view; the positive of ``z1[i]`` is
+    ``z2[i]``, the other 2b - 2 items of the batch are its negatives. Similarity = cosine /
+    ``temperature``. Returns the mean over the 2b items of
+    ``-log softmax(sim)[positive]`` (a scalar, in nats; log(2b - 1) for random features).
+
+    Chen et al., SimCLR, ICML 2020, Eq. 1; Baldassarre & Azizpour 2022, Eq. 1 (temperature
+    0.1). Raises ValueError: shapes not (b, d) alike, or a non-positive temperature."""
+    _check_pair("nt_xent", z1, z2, 2, temperature)
+    return _info_nce(z1, z2, float(temperature))
+
+
+def match_views(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """For each image, the permutation of ``b``'s tokens that maximises the summed cosine
+    similarity with ``a``'s (Hungarian matching, scipy's ``linear_sum_assignment``, on the
+    CPU, without gradient).
+
+    Shapes: a, b: b k d  ->  perm: b k (int64), so that ``b[i, perm[i, j]]`` is matched to
+    ``a[i, j]``. Baldassarre & Azizpour 2022, Sec. 3.2."""
+    from scipy.optimize import linear_sum_assignment          # lazy: keeps `import ocdsl` fast
+    with torch.no_grad():
+        sim = F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).transpose(-1, -2)
+        sim = sim.cpu().numpy()                                          # b k k
+    perm = [linear_sum_assignment(s, maximize=True)[1] for s in sim]
+    return torch.as_tensor(np.stack(perm), dtype=torch.long, device=a.device)
+
+
+def _matched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``b``'s tokens reordered to match ``a``'s (:func:`match_views`), b k d."""
+    perm = match_views(a, b)
+    return torch.gather(b, 1, perm[..., None].expand(-1, -1, b.shape[-1]))
+
+
+@_fn("ctr_all", 3)
+def ctr_all(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """CTR-ALL: object tokens of two views, Hungarian-matched per image, then NT-Xent where
+    every other token of the batch (both views) is a negative.
+
+    ``a``, ``b`` b k d (object projections of view 1 and 2). Returns a scalar (nats).
+    Baldassarre & Azizpour 2022, Eq. 2 with negatives from all images. Raises ValueError:
+    shapes not (b, k, d) alike, or a non-positive temperature."""
+    _check_pair("ctr_all", a, b, 3, temperature)
+    m = _matched(a, b)
+    return _info_nce(a.flatten(0, 1), m.flatten(0, 1), float(temperature))
+
+
+@_fn("ctr_img", 3)
+def ctr_img(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """CTR-IMG: as ``ctr_all``, but a token's negatives are only the other tokens of the same
+    image (both views): NT-Xent over 2k items per image, averaged over the images.
+
+    ``a``, ``b`` b k d. Returns a scalar (nats). Baldassarre & Azizpour 2022, Eq. 2 with
+    negatives from the same image. Raises ValueError as ``ctr_all``."""
+    _check_pair("ctr_img", a, b, 3, temperature)
+    return _info_nce(a, _matched(a, b), float(temperature))
+
+
+@_fn("cossim_matched", 4)
+def cossim_matched(p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
+    """COSSIM: each view's predictions regress the other view's matched tokens, with a stop
+    gradient on the targets, symmetrised.
+
+    ``p1``, ``p2`` b k d: predictions of views 1 and 2; ``f1``, ``f2`` b k d: their tokens
+    (the targets, detached). The views are matched on ``f1`` / ``f2`` (:func:`match_views`).
+    Returns ``((1 - mean cos(p1, sg f2_matched)) / 2 + (1 - mean cos(p2, sg f1_matched)) / 2) / 2``,
+    in [0, 1]. Baldassarre & Azizpour 2022, Eq. 3 (BYOL / SimSiam-style). Raises ValueError:
+    shapes not (b, k, d) alike."""
+    for x in (p2, f1, f2):
+        _check_pair("cossim_matched", p1, x, 3)
+    perm = match_views(f1, f2)                                   # f2[perm] <-> f1
+    inv = torch.argsort(perm, dim=1)                             # f1[inv] <-> f2
+    take = lambda x, idx: torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
+    l12 = (1 - F.cosine_similarity(p1, take(f2, perm).detach(), dim=-1).mean()) / 2
+    l21 = (1 - F.cosine_similarity(p2, take(f1, inv).detach(), dim=-1).mean()) / 2
+    return (l12 + l21) / 2
 
 
 def get(name: str) -> Function:
