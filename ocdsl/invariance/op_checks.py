@@ -389,3 +389,16 @@ def check_op(op: str | OpDef, *, examples: int = 20, module=None,
     return [search(p, examples, seed=seed)
             for p in op_properties(opdef, module=module, dtype=dtype, tolerance=tolerance,
                                    max_shift=max_shift)]
+
+
+@st.composite
+def _cross_attention(draw, dtype):
+    b, n, k = draw(S.batch_sizes(2)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    heads, d = draw(st.sampled_from([1, 2])), draw(st.sampled_from([4, 6, 8]))   # d >= 4: see above
+    params = {"layers": draw(st.integers(1, 2)), "heads": heads, "mlp_hidden": draw(st.integers(1, 8))}
+    inputs = {"queries": draw(S.slots_bkd(b, k, d, dtype)), "inputs": draw(S.inputs_bnd(b, n, d, dtype))}
+    return OpInstance(params, inputs, draw(S.seeds()))
+
+
+register_example("cross_attention", OpExample(
+    _cross_attention, {"queries": "B K D", "attention": "B K N"}))
