@@ -61,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="evaluate although the spec changed since the checkpoint")
 
+    sp = spec_cmd("export", "write a run's weights as safetensors (model.safetensors in the run)")
+    sp.add_argument("run_dir", help="run directory (holds checkpoint.pt)")
+    sp.add_argument("-o", "--out", help="output file (default: <run_dir>/model.safetensors)")
+    sp.add_argument("--allow-spec-change", action="store_true",
+                    help="export although the spec changed since the checkpoint")
+
     sp = spec_cmd("bench", "time a training step of the spec's model here, eager vs torch.compile")
     sp.add_argument("--gpu", action="store_true", help="on CUDA")
     sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
@@ -228,6 +234,19 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ocdsl.pipeline import build
+    from ocdsl.train.export import export_weights
+
+    c = build(args.spec, overrides=args.overrides)
+    model = c.instantiate(device="cpu", torch_compile=False)
+    path = export_weights(c.spec, model, Path(args.run_dir), Path(args.out) if args.out else None,
+                          allow_spec_mismatch=args.allow_spec_change)
+    n = sum(p.numel() for p in model.state_dict().values())
+    print(f"wrote {path} ({n:,} numbers; safetensors.torch.load_file reads it)")
+    return 0
+
+
 def cmd_bench(args) -> int:
     import time
 
@@ -315,7 +334,7 @@ def cmd_schema(args) -> int:
 
 COMMANDS = {
     "validate": cmd_validate, "compile": cmd_compile, "graph": cmd_graph, "run": cmd_run,
-    "eval": cmd_eval, "check": cmd_check, "bench": cmd_bench, "data": cmd_data,
+    "eval": cmd_eval, "export": cmd_export, "check": cmd_check, "bench": cmd_bench, "data": cmd_data,
     "ops": cmd_ops, "schema": cmd_schema,
 }
 
