@@ -14,10 +14,14 @@
    (``--set compile.rewrites=[]``) and of the hand-written reference (with the main job's
    learned initial slots), alternated in rounds; reported: median step times and the ratios
    folded / unfolded, folded / reference and unfolded / reference.
+4. Front-end scaling: generated specs of 10, 100 and 1000 nodes (a chain of ``linear``
+   nodes, every output declared), the median time of load, graph analysis and codegen,
+   and the time per node (linear scaling keeps it flat).
 
     python bench/run.py                   # all parts
     python bench/run.py --no-compile      # skip the torch.compile variants (fast)
     python bench/run.py --only fold --threads 1 --rounds 5 --steps-per-round 3   # part 3 only
+    python bench/run.py --only scale      # part 4 only
     python bench/run.py --json out.json   # also write the numbers
 """
 
@@ -43,6 +47,7 @@ from ocdsl.codegen import generate_source  # noqa: E402
 from ocdsl.graph import analyse  # noqa: E402
 from ocdsl.graph.rewrites import apply_rewrites  # noqa: E402
 from ocdsl.spec import load  # noqa: E402
+from ocdsl.spec.load import loads  # noqa: E402
 
 
 def _step_fn(model, kind: str, lr: float = 4e-4):
@@ -108,6 +113,40 @@ def bench_front_end(repeats: int) -> dict:
     return out
 
 
+def chain_spec(n: int) -> str:
+    """A spec of ``n`` ``linear`` nodes in a chain (each output declared)."""
+    lines = ['[meta]\nname = "chain"\n[dims]\nD = 8\n[model.inputs]\nx = "B D"\n']
+    prev = "x"
+    for i in range(n):
+        lines.append(f'[model.nodes.n{i}]\nop = "linear"\ninput = "{prev}"\nsize = "D"\noutput = "B D"\n')
+        prev = f"n{i}"
+    lines.append(f'[losses]\nl = "mean({prev})"\n[train]\nloss = "l"\n')
+    return "\n".join(lines)
+
+
+def bench_front_end_scaling(sizes=(10, 100, 1000), repeats: int = 3) -> dict:
+    """Part 4: load / graph / codegen time of generated specs of ``sizes`` nodes."""
+    out = {}
+    for n in sizes:
+        text = chain_spec(n)
+        t_load, t_graph, t_gen = [], [], []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            spec = loads(text)
+            t1 = time.perf_counter()
+            G = apply_rewrites(spec, analyse(spec))
+            t2 = time.perf_counter()
+            generate_source(spec, G)
+            t3 = time.perf_counter()
+            t_load.append(t1 - t0), t_graph.append(t2 - t1), t_gen.append(t3 - t2)
+        ms = {"load_ms": 1e3 * statistics.median(t_load), "graph_ms": 1e3 * statistics.median(t_graph),
+              "codegen_ms": 1e3 * statistics.median(t_gen)}
+        ms["total_ms"] = sum(ms.values())
+        ms["ms_per_node"] = ms["total_ms"] / n
+        out[n] = ms
+    return out
+
+
 def bench_fold_broadcast(batch: int, rounds: int, steps_per_round: int) -> dict:
     """Part 3: the main job's eager fp32 training step, folded / unfolded / reference."""
     torch.manual_seed(0)
@@ -142,12 +181,12 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fold-batch", type=int, default=8, help="batch of part 3 (the main job's)")
-    ap.add_argument("--only", choices=["step", "front-end", "fold"], action="append",
+    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale"], action="append",
                     help="run only these parts (repeatable); default all")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    parts = set(args.only or ["step", "front-end", "fold"])
+    parts = set(args.only or ["step", "front-end", "fold", "scale"])
     results = {}
 
     if "fold" in parts:
@@ -167,6 +206,14 @@ def main() -> None:
         print(f"  {'spec':55s} {'load':>8s} {'graph':>8s} {'codegen':>8s}")
         for k, v in fe.items():
             print(f"  {k:55s} {v['load_ms']:8.1f} {v['graph_ms']:8.1f} {v['codegen_ms']:8.1f}")
+
+    if "scale" in parts:
+        sc = results["front_end_scaling"] = bench_front_end_scaling()
+        print("front end + codegen of generated chain specs (median ms)")
+        print(f"  {'nodes':>6s} {'load':>9s} {'graph':>9s} {'codegen':>9s} {'total':>9s} {'ms/node':>8s}")
+        for n, v in sc.items():
+            print(f"  {n:6d} {v['load_ms']:9.1f} {v['graph_ms']:9.1f} {v['codegen_ms']:9.1f} "
+                  f"{v['total_ms']:9.1f} {v['ms_per_node']:8.2f}")
 
     if "step" in parts:
         ts = results["training_step"] = bench_training_step(args.batch, args.rounds, args.steps_per_round,

@@ -173,13 +173,45 @@ def is_size_schema(prop: Any) -> bool:
 
 def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any] | None = None,
                        ops: Mapping[str, OpDef] | None = None) -> list[Diagnostic]:
-    """Every JSON Schema violation of ``data`` as a human-readable Diagnostic."""
+    """Every JSON Schema violation of ``data`` as a human-readable Diagnostic.
+
+    The node schema's per-op ``if/then`` branches (``$defs.node.allOf``) are not run for
+    every node against every op: each node is validated against its own op's branch only,
+    which gives the same errors in time linear in the number of nodes, independent of the
+    number of registered ops."""
     schema = spec_schema(None if ops is None else list(ops.values())) if schema is None else schema
     ops = {o.name: o for o in registry.all_ops()} if ops is None else ops
+    outer, per_op = _dispatch_node_branches(schema)
     out: list[Diagnostic] = []
-    for err in Draft202012Validator(schema).iter_errors(data):
+    for err in Draft202012Validator(outer).iter_errors(data):
         out += _from_error(err, data, locations, ops)
+    nodes = data.get("model", {}).get("nodes") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
+    for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
+        branch = per_op.get(node.get("op")) if isinstance(node, dict) and isinstance(node.get("op"), str) else None
+        if branch is None:
+            continue
+        for err in Draft202012Validator(branch).iter_errors(node):
+            err.path.extendleft(reversed(("model", "nodes", name)))   # located in the whole spec
+            out += _from_error(err, data, locations, ops)
     return out
+
+
+def _dispatch_node_branches(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, dict]]:
+    """``schema`` without the node's per-op branches, and op name -> that op's branch as a
+    schema of one node (sharing ``$defs``)."""
+    defs = schema.get("$defs") or {}
+    node = defs.get("node")
+    if not isinstance(node, Mapping) or "allOf" not in node:
+        return schema, {}
+    per_op: dict[str, dict] = {}
+    for branch in node["allOf"]:
+        const = branch.get("if", {}).get("properties", {}).get("op", {}).get("const")
+        if const is None:                    # not a dispatch branch: keep the general path
+            return schema, {}
+        per_op[const] = {"$defs": defs, "type": "object", **branch["then"]}
+    outer = dict(schema)
+    outer["$defs"] = {**defs, "node": {k: v for k, v in node.items() if k != "allOf"}}
+    return outer, per_op
 
 
 def _diag(locations: Locations, keypath: tuple, message: str, hint: str | None = None,
