@@ -121,6 +121,12 @@ _ALL = [
         source=f"{_DM} clevr_with_masks.py; crop rows 29:221, cols 64:256 -> 128 (docs/papers.md, Slot Attention)",
     ),
     DatasetInfo(
+        name="mnist_scenes", height=64, width=64, channels=1, max_objects=4, reader="npz",
+        generator="mnist_scenes", eval_size=2000,
+        source="Cetin & Cinbis 2022 Sec. 4 (64 x 64 scenes of real MNIST digits); ocdsl's generator "
+               "(ocdsl/data/mnist_scenes.py, docs/formats.md): 1-3 digits, sklearn's digits by default",
+    ),
+    DatasetInfo(
         name="clevrtex", height=240, width=320, channels=3, max_objects=11, reader="clevrtex",
         crop=(24, 216, 64, 256), crop_resolution=128,
         source="github.com/karazijal/clevrtex-generation @ ae8afcb clevrtex_eval.py (docs/formats.md, ClevrTex folders): "
