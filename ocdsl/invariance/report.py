@@ -11,6 +11,7 @@ from typing import Any, TextIO
 from ocdsl.errors import Diagnostic, UserError
 from ocdsl.invariance.properties import run_checks
 from ocdsl.invariance.search import Result
+from ocdsl.tables import text_table
 
 __all__ = ["Report", "check", "format_table", "format_failures", "format_report", "main_check"]
 
@@ -66,17 +67,9 @@ def _fmt_dev(x: float) -> str:
 def format_table(results: list[Result]) -> str:
     """One row per property: property, node, examples tried, largest deviation, tolerance,
     pass/FAIL."""
-    rows = [_HEADER] + [(r.property, r.node, str(r.examples), _fmt_dev(r.max_deviation),
-                         r.tolerance, "pass" if r.passed else "FAIL") for r in results]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_HEADER))]
-    right = {2, 3}
-    lines = []
-    for j, row in enumerate(rows):
-        cells = [c.rjust(widths[i]) if i in right else c.ljust(widths[i]) for i, c in enumerate(row)]
-        lines.append("  ".join(cells).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    rows = [(r.property, r.node, str(r.examples), _fmt_dev(r.max_deviation),
+             r.tolerance, "pass" if r.passed else "FAIL") for r in results]
+    return text_table(_HEADER, rows, "llrrl")
 
 
 def format_failures(results: list[Result]) -> str:
