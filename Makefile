@@ -31,8 +31,11 @@ test-slow: setup
 bench: setup
 	$(BIN)/python bench/run.py
 
+# Every spec under specs/ (variants included), the set tests/codegen checks is in sync.
+SPECS   := $(shell find specs -name '*.toml' -o -name '*.yaml' | sort)
+
 compile: setup
-	for s in specs/*.toml specs/variants/*.toml; do $(BIN)/ocdsl compile $$s || exit 1; done
+	for s in $(SPECS); do $(BIN)/ocdsl compile $$s || exit 1; done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

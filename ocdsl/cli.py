@@ -101,7 +101,7 @@ def _print_warnings(spec) -> None:
 
 def cmd_validate(args) -> int:
     from ocdsl.pipeline import build
-    from ocdsl.invariance.spec_checks import resolve
+    from ocdsl.invariance.declarations import resolve
     c = build(args.spec, overrides=args.overrides)
     resolve(c)  # [[invariances]] name real nodes, axes and inputs
     _print_warnings(c.spec)

@@ -109,9 +109,16 @@ def load_pretrained(spec: Spec, G: nx.MultiDiGraph, model) -> None:
 
 
 def _display_path(path: Path) -> str:
-    """The spec path as written in generated headers: relative to the cwd when inside it,
-    so the same spec yields the same bytes on every machine."""
+    """The spec path as written in generated headers, the same however the path is spelled
+    (relative, absolute, ``./``) and wherever ``ocdsl`` runs, so ``compile --check`` gives one
+    answer: relative to the project holding the spec (the nearest folder above it with a
+    ``pyproject.toml`` or ``.git``), else to the working folder when inside it, else the
+    file name. Same spec, same bytes on every machine."""
+    p = Path(path).resolve()
+    for folder in p.parents:
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return str(p.relative_to(folder))
     try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+        return str(p.relative_to(Path.cwd().resolve()))
     except ValueError:
-        return Path(path).name
+        return p.name

@@ -16,6 +16,8 @@ PKG = Path(__file__).resolve().parents[1] / "ocdsl"
 # package -> ocdsl packages it must never import
 FORBIDDEN = {
     "errors": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops"},
+    "tables": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops",
+               "errors", "shapes", "losses"},
     "shapes": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops"},
     "ops": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz"},
     "losses": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz"},

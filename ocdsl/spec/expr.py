@@ -20,7 +20,7 @@ import keyword
 import math
 import operator
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Union
+from typing import Any, Callable, Iterator, Mapping, Union
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -31,8 +31,8 @@ from ocdsl.spec.grammars import parser
 
 __all__ = [
     "Expr", "Num", "Name", "Attr", "Unary", "BinOp", "Compare", "IfElse", "Call",
-    "ExprError", "parse", "names", "calls", "walk", "evaluate", "unparse",
-    "BINARY_OPS", "COMPARE_OPS", "UNARY_OPS",
+    "ExprError", "parse", "names", "calls", "walk", "evaluate", "unparse", "precedence",
+    "BINARY_OPS", "COMPARE_OPS", "UNARY_OPS", "PRECEDENCE",
 ]
 
 
@@ -358,51 +358,69 @@ def calls(expr: Expr) -> set[str]:
     return {e.func for e in walk(expr) if isinstance(e, Call)}
 
 
-# ---- unparsing ------------------------------------------------------------------------------
+# ---- printing -------------------------------------------------------------------------------
+# The one printer of expressions: error messages print spec text with it, codegen prints
+# Python with it (ocdsl.codegen.expr). One precedence table, Python's own order, so the
+# printed text means the same in both languages.
 
-_PREC = {"if": 0, "cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "//": 3, "%": 3, "unary": 4, "**": 5, "atom": 6}
+#: Binding strength of each form, loosest first.
+PRECEDENCE = {"if": 0, "cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "//": 3, "%": 3, "unary": 4, "**": 5, "atom": 6}
 
 
-def _prec(e: Expr) -> int:
+def precedence(e: Expr) -> int:
+    """How tightly ``e`` binds (:data:`PRECEDENCE`); a negative number literal binds like
+    a unary minus."""
     if isinstance(e, IfElse):
-        return 0
+        return PRECEDENCE["if"]
     if isinstance(e, Compare):
-        return 1
+        return PRECEDENCE["cmp"]
     if isinstance(e, BinOp):
-        return _PREC[e.op]
-    if isinstance(e, Unary):
-        return 4
-    return 6
+        return PRECEDENCE[e.op]
+    if isinstance(e, Unary) or (isinstance(e, Num) and repr(e.value).startswith("-")):
+        return PRECEDENCE["unary"]
+    return PRECEDENCE["atom"]
 
 
-def unparse(expr: Expr) -> str:
-    """Canonical text of ``expr`` with only the parentheses precedence needs;
-    ``parse(unparse(e)) == e``. The text is also valid Python with the same meaning."""
+def _same(text: str) -> str:
+    return text
 
-    def sub(e: Expr, need: int) -> str:
+
+def unparse(expr: Expr, *, ref: Callable[[str], str] = _same, func: Callable[[str], str] = _same) -> str:
+    """Text of ``expr`` with only the parentheses precedence needs.
+
+    By default the canonical spec text: ``parse(unparse(e)) == e``, and the text is valid
+    Python with the same meaning. ``ref`` maps each reference (a name, or ``"node.port"``)
+    to its text and ``func`` each called function's name: codegen passes
+    ``outputs['composite.image']`` and ``fn.mse``. Raises TypeError on a non-expression node.
+    """
+
+    def sub(e: Expr, need: int, strict: bool = False) -> str:
         s = go(e)
-        return f"({s})" if _prec(e) < need else s
+        p = precedence(e)
+        return f"({s})" if p < need or (strict and p == need) else s
 
     def go(e: Expr) -> str:
         if isinstance(e, Num):
             return repr(e.value)
         if isinstance(e, Name):
-            return e.id
+            return ref(e.id)
         if isinstance(e, Attr):
-            return e.text
+            return ref(e.text)
         if isinstance(e, Unary):
-            return e.op + sub(e.operand, 4)
+            return e.op + sub(e.operand, PRECEDENCE["unary"])
         if isinstance(e, BinOp):
-            p = _PREC[e.op]
-            if e.op == "**":
-                return f"{sub(e.left, 6)} ** {sub(e.right, 4)}"
-            return f"{sub(e.left, p)} {e.op} {sub(e.right, p + 1)}"
-        if isinstance(e, Compare):
-            return f"{sub(e.left, 2)} {e.op} {sub(e.right, 2)}"
+            p = PRECEDENCE[e.op]
+            if e.op == "**":  # right-associative: a ** b ** c is a ** (b ** c)
+                return f"{sub(e.left, p, strict=True)} ** {sub(e.right, PRECEDENCE['unary'])}"
+            return f"{sub(e.left, p)} {e.op} {sub(e.right, p, strict=True)}"
+        if isinstance(e, Compare):  # comparisons do not chain
+            p = PRECEDENCE["cmp"]
+            return f"{sub(e.left, p, strict=True)} {e.op} {sub(e.right, p, strict=True)}"
         if isinstance(e, IfElse):
-            return f"{sub(e.body, 1)} if {sub(e.test, 1)} else {sub(e.orelse, 0)}"
+            p = PRECEDENCE["if"]
+            return f"{sub(e.body, p, strict=True)} if {sub(e.test, p, strict=True)} else {sub(e.orelse, p)}"
         if isinstance(e, Call):
-            return f"{e.func}({', '.join(sub(a, 0) for a in e.args)})"
+            return f"{func(e.func)}({', '.join(go(a) for a in e.args)})"
         raise TypeError(f"not an expression node: {e!r}")
 
     return go(expr)

@@ -56,7 +56,7 @@ def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tup
     or an ``extends`` that is not a path.
     """
     here = Path(base_dir) if base_dir is not None else Path(src.file).parent
-    me = _identity(src.file, base_dir)
+    me = _identity(src.file)
     stack = _stack + (me,)
     data = dict(src.data)
     locs = src.locations
@@ -77,7 +77,7 @@ def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tup
         li = locs.get(kpi)
         target = here / rel
         shown = os.path.normpath(os.path.join(os.path.dirname(src.file), rel)) if base_dir is None else str(target)
-        ident = _identity(str(target), None)
+        ident = _identity(str(target))
         if ident in stack:
             names = [os.path.basename(s) for s in stack[stack.index(ident):]] + [os.path.basename(ident)]
             raise SpecError(Diagnostic(f"'extends' cycle: {' -> '.join(names)}", file=li.file, line=li.line,
@@ -95,7 +95,7 @@ def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tup
     return Merged(src.file, data, locs, files)
 
 
-def _identity(file: str, base_dir) -> str:
+def _identity(file: str) -> str:
     try:
         return str(Path(file).resolve())
     except OSError:  # pragma: no cover

@@ -36,6 +36,7 @@ from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
 from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
 from ocdsl.spec import expr as E
+from ocdsl.spec.merge import OVERRIDE_FILE
 from ocdsl.spec.model import BATCH, Locations, Signature
 from ocdsl.spec.schema import IDENT, REF_PATTERN, REWRITES, spec_schema
 from ocdsl.spec.shape import parse_signature
@@ -739,10 +740,24 @@ class _Validator:
                 start = min(comp, key=order.get)
                 edges = nx.find_cycle(G.subgraph(comp), source=start)
                 cycle = [edges[0][0]] + [e[1] for e in edges]
+            cycle = self.from_most_derived(cycle, kinds)
             first = cycle[0]
             self.error((kinds[first], first), f"{kinds[first]} refer to each other in a cycle: "
                                               f"{' -> '.join(cycle)}",
                        "a loss or schedule cannot depend on itself")
+
+    def from_most_derived(self, cycle: list[str], kinds: dict[str, str]) -> list[str]:
+        """``cycle`` (first == last) rotated to start at the member set last: an override,
+        else one in the spec's own file rather than a spec it extends. A variant that closes
+        a cycle is told so at its own line, not at the base's."""
+        members = cycle[:-1]
+
+        def rank(name: str) -> int:
+            f = self.locs.get((kinds[name], name)).file
+            return 0 if f.startswith(OVERRIDE_FILE) else (1 if f == self.locs.default_file else 2)
+
+        i = min(range(len(members)), key=lambda j: rank(members[j]))
+        return members[i:] + members[:i] + [members[i]]
 
     # -- train / eval / invariances
     def check_train(self) -> None:

@@ -59,10 +59,6 @@ class StopGuard:
             signal.signal(signal.SIGINT, self._previous)
             self._installed = False
 
-    @property
-    def in_critical(self) -> bool:
-        return self._critical > 0
-
     @contextlib.contextmanager
     def critical(self):
         """A section a second Ctrl-C must not cut in half (held until it ends)."""

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from ocdsl.tables import text_table
 from ocdsl.train.checkpoint import json_dumps
 
 __all__ = ["MetricsLog", "Progress", "fmt_duration", "fmt_value", "summary_table", "eval_rows_last"]
@@ -136,13 +137,4 @@ def summary_table(evals: dict[str, dict], metric_names: list[str] | None = None)
     header = ["dataset", *names, "count", "step"]
     rows = [[split, *(fmt_value(r.get("metrics", {}).get(n)) for n in names),
              str(r.get("count", "-")), str(r.get("step", "-"))] for split, r in evals.items()]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-
-    def line(cells):
-        first = cells[0].ljust(widths[0])
-        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:])]
-        return "  ".join([first, *rest]).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
-    return "\n".join(out)
+    return text_table(header, rows, "lr")

@@ -68,8 +68,8 @@ from ocdsl.train.optim import build_optimizer, set_lr
 from ocdsl.train.phases import Phase, apply_phase, plan_phases
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
 from ocdsl.train.rng import NOISE, capture_rng, data_seeds, restore_rng, seed_everything, seed_for
-from ocdsl.train.stream import (forward, make_train_loader, model_inputs, resolve_precision, schedules_at,
-                                value_range)
+from ocdsl.train.stream import (forward, is_compiled, make_train_loader, model_inputs, resolve_precision,
+                                schedules_at, value_range)
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
            "TrainConfig", "SCHED_PREFIX"]
@@ -414,7 +414,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     params = [p for g in opt.param_groups for p in g["params"]]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(spec, cfg, out_dir, device, fwd is not base)
+    run = _Run(spec, cfg, out_dir, device, is_compiled(fwd))
     run.data_seed = data_seed if data_seed == stream_seed else None  # None: the legacy pair (see above)
     if plan.explicit:
         run.phases = [{"name": p.name, "start": p.start, "steps": p.steps, "loss": p.loss} for p in plan.phases]

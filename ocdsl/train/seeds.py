@@ -60,6 +60,7 @@ from typing import Any, Callable, Sequence
 
 from ocdsl.errors import Diagnostic, UserError
 from ocdsl.spec.validate import Threshold, parse_threshold
+from ocdsl.tables import text_table
 from ocdsl.train import _deps
 from ocdsl.train.checkpoint import CHECKPOINT_NAME, atomic_write_json
 from ocdsl.train.report import fmt_value
@@ -232,13 +233,7 @@ def seeds_table(summary: dict) -> str:
             return "not run"
         return "FAIL" if r["failed"] else "pass"
     rows.append(["result", "", "", "", *(result(s) for s in seeds)])
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-
-    def line(cells):
-        return "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]),
-                          *(c.rjust(w) for c, w in zip(cells[2:], widths[2:]))]).rstrip()
-
-    out = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows[:-1]), line(rows[-1])]
+    out = [text_table(header, rows, "llr")]
     rule = (f"success: {summary['success']} on every evaluated dataset" if summary["success"]
             else "success: not declared ([eval] success); only runs that did not finish fail")
     n_run = len(summary["runs"])

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 from ocdsl.errors import UserError
 
 __all__ = ["schedules_at", "StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
-           "value_range", "model_inputs", "resolve_precision"]
+           "value_range", "model_inputs", "resolve_precision", "is_compiled"]
 
 # Above this size the permutation is not drawn: the items are read in order (such a
 # dataset is a procedural stream whose items are independent draws anyway).
@@ -153,6 +153,13 @@ def resolve_precision(precision: str, device: str) -> str:
     if kind == "cpu":
         return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
     return "fp32"
+
+
+def is_compiled(model) -> bool:
+    """Whether calling ``model`` runs through ``torch.compile``: a wrapper returned by
+    ``torch.compile(module)`` (it has ``_orig_mod``), or a module compiled in place by
+    ``nn.Module.compile()`` (what ``Compiled.instantiate`` does)."""
+    return hasattr(model, "_orig_mod") or getattr(model, "_compiled_call_impl", None) is not None
 
 
 def forward(model, arg, device, precision: str = "fp32") -> dict:

@@ -10,7 +10,7 @@ import pytest
 import ocdsl.invariance as inv
 from ocdsl.errors import SpecError, UserError
 from ocdsl.invariance import check, format_table, main_check, run_checks
-from ocdsl.invariance.spec_checks import resolve
+from ocdsl.invariance.declarations import resolve
 from ocdsl.pipeline import build
 
 from ._broken import SoftArgmaxOffByOne, swap_module

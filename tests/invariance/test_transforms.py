@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ocdsl.invariance import strategies as S
-from ocdsl.invariance.spec_checks import axis_tokens
+from ocdsl.invariance.declarations import axis_tokens
 from ocdsl.invariance.transforms import (Expect, Permutation, Shift, Tolerance, apply_to_site,
                                          default_tolerance, deviation, expected_output,
                                          fill_border, parse_coords, permute, shift,

@@ -146,3 +146,29 @@ def test_all_bad_overrides_reported(write):
     with pytest.raises(SpecError) as ei:
         load_merged(p, ["nope", "train.steps.x=1"])
     assert len(ei.value.diagnostics) == 2
+
+
+def test_a_cycle_closed_by_a_variant_or_override_is_reported_there(write):
+    """The cycle is named from the member set last: the variant's key, or the override's."""
+    from ocdsl.spec import load
+
+    write("base.toml", """\
+        [schedules]
+        a = "b + 1"
+        b = "step"
+        c = "step"
+        """)
+    leaf = write("v/leaf.toml", """\
+        extends = "../base.toml"
+        [schedules]
+        b = "2 * a"
+        """)
+    with pytest.raises(SpecError) as ei:
+        load(leaf)
+    (d,) = [d for d in ei.value.diagnostics if "cycle" in d.message]
+    assert (d.file, d.line, d.keypath) == (str(leaf), 3, ("schedules", "b"))
+    assert "b -> a -> b" in d.message
+    with pytest.raises(SpecError) as ei:
+        load(leaf, ["schedules.c=a", "schedules.b=c"])
+    (d,) = [d for d in ei.value.diagnostics if "cycle" in d.message]
+    assert d.file.startswith("--set") and d.keypath[0] == "schedules"

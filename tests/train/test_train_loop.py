@@ -266,3 +266,18 @@ def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(fakes
     summary = train(spec, model_cls(), out_dir=tmp_path / "r", progress=False)
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
     assert summary["status"] == "completed" and summary["precision"] == ("bf16" if native else "fp32")
+
+
+def test_summary_says_whether_the_model_is_compiled(fakes, spec_factory, model_cls, tmp_path, monkeypatch):
+    """A module compiled in place (``nn.Module.compile``, what ``ocdsl run`` does) is
+    reported as compiled although train() was not asked to compile; a plain one is not.
+    torch.compile is replaced by a pass-through so that no real compilation runs."""
+    monkeypatch.setattr(torch, "compile", lambda fn, *a, **k: fn)
+    compiled = model_cls()
+    compiled.compile()                       # the real in-place path, with the stand-in
+    assert compiled._compiled_call_impl is not None
+    spec = spec_factory(train={"steps": 1})
+    for name, model, want in (("plain", model_cls(), False), ("compiled", compiled, True)):
+        summary = train(spec, model, out_dir=tmp_path / name, torch_compile=False, progress=False)
+        assert summary["torch_compile"] is want, name
+        assert json.loads((tmp_path / name / "summary.json").read_text())["torch_compile"] is want

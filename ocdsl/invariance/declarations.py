@@ -1,4 +1,4 @@
-"""A spec's ``[[invariances]]`` -> properties of its compiled model.
+"""A spec's ``[[invariances]]``, resolved against its checked graph.
 
 A declaration::
 
@@ -48,35 +48,27 @@ output is expected to:
 - for the invariance kinds, outputs named in ``outputs`` / ``port`` must be unchanged
   whatever their axes (that is the claim); default outputs follow the rules above.
 
-Each case draws a batch size, a seed for the inputs and drawn states (standard normal;
-shifted sites get a blanked border at least as wide as the shift, see transforms.py) and
-the permutation or shift; both runs share the torch RNG state, so random draws elsewhere
-in the model (e.g. another node's slot initialisation) are identical. The weights are the
-model's own (``run_checks(model=...)``) or a fresh initialisation from the check's seed,
-the same for every case; the model runs in eval mode without gradients.
+Resolving is static (the graph and its shapes, no model is run): ``ocdsl validate``
+runs it. properties.py turns each resolved declaration into a property of the model;
+report.py runs them and prints the results.
 """
 
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import networkx as nx
 import torch
-from torch import nn
 
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.graph.build import output_key
-from ocdsl.invariance.search import Outcome, Property
-from ocdsl.invariance.transforms import (KINDS, PERMUTATION_KINDS, TRANSLATION_KINDS, Expect,
-                                         Permutation, Shift, Tolerance, apply_to_site,
-                                         default_tolerance, deviation, expected_output,
-                                         parse_coords, unit_per_pixel)
+from ocdsl.invariance.transforms import (KINDS, PERMUTATION_KINDS, TRANSLATION_KINDS, Expect, Tolerance,
+                                         default_tolerance, parse_coords, unit_per_pixel)
 from ocdsl.shapes import Shape, ShapeError
 
-__all__ = ["Site", "Declaration", "resolve", "model_properties", "axis_tokens"]
+__all__ = ["Site", "Declaration", "resolve", "axis_tokens"]
 
 
 def axis_tokens(text: str) -> list[str]:
@@ -482,158 +474,3 @@ def resolve(compiled) -> list[Declaration]:
     if r.diags:
         raise SpecError(r.diags)
     return out
-
-
-# ---- running the model ---------------------------------------------------------------------
-
-class _Intercept(nn.Module):
-    """Wraps a node's module: injects drawn states and transforms inputs on the way in."""
-
-    def __init__(self, inner: nn.Module, opdef, inject: dict[str, torch.Tensor],
-                 fns: dict[str, Any]):
-        super().__init__()
-        self.inner = inner
-        self.opdef = opdef
-        self.inject = inject
-        self.fns = fns
-
-    def forward(self, *args, **kwargs):
-        names = [p.name for p in self.opdef.inputs]
-        bound = dict(kwargs)
-        for name, a in zip(names, args):
-            bound[name] = a
-        bound.update(self.inject)
-        for port, fn in self.fns.items():
-            bound[port] = fn(bound[port])
-        if len(names) == 1:
-            return self.inner(bound[names[0]])
-        return self.inner(**{k: v for k, v in bound.items() if k in names})
-
-
-@contextmanager
-def _wrapped(model: nn.Module, wrappers: dict[str, _Intercept]) -> Iterator[None]:
-    saved = {n: getattr(model, n) for n in wrappers}
-    try:
-        for n, w in wrappers.items():
-            setattr(model, n, w)
-        yield
-    finally:
-        for n, m in saved.items():
-            setattr(model, n, m)
-
-
-@dataclass(frozen=True)
-class _ModelCase:
-    batch: int
-    seed: int
-    transform: Permutation | Shift
-
-
-def _concrete(shape: Shape, b: int) -> tuple[int, ...]:
-    out = []
-    for d in shape:
-        v = d.coeff
-        for s in d.symbols:
-            v *= b
-        out.append(v)
-    return tuple(out)
-
-
-def model_properties(compiled, model: nn.Module, *, max_batch: int = 2) -> list[Property]:
-    """One Property per declaration of ``compiled.spec``, run on ``model``."""
-    return [_model_property(compiled, model, d, max_batch) for d in resolve(compiled)]
-
-
-def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: int) -> Property:
-    from hypothesis import strategies as st
-
-    from ocdsl.invariance import strategies as S
-
-    spec, G = compiled.spec, compiled.graph
-    try:
-        dtype = next(model.parameters()).dtype
-    except StopIteration:
-        dtype = torch.float32
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    tol = default_tolerance(dtype, decl.atol)
-    symbolic = any(d.symbols for name in spec.inputs for d in G.nodes[name]["out_shapes"]["out"])
-    translation = decl.kind in TRANSLATION_KINDS
-
-    @st.composite
-    def cases(draw):
-        b = draw(S.batch_sizes(max_batch)) if symbolic else 1
-        seed = draw(S.seeds())
-        if translation:
-            transform = draw(S.shifts(decl.sizes, decl.names, decl.max_shift))
-        else:
-            transform = draw(S.permutations_of(decl.sizes[0], decl.names[0]))
-        return _ModelCase(b, seed, transform)
-
-    def draws(case: _ModelCase):
-        inputs = {name: S.tensor_from_seed(_concrete(G.nodes[name]["out_shapes"]["out"], case.batch),
-                                           case.seed * 7919 + j, dtype).to(device)
-                  for j, name in enumerate(spec.inputs)}
-        states = {s.label: S.tensor_from_seed(_concrete(s.shape, case.batch),
-                                              case.seed * 7919 + 1000 + j, dtype).to(device)
-                  for j, s in enumerate(decl.sites) if s.inject}
-        return inputs, states
-
-    def run(case: _ModelCase, moved: bool) -> dict[str, torch.Tensor]:
-        inputs, states = draws(case)
-        t = case.transform
-        for s in decl.sites:
-            if s.model_input is not None:
-                inputs[s.model_input] = apply_to_site(inputs[s.model_input], s.axes, t, moved, s.fill)
-        per_node: dict[str, tuple[dict, dict]] = {}
-        for s in decl.sites:
-            if s.node is None:
-                continue
-            inject, fns = per_node.setdefault(s.node, ({}, {}))
-            if s.inject:
-                inject[s.port] = states[s.label]
-            fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
-        wrappers = {n: _Intercept(getattr(model, n), G.nodes[n]["opdef"], inj, fns)
-                    for n, (inj, fns) in per_node.items()}
-        feed = inputs[next(iter(spec.inputs))] if len(spec.inputs) == 1 else inputs
-        with _wrapped(model, wrappers), torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(case.seed)
-            return model(feed)
-
-    def evaluate(case: _ModelCase) -> Outcome:
-        was_training = model.training
-        model.eval()
-        try:
-            base, moved = run(case, False), run(case, True)
-        finally:
-            model.train(was_training)
-        devs = []
-        for e in decl.expects:
-            exp, mask = expected_output(base[e.key], e, case.transform)
-            devs.append(deviation(e.key, moved[e.key], exp, tol, mask))
-        return Outcome(devs)
-
-    def describe(case: _ModelCase) -> list[str]:
-        inputs, states = draws(case)
-        sites = ", ".join(f"{s.label} (axis {' '.join(s.names)})" for s in decl.sites)
-        shapes = ", ".join([f"{k} {tuple(v.shape)}" for k, v in inputs.items()]
-                           + [f"{k} {tuple(v.shape)}" for k, v in states.items()])
-        return [f"batch size {case.batch}, values drawn from seed {case.seed} (standard normal)",
-                f"{case.transform.describe()}, applied to {sites}",
-                f"shapes: {shapes}"]
-
-    compared = tuple(_compared(e, decl) for e in decl.expects)
-    return Property(name=decl.label, node=decl.node, strategy=cases(), evaluate=evaluate,
-                    describe=describe, tolerance=tol, where=decl.where,
-                    notes=tuple(decl.notes), compared=compared)
-
-
-def _compared(e: Expect, decl: Declaration) -> str:
-    names = " ".join(decl.names)
-    if e.action == "same":
-        return f"{e.key}: unchanged"
-    if e.action == "permute":
-        return f"{e.key}: permuted along {names}"
-    if e.action == "shift":
-        return f"{e.key}: shifted along {names}"
-    moves = ", ".join(f"{'xyz'[c]} {s:.3g}/px" for c, s in zip(e.components, e.scales) if c >= 0)
-    return f"{e.key}: moves with the shift ({moves})"
