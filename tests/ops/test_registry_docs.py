@@ -85,3 +85,31 @@ def test_shipped_spec_nodes_fit_the_op_schemas():
         unknown = set(params) - set(op.params)
         assert not unknown, f"{node_name}: unknown params {unknown}"
         jsonschema.validate(params, op.params_schema())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_param_defaults_come_from_the_constructor(name):
+    """One place for an op parameter's default: the constructor's signature; the schema's
+    ``default`` (what editors and ``ocdsl schema`` show) is read from it."""
+    from ocdsl.ops.registry import constructor_defaults
+
+    op = get(name)
+    ctor = constructor_defaults(op.module)
+    for key, prop in op.params.items():
+        if key in ctor:
+            assert prop.get("default") == ctor[key], (name, key)
+    assert get("slot_attention").params["iterations"]["default"] == 3  # SlotAttention(iterations=3)
+
+
+def test_a_schema_default_other_than_the_constructors_is_refused():
+    from ocdsl.ops.registry import OpDef, integer, register
+
+    class Mod:
+        def __init__(self, depth: int = 2):
+            self.depth = depth
+
+    op = OpDef(name="_two_defaults", module=Mod, inputs=(), outputs=("out",),
+               params={"depth": integer("layers", default=3)}, infer=lambda s, p: {}, init_args=lambda s, p: {})
+    with pytest.raises(ValueError, match="'depth' defaults to 3 in its schema but to 2 in Mod"):
+        register(op)
+    assert "_two_defaults" not in names()
