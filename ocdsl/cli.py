@@ -153,11 +153,11 @@ def cmd_run(args) -> int:
         out_dir = _out_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     c.write(out_dir / "model.py")
-    compile_mode = False if args.no_compile else c.spec.train.get("compile", "auto")
+    compile_mode = False if args.no_compile else c.spec.train.compile
     if c.will_compile(device, compile_mode):
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
     # same initial weights every run of a seed, from their own stream (ocdsl/train/rng.py)
-    seed_for(int(c.spec.train.get("seed", 0)), INIT)
+    seed_for(c.spec.train.seed, INIT)
     model = c.instantiate(device=device, torch_compile=compile_mode)
     summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
                     resume=out_dir if args.resume else None, progress=not args.no_progress,

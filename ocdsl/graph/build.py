@@ -33,16 +33,16 @@ def _default_port(G: nx.MultiDiGraph, node: str) -> str:
 
 
 def referenced_outputs(spec: Spec) -> set[str]:
-    """Node names used by losses and eval (``composite.image`` -> ``composite``)."""
+    """Node names used by losses, the [eval] output keys (``EVAL_OUTPUTS``) and the
+    declared invariances (``composite.image`` -> ``composite``)."""
     from ocdsl.spec import expr as E
 
     used: set[str] = set()
     for e in list(spec.losses.values()):
         for n in E.names(e):
             used.add(n.partition(".")[0])
-    for key in ("masks", "reconstruction"):
-        if key in spec.eval_cfg:
-            used.add(str(spec.eval_cfg[key]).partition(".")[0])
+    for ref in spec.eval_cfg.outputs.values():
+        used.add(str(ref).partition(".")[0])
     for inv in spec.invariances:
         if "node" in inv:
             used.add(str(inv["node"]))
