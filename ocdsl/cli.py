@@ -88,8 +88,9 @@ def _version() -> str:
     return f"ocdsl {__version__}"
 
 
-def _print_warnings(spec) -> None:
-    for w in getattr(spec, "warnings", []):
+def _print_warnings(compiled) -> None:
+    """The warnings of a built spec (``ocdsl.pipeline.Compiled.warnings``), on stderr."""
+    for w in compiled.warnings:
         print(w.format(), file=sys.stderr)
 
 
@@ -98,7 +99,7 @@ def cmd_validate(args) -> int:
     from ocdsl.invariance.spec_checks import resolve
     c = build(args.spec, overrides=args.overrides)
     resolve(c)  # [[invariances]] name real nodes, axes and inputs
-    _print_warnings(c.spec)
+    _print_warnings(c)
     n_ops = sum(1 for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
     print(f"{args.spec}: ok ({n_ops} nodes, {len(c.spec.losses)} losses, {len(c.spec.schedules)} schedules)")
     return 0
@@ -107,7 +108,7 @@ def cmd_validate(args) -> int:
 def cmd_compile(args) -> int:
     from ocdsl.pipeline import build, compiled_path
     c = build(args.spec, overrides=args.overrides)
-    _print_warnings(c.spec)
+    _print_warnings(c)
     out = Path(args.out) if args.out else compiled_path(c.spec)
     if args.check:
         current = out.read_text() if out.exists() else None
@@ -143,7 +144,7 @@ def cmd_run(args) -> int:
     device = resolve_device(args.gpu)
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides)
-    _print_warnings(c.spec)
+    _print_warnings(c)
     if args.resume:
         out_dir = Path(args.resume)
         if not out_dir.is_dir():
