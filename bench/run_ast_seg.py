@@ -55,7 +55,7 @@ def main() -> None:
 
     c = build(args.spec)
     spec = c.spec
-    batch = args.batch or int(spec.train.get("batch_size", 16))
+    batch = args.batch or spec.train.batch_size
     h, w = spec.dims["H"], spec.dims["W"]
     x = torch.rand(batch, 3, h, w, generator=torch.Generator().manual_seed(0))
     plan = plan_phases(spec, list(spec.nodes))

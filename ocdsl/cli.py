@@ -94,8 +94,9 @@ def _version() -> str:
     return f"ocdsl {__version__}"
 
 
-def _print_warnings(spec) -> None:
-    for w in getattr(spec, "warnings", []):
+def _print_warnings(compiled) -> None:
+    """The warnings of a built spec (``ocdsl.pipeline.Compiled.warnings``), on stderr."""
+    for w in compiled.warnings:
         print(w.format(), file=sys.stderr)
 
 
@@ -104,7 +105,7 @@ def cmd_validate(args) -> int:
     from ocdsl.invariance.declarations import resolve
     c = build(args.spec, overrides=args.overrides)
     resolve(c)  # [[invariances]] name real nodes, axes and inputs
-    _print_warnings(c.spec)
+    _print_warnings(c)
     n_ops = sum(1 for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
     print(f"{args.spec}: ok ({n_ops} nodes, {len(c.spec.losses)} losses, {len(c.spec.schedules)} schedules)")
     return 0
@@ -113,7 +114,7 @@ def cmd_validate(args) -> int:
 def cmd_compile(args) -> int:
     from ocdsl.pipeline import build, compiled_path
     c = build(args.spec, overrides=args.overrides)
-    _print_warnings(c.spec)
+    _print_warnings(c)
     out = Path(args.out) if args.out else compiled_path(c.spec)
     if args.check:
         current = out.read_text() if out.exists() else None
@@ -149,7 +150,7 @@ def cmd_run(args) -> int:
     device = resolve_device(args.gpu)
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides)
-    _print_warnings(c.spec)
+    _print_warnings(c)
     if args.resume:
         out_dir = Path(args.resume)
         if not out_dir.is_dir():
@@ -159,11 +160,11 @@ def cmd_run(args) -> int:
         out_dir = _out_dir(args)
     out_dir.mkdir(parents=True, exist_ok=True)
     c.write(out_dir / "model.py")
-    compile_mode = False if args.no_compile else c.spec.train.get("compile", "auto")
+    compile_mode = False if args.no_compile else c.spec.train.compile
     if c.will_compile(device, compile_mode):
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
     # same initial weights every run of a seed, from their own stream (ocdsl/train/rng.py)
-    seed_for(int(c.spec.train.get("seed", 0)), INIT)
+    seed_for(c.spec.train.seed, INIT)
     model = c.instantiate(device=device, torch_compile=compile_mode)
     summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
                     resume=out_dir if args.resume else None, progress=not args.no_progress,

@@ -35,6 +35,11 @@ class Compiled:
     source: str
     path: Path | None = None
 
+    @property
+    def warnings(self) -> list:
+        """The spec's validation warnings, then the graph analysis's (unused nodes)."""
+        return [*self.spec.warnings, *self.graph.graph.get("warnings", ())]
+
     def write(self, path: Path | str) -> Path:
         self.path = write_source(self.source, Path(path))
         return self.path

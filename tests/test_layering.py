@@ -15,6 +15,8 @@ PKG = Path(__file__).resolve().parents[1] / "ocdsl"
 
 # package -> ocdsl packages it must never import
 FORBIDDEN = {
+    "catalog": {"errors", "shapes", "spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data",
+                "metrics", "viz", "ops"},
     "errors": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops"},
     "tables": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops",
                "errors", "shapes", "losses"},

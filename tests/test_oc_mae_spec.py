@@ -61,7 +61,7 @@ def test_table7(stem, dims, heads, r0):
     assert {k: c.spec.dims[k] for k in dims} == dims
     assert c.spec.nodes["encoder"].params["heads"] == heads == c.spec.nodes["decoder"].params["heads"]
     assert c.spec.schedule_values(0)["mask_ratio"] == r0
-    assert c.spec.train["batch_size"] == 128
+    assert c.spec.train.batch_size == 128
 
 
 def test_generated_module_runs_at_a_tiny_size(tiny):
@@ -122,7 +122,7 @@ def _paper_lr(e):
 def test_paper_schedules_per_epoch(epoch):
     c = build(REPO / "specs" / "variants" / "oc_mae_paper.toml")
     model = c.instantiate(torch_compile=False)
-    spe = c.spec.train["steps_per_epoch"]
+    spe = c.spec.train.steps_per_epoch
     step = int(epoch * spe)
     s = model.schedules(step)
     e = math.floor(epoch)                                            # per epoch in this variant
@@ -137,7 +137,7 @@ def test_paper_schedules_per_epoch(epoch):
 
 def test_cpu_default_schedules_per_step(tiny):
     model = tiny.instantiate(torch_compile=False)
-    spe = tiny.spec.train["steps_per_epoch"]
+    spe = tiny.spec.train.steps_per_epoch
     a, b = model.schedules(20 * spe), model.schedules(20 * spe + 1)  # within epoch 20
     assert b["mask_ratio"] < a["mask_ratio"]                         # fractional epochs
     assert model.schedules(0)["lr"] == 1e-5 and model.schedules(330 * spe)["lr"] == 1e-5
@@ -145,7 +145,7 @@ def test_cpu_default_schedules_per_step(tiny):
 
 def test_clevrtex_noise_only_during_warm_up():
     c = build(REPO / "specs" / "variants" / "oc_mae_clevrtex.toml")
-    spe = c.spec.train["steps_per_epoch"]
+    spe = c.spec.train.steps_per_epoch
     assert c.spec.schedule_values(0)["cls_noise"] == 0.1
     assert c.spec.schedule_values(10 * spe)["cls_noise"] == 0.1      # code: through epoch 10
     assert c.spec.schedule_values(11 * spe)["cls_noise"] == 0

@@ -148,7 +148,7 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     w(f"    SPEC_NAME = {spec.name!r}")
     w(f"    SPEC_HASH = {spec.source_hash!r}")
     w(f"    INPUTS = {_literal(tuple(spec.inputs))}")
-    w(f"    LOSS = {spec.train.get('loss', next(iter(spec.losses), None))!r}")
+    w(f"    LOSS = {spec.train.loss!r}")
     w(f"    DIMS = {_literal(dict(spec.dims))}")
     w(f"    NODES = {_literal(tuple(nodes))}")
     w("")
@@ -249,7 +249,7 @@ def _epoch_line(spec: Spec, exprs) -> list[str]:
     if spe is None:
         raise ValueError("an expression uses 'epoch' but the spec sets neither train.steps_per_epoch "
                          "nor train.epoch_size")
-    src = ("train.steps_per_epoch" if spec.train.get("steps_per_epoch") is not None
+    src = ("train.steps_per_epoch" if spec.train.steps_per_epoch is not None
            else "train.epoch_size / train.batch_size")
     return [f"        epoch = step / {spe!r}  # {src}"]
 

@@ -1,10 +1,12 @@
 """Spec -> checked, shape-annotated model graph."""
-from ocdsl.graph.build import build_graph, output_key
+from ocdsl.graph.build import build_graph, output_key, unused_warnings
 from ocdsl.graph.infer import infer_shapes, output_shapes, resolve_sizes
 
-__all__ = ["build_graph", "infer_shapes", "output_key", "output_shapes", "resolve_sizes", "analyse"]
+__all__ = ["build_graph", "infer_shapes", "output_key", "output_shapes", "resolve_sizes", "analyse", "unused_warnings"]
 
 
 def analyse(spec):
-    """build_graph + infer_shapes: the checked graph of ``spec``."""
+    """build_graph + infer_shapes: the checked graph of ``spec``. Its warnings (unused
+    nodes and inputs) are ``G.graph["warnings"]``; ``spec`` is not changed, so analysing
+    twice gives the same graph and the same warnings."""
     return infer_shapes(spec, build_graph(spec))

@@ -18,7 +18,7 @@ from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.ops import registry
 from ocdsl.spec.model import Ref, Spec
 
-__all__ = ["build_graph", "output_key", "referenced_outputs"]
+__all__ = ["build_graph", "output_key", "referenced_outputs", "unused_warnings"]
 
 
 def output_key(node: str, port: str, outputs: tuple[str, ...]) -> str:
@@ -33,16 +33,16 @@ def _default_port(G: nx.MultiDiGraph, node: str) -> str:
 
 
 def referenced_outputs(spec: Spec) -> set[str]:
-    """Node names used by losses and eval (``composite.image`` -> ``composite``)."""
+    """Node names used by losses, the [eval] output keys (``EVAL_OUTPUTS``) and the
+    declared invariances (``composite.image`` -> ``composite``)."""
     from ocdsl.spec import expr as E
 
     used: set[str] = set()
     for e in list(spec.losses.values()):
         for n in E.names(e):
             used.add(n.partition(".")[0])
-    for key in ("masks", "reconstruction"):
-        if key in spec.eval_cfg:
-            used.add(str(spec.eval_cfg[key]).partition(".")[0])
+    for ref in spec.eval_cfg.outputs.values():
+        used.add(str(ref).partition(".")[0])
     for inv in spec.invariances:
         if "node" in inv:
             used.add(str(inv["node"]))
@@ -50,8 +50,9 @@ def referenced_outputs(spec: Spec) -> set[str]:
 
 
 def build_graph(spec: Spec) -> nx.MultiDiGraph:
-    """Build and check the model graph. Raises SpecError listing every problem found;
-    warnings (unused nodes) are appended to ``spec.warnings``."""
+    """Build and check the model graph. Raises SpecError listing every problem found. The
+    warnings (unused nodes and inputs, :func:`unused_warnings`) are in
+    ``G.graph["warnings"]`` (a tuple); ``spec`` is read, never changed."""
     G = nx.MultiDiGraph(name=spec.name)
     diags: list[Diagnostic] = []
 
@@ -111,17 +112,20 @@ def build_graph(spec: Spec) -> nx.MultiDiGraph:
     if diags:
         raise SpecError(diags)
 
-    used = referenced_outputs(spec)
-    for name in spec.nodes:
-        if G.out_degree(name) == 0 and name not in used:
-            spec.warnings.append(spec.diag(spec.nodes[name].keypath,
-                                           f"node '{name}' is unused: no node, loss or eval key reads its output",
-                                           severity="warning"))
-    for name in spec.inputs:
-        if G.out_degree(name) == 0 and name not in used:
-            spec.warnings.append(spec.diag(("model", "inputs", name), f"model input '{name}' is unused",
-                                           severity="warning"))
+    G.graph["warnings"] = tuple(unused_warnings(spec, G))
     return G
+
+
+def unused_warnings(spec: Spec, G: nx.MultiDiGraph) -> list[Diagnostic]:
+    """Warnings for the nodes and model inputs of ``G`` whose outputs nothing reads (no
+    node, loss, eval key or invariance), in spec order. Pure: the same list every call."""
+    used = referenced_outputs(spec)
+    out = [spec.diag(spec.nodes[name].keypath,
+                     f"node '{name}' is unused: no node, loss or eval key reads its output", severity="warning")
+           for name in spec.nodes if G.out_degree(name) == 0 and name not in used]
+    out += [spec.diag(("model", "inputs", name), f"model input '{name}' is unused", severity="warning")
+            for name in spec.inputs if G.out_degree(name) == 0 and name not in used]
+    return out
 
 
 def _check_port(spec: Spec, G: nx.MultiDiGraph, ref: Ref, kp: tuple, diags: list) -> str | None:

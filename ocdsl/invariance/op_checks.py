@@ -396,7 +396,7 @@ def _cross_attention(draw, dtype):
     b, n, k = draw(S.batch_sizes(2)), draw(st.integers(1, 6)), draw(st.integers(1, 4))
     heads, d = draw(st.sampled_from([1, 2])), draw(st.sampled_from([4, 6, 8]))   # d >= 4: see above
     params = {"layers": draw(st.integers(1, 2)), "heads": heads, "mlp_hidden": draw(st.integers(1, 8))}
-    inputs = {"queries": draw(S.slots_bkd(b, k, d, dtype)), "inputs": draw(S.inputs_bnd(b, n, d, dtype))}
+    inputs = {"queries": draw(S.slots_bkd(b, k, d, dtype)), "features": draw(S.inputs_bnd(b, n, d, dtype))}
     return OpInstance(params, inputs, draw(S.seeds()))
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from ocdsl.catalog import METRICS as CATALOG
 from ocdsl.errors import did_you_mean
 from ocdsl.metrics._inputs import pred_labels
 from ocdsl.metrics.ari import ari, ari_fg, contingency
@@ -86,7 +87,8 @@ def _mse_mean(masks, labels, recon=None, image=None):
     return mse(recon, image, reduction="mean")
 
 
-#: name -> fn(masks, labels, recon, image) -> (b,) float64
+#: name -> fn(masks, labels, recon, image) -> (b,) float64: one function per entry of the
+#: torch-free catalogue ocdsl/catalog.py (the names the spec schema accepts), same order.
 METRICS: dict[str, MetricFn] = {
     "ari": _ari,
     "ari_fg": _ari_fg,
@@ -96,16 +98,9 @@ METRICS: dict[str, MetricFn] = {
     "mse_mean": _mse_mean,
 }
 
-#: name -> the inputs it needs, among "masks", "labels", "recon", "image", so that a spec
-#: can be checked before a run (e.g. ``mse`` on a model without a decoder).
-REQUIRES: dict[str, frozenset[str]] = {
-    "ari": frozenset({"masks", "labels"}),
-    "ari_fg": frozenset({"masks", "labels"}),
-    "miou": frozenset({"masks", "labels"}),
-    "miou_fg": frozenset({"masks", "labels"}),
-    "mse": frozenset({"recon", "image"}),
-    "mse_mean": frozenset({"recon", "image"}),
-}
+#: name -> the inputs it needs, among "masks", "labels", "recon", "image": the catalogue's
+#: ``needs`` (spec validation checks them before a run, e.g. ``mse`` without a decoder).
+REQUIRES: dict[str, frozenset[str]] = {name: info.needs for name, info in CATALOG.items()}
 
 
 def _check_names(names: Iterable[str]) -> list[str]:

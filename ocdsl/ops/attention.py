@@ -54,7 +54,7 @@ class CrossAttention(nn.Module):
 
     Shapes:
         queries: b k d     e.g. K learned queries (the ``parameter`` op)
-        inputs:  b n d     e.g. ViT patch tokens
+        features: b n d    e.g. ViT patch tokens
         -> queries:   b k d
         -> attention: b k n    the last layer's attention, mean over heads; sums to 1 over n
 
@@ -63,7 +63,7 @@ class CrossAttention(nn.Module):
         order (n) for the queries and equivariant for the attention (no positional terms).
 
     Raises:
-        ShapeError (shape rule): an input not 3-D, ``queries`` and ``inputs`` of different
+        ShapeError (shape rule): an input not 3-D, ``queries`` and ``features`` of different
         batch or feature size, or ``heads`` not dividing ``D``.
 
     Source:
@@ -79,19 +79,19 @@ class CrossAttention(nn.Module):
         hidden = 2 * dim if mlp_hidden is None else mlp_hidden
         self.layers = nn.ModuleList(CrossAttentionLayer(dim, heads, hidden, ln_eps) for _ in range(layers))
 
-    def forward(self, queries: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        attn = inputs.new_empty(0)
+    def forward(self, queries: torch.Tensor, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        attn = features.new_empty(0)
         for layer in self.layers:
-            queries, attn = layer(queries, inputs)
+            queries, attn = layer(queries, features)
         return queries, attn                                              # (B, K, D), (B, K, N)
 
 
 def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Shape, Shape]:
-    q, x = in_shapes["queries"], in_shapes["inputs"]
+    q, x = in_shapes["queries"], in_shapes["features"]
     expect_rank("queries", q, "B K D")
-    expect_rank("inputs", x, "B N D")
+    expect_rank("features", x, "B N D")
     if Dim.of(q[0]) != Dim.of(x[0]) or Dim.of(q[2]) != Dim.of(x[2]):
-        raise ShapeError(f"input 'inputs': expected (b, n, d) with b, d of the queries "
+        raise ShapeError(f"input 'features': expected (b, n, d) with b, d of the queries "
                          f"{fmt_shape(q)}, got {fmt_shape(x)}")
     heads = int(params.get("heads", 4))
     if not Dim.of(q[2]).is_concrete or Dim.of(q[2]).value % heads:
@@ -115,7 +115,7 @@ register(OpDef(
     name="cross_attention",
     module=CrossAttention,
     inputs=(Port("queries", "B K D", doc="the queries, e.g. K learned queries"),
-            Port("inputs", "B N D", doc="what the queries read, e.g. patch tokens")),
+            Port("features", "B N D", doc="what the queries read, e.g. patch tokens")),
     outputs=("queries", "attention"),
     params={
         "layers": integer("number of cross-attention layers", minimum=1, default=2),
@@ -128,9 +128,9 @@ register(OpDef(
     symmetries=(
         Symmetry("permutation_equivariance", {"queries": "K"}, {"queries": "K", "attention": "K"},
                  doc="permuting the queries permutes the output queries and attention rows"),
-        Symmetry("permutation_invariance", {"inputs": "N"}, {"queries": None},
-                 doc="the queries do not depend on the order of the inputs"),
-        Symmetry("permutation_equivariance", {"inputs": "N"}, {"attention": "N"},
+        Symmetry("permutation_invariance", {"features": "N"}, {"queries": None},
+                 doc="the queries do not depend on the order of the features"),
+        Symmetry("permutation_equivariance", {"features": "N"}, {"attention": "N"},
                  doc="permuting the inputs permutes the attention columns"),
     ),
     summary="multi-head cross-attention layers: K queries read N inputs (no competition)",

@@ -275,7 +275,7 @@ register(OpDef(
     outputs=("image", "weights", "segmentation"),
     params={
         "background_logit": number("initial value of the learned background activation "
-                                   "logit (alpha_0 = exp); AST: 11", default=11.0),
+                                   "logit (alpha_0 = exp); AST: 11"),
     },
     infer=_occlusion_infer,
     init_args=_occlusion_init_args,

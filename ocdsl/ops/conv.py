@@ -139,15 +139,15 @@ register(OpDef(
     outputs=("out",),
     params={
         "channels": sizes("output channels of each conv layer (one layer per entry)"),
-        "kernel": {**_INT_OR_LIST, "default": 5,
+        "kernel": {**_INT_OR_LIST,
                    "description": "square kernel size, one for all layers or one per layer"},
-        "stride": {**_INT_OR_LIST, "default": 1,
+        "stride": {**_INT_OR_LIST,
                    "description": "stride, one for all layers or one per layer ('same' padding)"},
-        "activation": enum("activation after each conv", ACTIVATIONS, default="relu"),
+        "activation": enum("activation after each conv", ACTIVATIONS),
         "last_activation": boolean("apply norm + activation after the last conv too "
-                                   "(the Slot Attention encoder does)", default=True),
+                                   "(the Slot Attention encoder does)"),
         "norm": enum("normalisation after each conv: none, group (GroupNorm) or batch "
-                     "(BatchNorm2d)", ["none", "group", "batch"], default="none"),
+                     "(BatchNorm2d)", ["none", "group", "batch"]),
     },
     infer=_infer,
     init_args=_init_args,

@@ -317,16 +317,15 @@ register(OpDef(
         "kernel": {"anyOf": [{"type": "integer", "minimum": 1},
                              {"type": "array", "items": {"type": "integer", "minimum": 1},
                               "minItems": 1}],
-                   "default": 5,
                    "description": "kernel size of the hidden layers (one for all or one per "
                                   "layer)"},
         "strides": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1,
                     "description": "stride of each hidden layer: 1 = 'same' Conv2d, s > 1 = "
                                    "ConvTranspose2d upsampling by s (default: all 1)"},
-        "out_kernel": {"type": "integer", "minimum": 1, "default": 3,
+        "out_kernel": {"type": "integer", "minimum": 1,
                        "description": "kernel size of the output conv (no activation)"},
         "out_channels": size("channels of the output conv: colour channels + 1 alpha logit"),
-        "activation": enum("activation after each hidden layer", ACTIVATIONS, default="relu"),
+        "activation": enum("activation after each hidden layer", ACTIVATIONS),
     },
     infer=_infer,
     init_args=_init_args,

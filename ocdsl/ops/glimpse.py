@@ -191,16 +191,15 @@ register(OpDef(
     outputs=("position", "scale", "alpha", "log_alpha", "what", "boxes"),
     params={
         "scaling": enum("isotropic: one scale latent for both axes (S = 1); anisotropic: "
-                        "s_x and s_y (S = 2)", SCALINGS, default="isotropic"),
+                        "s_x and s_y (S = 2)", SCALINGS),
         "scale_range": {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0},
-                        "minItems": 2, "maxItems": 2, "default": list(DEFAULT_SCALE_RANGE),
+                        "minItems": 2, "maxItems": 2,
                         "description": "[lo, hi]: scale = lo + (hi - lo) * sigmoid(latent)"},
         "what": size("Z, the size of z_what (d must be 3 + S + Z)"),
         "position": enum("how x, y reach [-1, 1]: 'clamp' (the authors' code; no gradient "
-                         "outside) or 'tanh' (ocdsl's option: a gradient everywhere)", POSITIONS,
-                         default="clamp"),
+                         "outside) or 'tanh' (ocdsl's option: a gradient everywhere)", POSITIONS),
         "scale_offset": number("added to the scale latent before the sigmoid (ocdsl's option, 0 = "
-                               "the paper): negative values start glimpses larger", default=0.0),
+                               "the paper): negative values start glimpses larger"),
     },
     infer=_split_infer,
     init_args=_split_init_args,

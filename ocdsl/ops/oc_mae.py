@@ -109,7 +109,7 @@ register(OpDef(
             Port("cls", "B K D", doc="encoder outputs of the class tokens")),
     outputs=("slots", "attention", "log_attention"),
     params={"epsilon": number("added to each slot's attention mass before normalising over "
-                              "patches (Eq. 2)", minimum=0, default=1e-8)},
+                              "patches (Eq. 2)", minimum=0)},
     infer=_of_infer,
     init_args=_of_init,
     symmetries=(
@@ -233,7 +233,7 @@ register(OpDef(
     params={
         "dim": size("decoder token size E"),
         "mask_std": number("standard deviation of the mask token's normal init (MAE: 0.02)",
-                           exclusiveMinimum=0, default=0.02),
+                           exclusiveMinimum=0),
     },
     infer=_bu_infer,
     init_args=_bu_init,

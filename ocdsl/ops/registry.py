@@ -37,6 +37,8 @@ tensor, several return a tuple in ``outputs`` order.
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -117,9 +119,39 @@ class UnknownOp(KeyError):
 _REGISTRY: dict[str, OpDef] = {}
 
 
+def constructor_defaults(module: type) -> dict[str, Any]:
+    """The defaults of ``module``'s constructor arguments (None defaults left out: they
+    mean "derived from other arguments"), tuples as lists (JSON)."""
+    out = {}
+    for name, p in inspect.signature(module.__init__).parameters.items():
+        if p.default is not inspect.Parameter.empty and p.default is not None:
+            out[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return out
+
+
+def _with_defaults(op: OpDef) -> OpDef:
+    """``op`` with each parameter's schema ``default`` taken from the constructor argument of
+    the same name: the constructor's signature is the one place a default is written.
+    Raises ValueError where a schema states another default than the constructor."""
+    params = dict(op.params)
+    for name, default in constructor_defaults(op.module).items():
+        prop = params.get(name)
+        if not isinstance(prop, Mapping):
+            continue
+        if "default" in prop and prop["default"] != default:
+            raise ValueError(f"op {op.name!r}: parameter {name!r} defaults to {prop['default']!r} in its "
+                             f"schema but to {default!r} in {op.module.__name__}(): write it once, in the "
+                             f"constructor")
+        params[name] = {**prop, "default": default}
+    return dataclasses.replace(op, params=params)
+
+
 def register(op: OpDef) -> OpDef:
+    """Add ``op`` to the registry (its parameter defaults from its constructor, see
+    :func:`constructor_defaults`). Raises ValueError for a second op of the same name."""
     if op.name in _REGISTRY and _REGISTRY[op.name].module is not op.module:
         raise ValueError(f"op {op.name!r} registered twice")
+    op = _with_defaults(op)
     _REGISTRY[op.name] = op
     return op
 

@@ -352,7 +352,7 @@ register(OpDef(
     outputs=("out",),
     params={
         "variant": enum("MiT size (official mit-b0..b5 configs); the paper uses b3",
-                        VARIANTS, default="b3"),
+                        VARIANTS),
         "channels": size("output channels F (num_labels); AST-Seg: K + z_what + 1 + S"),
         "pretrained": {"type": "string", "minLength": 1, "x-pretrained": True,
                        "description": "local Hugging Face checkpoint directory of the encoder "
@@ -529,7 +529,7 @@ register(OpDef(
                         "W); default [32, 64, 128, 128, 256, 256]"),
         "output_stride": enum("output resolution H / output_stride: 4 = drop-in for "
                               "segformer, 1 = full resolution like the authors' U-Net",
-                              (1, 2, 4), default=4),
+                              (1, 2, 4)),
     },
     infer=_unet_infer,
     init_args=_unet_init,

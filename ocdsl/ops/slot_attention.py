@@ -289,25 +289,25 @@ register(OpDef(
         "slot_size": size("slot size D (also the q/k/v size); paper: 64"),
         "mlp_hidden": size("hidden size of the residual slot MLP; default 2 * slot_size "
                            "(paper: 128)"),
-        "iterations": integer("attention iterations T (Alg. 1 l.4)", minimum=1, default=3),
+        "iterations": integer("attention iterations T (Alg. 1 l.4)", minimum=1),
         "epsilon": number("added to the attention before the weighted mean (Alg. 1 l.8)",
-                          minimum=0, default=1e-8),
+                          minimum=0),
         "ln_eps": number("LayerNorm epsilon; 1e-5 is PyTorch's default, the official Keras "
-                         "code uses 1e-3", exclusiveMinimum=0, default=1e-5),
+                         "code uses 1e-3", exclusiveMinimum=0),
         "implicit_grad": boolean("detach the slots before the last iteration (implicit "
-                                 "differentiation, Chang et al. 2022)", default=False),
+                                 "differentiation, Chang et al. 2022)"),
         "slot_init": enum("initial slots: 'gaussian' (the paper: one shared learned Gaussian, "
                           "sampled) or 'learned' (K fixed learnable slots, N(0, 1) init, no "
                           "noise: SAVi / ISA ParamStateInit, BO-QSA queries)",
-                          list(SLOT_INITS), default="gaussian"),
+                          list(SLOT_INITS)),
         "straight_through": boolean("BO-QSA (Jia et al. 2023): detach the slots before the last "
                                     "iteration and pass the gradient straight to the initial "
-                                    "slots", default=False),
+                                    "slots"),
         "heads": integer("attention heads; each gets slot_size / heads features and its own "
-                         "softmax over the slots (1 = Algorithm 1)", minimum=1, default=1),
+                         "softmax over the slots (1 = Algorithm 1)", minimum=1),
         "init": enum("parameter init: PyTorch defaults ('torch') or the official code's Keras "
                      "defaults ('keras': glorot / orthogonal, zero biases)",
-                     ["torch", "keras"], default="torch"),
+                     ["torch", "keras"]),
     },
     infer=_infer,
     init_args=_init_args,

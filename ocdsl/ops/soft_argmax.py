@@ -159,7 +159,7 @@ register(OpDef(
     outputs=("coords", "features", "attention"),
     params={
         "temperature": number("divides the logits before the softmax over positions",
-                              exclusiveMinimum=0, default=1.0),
+                              exclusiveMinimum=0),
     },
     infer=_infer,
     init_args=_init_args,

@@ -408,7 +408,7 @@ register(OpDef(
     params={
         "sizes": sizes("the two part sizes [n1, n2] along the axis; n1 + n2 = its size",
                        minItems=2, maxItems=2),
-        "axis": integer("the axis to split (negative counts from the end)", default=1),
+        "axis": integer("the axis to split (negative counts from the end)"),
     },
     infer=_split_infer,
     init_args=_split_init,
@@ -488,7 +488,7 @@ register(OpDef(
             Port("second", "...", doc="the trailing part; other axes as in first")),
     outputs=("out",),
     params={
-        "axis": integer("the axis to join (negative counts from the end)", default=-1),
+        "axis": integer("the axis to join (negative counts from the end)"),
     },
     infer=_concat_infer,
     init_args=_concat_init,

@@ -334,7 +334,7 @@ register(OpDef(
     outputs=("tokens", "mask", "ids_restore"),
     params={
         "ratio": schedulable("fraction of tokens dropped, in [0, 1); paper 0.75 (0.5 on "
-                             "Multi-dSprites).", minimum=0, exclusiveMaximum=1, default=0.75),
+                             "Multi-dSprites).", minimum=0, exclusiveMaximum=1),
         "kept": dynamic_size("name of the run-time number of kept tokens in output "
                              "signatures (\"B L D\")", "L"),
     },
@@ -419,9 +419,9 @@ register(OpDef(
         "num_tokens": size("number of class tokens K (one per slot)"),
         "dim": size("token size D"),
         "init_std": number("standard deviation of the normal init; paper 0.002",
-                           exclusiveMinimum=0, default=0.002),
+                           exclusiveMinimum=0),
         "noise": schedulable("scale of the N(0, 1) noise added in training mode; paper 0.1 "
-                             "during warm-up on ClevrTex, else 0.", minimum=0, default=0.0),
+                             "during warm-up on ClevrTex, else 0.", minimum=0),
     },
     infer=_cls_infer,
     init_args=_cls_init,

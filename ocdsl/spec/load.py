@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ocdsl.errors import SpecError
 from ocdsl.ops import registry
 from ocdsl.spec import expr as E
+from ocdsl.spec.config import build_sections
 from ocdsl.spec.merge import Merged, apply_overrides, load_merged, resolve_extends
 from ocdsl.spec.model import NodeSpec, Ref, Signature, Spec
 from ocdsl.spec.source import parse_source
@@ -69,7 +70,8 @@ def _finish(merged: Merged, path: Path) -> Spec:
 
 
 def build_spec(merged: Merged, checked: Checked, path: Path) -> Spec:
-    """The Spec dataclass from validated data (``checked`` has no errors)."""
+    """The Spec dataclass from validated data (``checked`` has no errors), with its typed
+    sections (ocdsl/spec/config.py) built once."""
     data = merged.data
     nodes: dict[str, NodeSpec] = {}
     for name, table in data["model"]["nodes"].items():
@@ -102,4 +104,5 @@ def build_spec(merged: Merged, checked: Checked, path: Path) -> Spec:
         source_hash=source_hash(data),
         warnings=list(checked.warnings),
         dynamic_sizes=dict(checked.dynamic),
+        sections=build_sections(data, list(losses)),
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ocdsl.errors import Diagnostic
+from ocdsl.spec.config import DataSpec, EvalSpec, PhaseSpec, Sections, TrainSpec, build_sections
 from ocdsl.shapes import Dim, Shape, ShapeError
 
 __all__ = ["Location", "Locations", "Signature", "Ref", "NodeSpec", "Spec", "BATCH"]
@@ -161,7 +162,9 @@ class NodeSpec:
 @dataclass
 class Spec:
     """A loaded, validated spec. ``data`` is the merged raw mapping (after ``extends`` and
-    overrides), kept for the sections other stages read directly (train, data, eval)."""
+    overrides); the run configuration is read from the typed sections (:attr:`train`,
+    :attr:`phases`, :attr:`data_cfg`, :attr:`eval_cfg`), never from ``data``.
+    Analysing the spec (ocdsl/graph) reads it and does not change it."""
 
     path: Path
     name: str
@@ -176,22 +179,34 @@ class Spec:
     warnings: list[Diagnostic] = field(default_factory=list)
     # Sizes known only at run time, named by ops (random_masking's kept = "L") -> that node.
     dynamic_sizes: dict[str, str] = field(default_factory=dict)
+    sections: Sections | None = None  # the typed sections: see ``config``
 
     @property
     def meta(self) -> dict[str, Any]:
         return self.data.get("meta", {})
 
     @property
-    def train(self) -> dict[str, Any]:
-        return self.data.get("train", {})
+    def config(self) -> Sections:
+        """The typed ``[train]`` / ``[data]`` / ``[eval]`` sections (ocdsl/spec/config.py),
+        built from :attr:`data` on first use and kept (``load`` builds them at once)."""
+        if self.sections is None:
+            self.sections = build_sections(self.data, list(self.losses))
+        return self.sections
 
     @property
-    def data_cfg(self) -> dict[str, Any]:
-        return self.data.get("data", {})
+    def train(self) -> TrainSpec:
+        """``[train]``, typed, with its defaults."""
+        return self.config.train
 
     @property
-    def eval_cfg(self) -> dict[str, Any]:
-        return self.data.get("eval", {})
+    def data_cfg(self) -> DataSpec:
+        """``[data]``, typed."""
+        return self.config.data
+
+    @property
+    def eval_cfg(self) -> EvalSpec:
+        """``[eval]``, typed, with its defaults."""
+        return self.config.eval
 
     @property
     def invariances(self) -> list[dict[str, Any]]:
@@ -200,14 +215,9 @@ class Spec:
     @property
     def steps_per_epoch(self) -> float | None:
         """Steps in one epoch: ``train.steps_per_epoch``, or ``train.epoch_size`` (images)
-        / ``train.batch_size`` (default 32); None when neither is set. Expressions see
+        / ``train.batch_size``; None when neither is set. Expressions see
         ``epoch = step / steps_per_epoch`` (fractional)."""
-        t = self.train
-        if t.get("steps_per_epoch") is not None:
-            return float(t["steps_per_epoch"])
-        if t.get("epoch_size") is not None:
-            return float(t["epoch_size"]) / float(t.get("batch_size", 32))
-        return None
+        return self.train.epoch_steps
 
     def input_shapes(self, batch: int) -> dict[str, tuple[int, ...]]:
         """Each model input's shape with its free sizes (the batch ``B``) set to ``batch``."""
@@ -215,18 +225,14 @@ class Spec:
                 for name, sig in self.inputs.items()}
 
     @property
-    def phases(self) -> list[dict[str, Any]]:
-        """``[[train.phases]]`` as written (empty when the spec has none)."""
-        ph = self.train.get("phases")
-        return list(ph) if isinstance(ph, list) else []
+    def phases(self) -> tuple[PhaseSpec, ...]:
+        """``[[train.phases]]``, typed (empty when the spec has none)."""
+        return self.train.phases
 
     @property
     def total_steps(self) -> int | None:
         """Steps of the whole run as written: the phases' sum, else ``train.steps``."""
-        if self.phases:
-            return sum(int(p.get("steps", 0)) for p in self.phases)
-        steps = self.train.get("steps")
-        return int(steps) if isinstance(steps, int) and not isinstance(steps, bool) else None
+        return self.train.total_steps
 
     def schedule_values(self, step: int = 0, phase_step: int | None = None,
                         phase_steps: int | None = None, total_steps: int | None = None) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
+from ocdsl.catalog import METRICS as METRIC_CATALOG
 from ocdsl.ops.registry import OpDef, all_ops
+from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, EvalSpec, OptimizerSpec, PhaseSpec, TrainSpec, default_of
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
            "INVARIANCE_KINDS", "NODE_KEYS", "REWRITES"]
@@ -24,8 +26,7 @@ __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "O
 SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
 IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
-OPTIMIZERS = ("adam", "adamw", "sgd")
-METRICS = ("ari", "ari_fg", "miou", "miou_fg", "mse")
+METRICS = tuple(METRIC_CATALOG)  # the names of ocdsl/catalog.py (OPTIMIZERS: ocdsl/spec/config.py)
 INVARIANCE_KINDS = ("permutation_equivariance", "permutation_invariance",
                     "translation_equivariance", "translation_invariance")
 NODE_KEYS = ("op", "input", "inputs", "output", "share")
@@ -65,9 +66,25 @@ def _pos_int(description: str, **extra: Any) -> dict:
     return _d(description, type="integer", minimum=1, **extra)
 
 
+def _optimizer_branches() -> list[dict]:
+    """One ``if name == <optimizer> then only its options`` branch per optimizer; the
+    ``x-optimizer`` mark lets validation word the error (ocdsl/spec/validate.py)."""
+    return [{"if": {"properties": {"name": {"const": o.name}}, "required": ["name"]},
+             "then": {"properties": {k: _d(f"'{k}' of {o.name}: see the table's '{k}'.")
+                                     for k in ("name", "lr", *o.options)},
+                      "additionalProperties": False, "x-optimizer": o.name}}
+            for o in OPTIMIZERS.values()]
+
+
 def _optimizer() -> dict:
+    def opt(key: str) -> dict:
+        users = [o.name for o in OPTIMIZERS.values() if key in o.options]
+        return {"default": list(v) if isinstance(v := default_of(OptimizerSpec, key), tuple) else v,
+                "x-optimizers": users}
+
     return _d(
-        "The optimizer: torch.optim.<name> with these settings.",
+        "The optimizer: torch.optim.<name> with these settings; each optimizer takes only its "
+        "own options (" + "; ".join(f"{o.name}: {', '.join(o.options)}" for o in OPTIMIZERS.values()) + ").",
         type="object",
         properties={
             "name": _d("Which optimizer.", enum=list(OPTIMIZERS)),
@@ -76,14 +93,16 @@ def _optimizer() -> dict:
                 "(e.g. \"lr\" naming a schedule).", exclusiveMinimum=0),
             "betas": _d("Adam/AdamW coefficients (beta1, beta2).", type="array",
                         items={"type": "number", "minimum": 0, "exclusiveMaximum": 1},
-                        minItems=2, maxItems=2),
+                        minItems=2, maxItems=2, **opt("betas")),
             "eps": _d("Term added to the denominator for numerical stability (Adam/AdamW).",
-                      type="number", exclusiveMinimum=0),
-            "weight_decay": _d("L2 penalty (decoupled for AdamW).", type="number", minimum=0),
-            "momentum": _d("Momentum factor (SGD).", type="number", minimum=0),
+                      type="number", exclusiveMinimum=0, **opt("eps")),
+            "weight_decay": _d("L2 penalty (decoupled for AdamW).", type="number", minimum=0,
+                               **opt("weight_decay")),
+            "momentum": _d("Momentum factor (SGD).", type="number", minimum=0, **opt("momentum")),
         },
         required=["name", "lr"],
         additionalProperties=False,
+        allOf=_optimizer_branches(),
     )
 
 
@@ -98,7 +117,9 @@ def _dataset_props() -> dict:
         "seed": _d("Seed of the procedural generator's stream (and of the shuffling order of a "
                    "training file). In [data]: the training stream when set (then the same for every "
                    "train.seed; absent: derived from train.seed), and the seed of the generated "
-                   "test/val splits (default 0, whatever train.seed).", type="integer"),
+                   "test/val splits (default 0, whatever train.seed).", type="integer", minimum=0,
+                   **{"x-hint": "seeds are integers >= 0; without data.seed the training stream "
+                                "follows train.seed"}),
         "variant": _d("Dataset variant, e.g. colored_on_grayscale | binarized | colored_on_colored "
                       "for multi_dsprites.", type="string"),
         "split": _d("Group / split of the files to read (e.g. the HDF5 group), overriding the "
@@ -195,7 +216,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
             "optimizer": _optimizer(),
             "fresh_optimizer": _d("Start this phase with a new optimizer (default true); false keeps the "
                                   "previous phase's optimizer and its state (same trainable nodes and "
-                                  "optimizer settings required).", type="boolean"),
+                                  "optimizer settings required).", type="boolean",
+                                  default=default_of(PhaseSpec, "fresh_optimizer")),
             "clock": _d("Consecutive phases with the same clock share one schedule clock: in [schedules], "
                         "`phase_step` counts from the first of them and `phase_steps` is their total "
                         "(default: each phase has its own clock).", type="string", pattern=IDENT),
@@ -203,44 +225,51 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         required=["steps"],
         additionalProperties=False,
     )
+    def tdef(key: str) -> Any:
+        return default_of(TrainSpec, key)
+
     train = _d(
         "How to train: loss, optimizer, batch size, length, logging and checkpoints.",
         type="object",
         properties={
             "loss": _d("The loss to minimise: a name from [losses].", type="string", minLength=1),
             "optimizer": _optimizer(),
-            "batch_size": _pos_int("Examples per step (over all processes)."),
+            "batch_size": _pos_int("Examples per step (over all processes).", default=tdef("batch_size")),
             "steps": _pos_int("Number of optimisation steps."),
             "steps_per_epoch": _d("Length of an epoch in steps: expressions may then use `epoch` = "
                                   "step / steps_per_epoch (fractional; floor(epoch) for whole epochs).",
                                   type="number", exclusiveMinimum=0),
             "epoch_size": _pos_int("Length of an epoch in training images: expressions may then use "
                                    "`epoch` = step * batch_size / epoch_size (fractional)."),
-            "log_every": _pos_int("Log losses and schedules every this many steps."),
-            "checkpoint_every": _pos_int("Save a checkpoint every this many steps."),
+            "log_every": _pos_int("Log losses and schedules every this many steps.", default=tdef("log_every")),
+            "checkpoint_every": _pos_int("Save a checkpoint every this many steps (and always at the end).",
+                                         default=tdef("checkpoint_every"),
+                                         **{"x-hint": "to checkpoint only at the end, set it to train.steps "
+                                                      "or more"}),
             "time_limit": _d("Wall-clock budget in seconds; the run stops cleanly (checkpoint and "
                              "final evaluation) when it is spent. 0 means no limit.", type="number", minimum=0),
             "grad_clip": _d("Clip the global gradient norm to this value (0: no clipping).",
-                            type="number", minimum=0),
+                            type="number", minimum=0, default=tdef("grad_clip")),
             "seed": _d("Seed of the run: parameter initialisation, training noise (slot sampling, "
                        "masking, dropout) and, unless data.seed is set, the training data stream each "
                        "draw from their own stream, seeded with a seed derived from this one and the "
                        "purpose (ocdsl/train/rng.py). Evaluation does not depend on it.",
-                       type="integer", minimum=0),
+                       type="integer", minimum=0, default=tdef("seed"),
+                       **{"x-hint": "seeds are integers >= 0"}),
             "precision": _d("Arithmetic of the training forward pass: fp32, bf16 autocast (matmuls and "
                             "convolutions in bfloat16, losses in fp32; about 2x faster on CPUs with "
                             "AVX512-BF16 and on recent GPUs, 10x slower where bf16 is emulated), or "
                             "auto (bf16 where the device computes it natively, else fp32). "
                             "Evaluation always runs in fp32.",
-                            enum=["fp32", "bf16", "auto"]),
+                            enum=["fp32", "bf16", "auto"], default=tdef("precision")),
             "compile": _d("torch.compile the model for `ocdsl run`: \"auto\" (default: on CUDA, and on "
                           "the CPU for models whose ops all gain from it), \"gpu\" (on CUDA only), "
                           "true or false. --no-compile turns it off.",
-                          anyOf=[{"type": "boolean"}, {"enum": ["auto", "gpu"]}]),
+                          anyOf=[{"type": "boolean"}, {"enum": ["auto", "gpu"]}], default=tdef("compile")),
             "num_workers": _d("DataLoader worker processes (0: load in the training process).",
-                              type="integer", minimum=0),
+                              type="integer", minimum=0, default=tdef("num_workers")),
             "shuffle": _d("Shuffle file-backed training data (generated data is a fresh stream anyway).",
-                          type="boolean"),
+                          type="boolean", default=tdef("shuffle")),
             "phases": _d("Training phases run in order (their steps replace train.steps).",
                          type="array", items=phase, minItems=1),
         },
@@ -261,36 +290,29 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         "Evaluation: which outputs are masks and reconstructions, which metrics, how often.",
         type="object",
         properties={
-            "every": _pos_int("Evaluate every this many training steps."),
-            "masks": _ref("Output holding the per-slot masks (B K H W), e.g. composite.masks."),
-            "reconstruction": _ref("Output holding the reconstructed image, e.g. composite.image."),
-            "attention": _ref("Output holding per-slot attention over the image or a patch grid "
-                              "(B K H W, or B K N with N = h * w patches), drawn in the figures."),
-            "input_mask": _ref("Output marking the parts of the input the model did not see (B H W, "
-                               "or B N over a patch grid; 1 = hidden), drawn as the masked input."),
-            "layers": _ref("Output holding per-object layers (B K C H W, C = 3 RGB or 4 RGB + mask, "
-                           "in the data range), drawn one column per object, e.g. an AST-Seg "
-                           "spatial transformer's output."),
-            "boxes": _ref("Output holding one box per object layer (B K 4: x0, y0, x1, y1 in "
-                          "normalized image coordinates, -1 / +1 = the image edges), drawn on the "
-                          "input and on each layer."),
+            "every": _pos_int("Evaluate every this many training steps (absent: at the end only; the "
+                              "end of the run is always evaluated).",
+                              **{"x-hint": "to evaluate only at the end, leave eval.every out"}),
+            **{key: _ref(description) for key, description in EVAL_OUTPUTS.items()},
             "schedules": _d("Schedule values used during evaluation instead of their value at the "
                             "current step, e.g. { mask_ratio = 0 }; op parameters that read "
                             "these schedules get them through the model's set_schedules.",
                             type="object", propertyNames={"pattern": IDENT},
                             additionalProperties={"type": "number"}),
-            "metrics": _d("Metrics to compute.", type="array", items=_d("A metric name.", enum=list(METRICS)),
-                          uniqueItems=True),
+            "metrics": _d("Metrics to compute: " + "; ".join(f"{m.name}: {m.description}"
+                                                            for m in METRIC_CATALOG.values()) + ".",
+                          type="array", items=_d("A metric name.", enum=list(METRICS)), uniqueItems=True),
             "success": _d("When a run counts as a success, as '<metric> <op> <number>' over one of "
                           "[eval] metrics, e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=); it must hold on "
                           "every evaluated dataset. `ocdsl run --seeds` counts the seeds that fail it.",
                           type="string", minLength=1),
             "test_size": _pos_int("Number of test examples."),
-            "batch_size": _pos_int("Batch size for evaluation."),
+            "batch_size": _pos_int("Batch size for evaluation.", default=default_of(EvalSpec, "batch_size")),
             "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation); "
                        "independent of train.seed, so seeds are evaluated alike.",
-                       type="integer", minimum=0),
-            "figure_images": _d("Images per figure (0: no figures).", type="integer", minimum=0),
+                       type="integer", minimum=0, default=default_of(EvalSpec, "seed")),
+            "figure_images": _d("Images per figure (0: no figures).", type="integer", minimum=0,
+                                default=default_of(EvalSpec, "figure_images")),
             "datasets": _d("Extra evaluation datasets.", type="array", items=eval_dataset),
         },
         additionalProperties=False,

@@ -11,7 +11,8 @@ expression in [losses], [schedules] and the optimizer's ``lr`` (syntax, function
 names, ``node.port`` against the op's outputs); cycles among losses and schedules;
 ``train.loss``, phases, ``eval.masks``/``eval.reconstruction``/``eval.attention``/
 ``eval.input_mask``, ``eval.schedules``, ``eval.success`` (``<metric> <op> <number>`` over
-[eval] metrics), invariance nodes, ``[compile] rewrites`` (known rewrite names; the hint
+[eval] metrics), the outputs each of ``eval.metrics`` needs (ocdsl/catalog.py), the options
+of each optimizer (``momentum`` is sgd's), invariance nodes, ``[compile] rewrites`` (known rewrite names; the hint
 lists them). Schedulable op parameters
 (``"x-schedule"``) must name a [schedules] entry; ``epoch`` in an expression needs
 ``train.steps_per_epoch`` or ``train.epoch_size``; run-time sizes named by ops
@@ -37,6 +38,8 @@ from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
 from ocdsl.spec import expr as E
 from ocdsl.spec.merge import OVERRIDE_FILE
+from ocdsl.catalog import METRICS
+from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, optimizer_spec
 from ocdsl.spec.model import BATCH, Locations, Signature
 from ocdsl.spec.schema import IDENT, REF_PATTERN, REWRITES, spec_schema
 from ocdsl.spec.shape import parse_signature
@@ -241,6 +244,9 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
         return [_diag(locs, path + (inst,), f"'{inst}' is not a valid name",
                       "names use letters, digits and '_' and do not start with a digit")]
 
+    if v == "additionalProperties" and isinstance(inst, dict) and err.schema.get("x-optimizer"):
+        return _optimizer_options(err, path, inst, locs)
+
     if v == "additionalProperties" and isinstance(inst, dict):
         allowed = list(err.schema.get("properties", {}))
         patterns = list(err.schema.get("patternProperties", {}))
@@ -311,7 +317,8 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
 
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-        return [_diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}")]
+        return [_diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}",
+                      err.schema.get("x-hint"))]
 
     if v in ("minItems", "maxItems"):
         n = err.validator_value
@@ -343,6 +350,21 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
         return [_diag(locs, path, f"expected {err.validator_value!r}, got {_describe(inst)}")]
 
     return [_diag(locs, path, err.message)]
+
+
+def _optimizer_options(err: ValidationError, path: tuple, inst: dict, locs: Locations) -> list[Diagnostic]:
+    """An option the named optimizer does not take (``momentum`` with adam). Keys that no
+    optimizer takes are left to the table's own ``additionalProperties`` error."""
+    name = err.schema["x-optimizer"]
+    takes = [k for k in err.schema.get("properties", {}) if k not in ("name", "lr")]
+    out = []
+    for k in inst:
+        users = [o.name for o in OPTIMIZERS.values() if k in o.options]
+        if k in err.schema.get("properties", {}) or not users:
+            continue
+        out.append(_diag(locs, path + (k,), f"optimizer '{name}' does not take '{k}'",
+                         f"'{k}' is an option of {_join_or(users)}; {name} takes: {', '.join(takes)}"))
+    return out
 
 
 def _param_doc(ops: Mapping[str, OpDef], op: str | None, name: str) -> str | None:
@@ -800,6 +822,8 @@ class _Validator:
             if ph.get("fresh_optimizer") is False and i == 0:
                 self.error(kp + ("fresh_optimizer",), "the first phase has no previous optimizer to keep",
                            "drop fresh_optimizer = false from the first phase")
+            elif ph.get("fresh_optimizer") is False and isinstance(phases[i - 1], dict):
+                self.check_kept_optimizer(train, phases[i - 1], ph, i)
             if "trainable" in ph and "frozen" in ph:
                 self.error(kp + ("frozen",), "give either trainable or frozen, not both",
                            "trainable lists what trains (every other node is frozen); frozen lists what does not")
@@ -820,13 +844,36 @@ class _Validator:
                         self.error(kp + (key, j), f"node '{n}' is both trainable and frozen")
                     seen[n] = key
 
+    def check_kept_optimizer(self, train: dict, before: dict, ph: dict, i: int) -> None:
+        """Phase ``i`` keeps the optimizer of phase ``i - 1``: same optimizer settings (as
+        typed, defaults filled in) and the same frozen nodes."""
+        def frozen(p: dict) -> frozenset:
+            if isinstance(p.get("trainable"), list):
+                return frozenset(self.node_tables) - frozenset(p["trainable"])
+            return frozenset(p["frozen"]) if isinstance(p.get("frozen"), list) else frozenset()
+
+        def optimizer(p: dict) -> Any:
+            table = p.get("optimizer", train.get("optimizer"))
+            try:
+                return optimizer_spec(table, ())
+            except (TypeError, ValueError, KeyError):
+                return None  # the schema reports a malformed table
+        prev, this = before.get("name", f"phase{i}"), ph.get("name", f"phase{i + 1}")
+        hint = "drop fresh_optimizer = false (a new optimizer), or train the same nodes with the same optimizer"
+        if optimizer(before) != optimizer(ph):
+            self.error(("train", "phases", i, "fresh_optimizer"),
+                       f"phase '{this}' keeps the optimizer of '{prev}' but sets another optimizer", hint)
+        elif frozen(before) != frozen(ph):
+            self.error(("train", "phases", i, "fresh_optimizer"),
+                       f"phase '{this}' keeps the optimizer of '{prev}' but trains other nodes", hint)
+
     def check_eval(self) -> None:
         ev = _table(self.data.get("eval"))
         for name in _table(ev.get("schedules")):
             if name not in self.schedule_names:
                 self.error(("eval", "schedules", name), f"eval.schedules names no schedule '{name}'",
                            did_you_mean(name, self.schedule_names) or "define it in [schedules]")
-        for key in ("masks", "reconstruction", "attention", "input_mask", "layers", "boxes"):
+        for key in EVAL_OUTPUTS:
             ref = ev.get(key)
             if isinstance(ref, str) and re.match(REF_PATTERN, ref):
                 node, _, port = ref.partition(".")
@@ -835,6 +882,27 @@ class _Validator:
                 else:
                     self.check_port_ref(node, port or None, ref, ("eval", key))
         self.check_success(ev)
+        self.check_metric_outputs(ev)
+        taken = {"test": None}  # the [data] test split is evaluated as "test"
+        datasets = ev.get("datasets")
+        for i, entry in enumerate(datasets if isinstance(datasets, list) else []):
+            name = entry.get("name") if isinstance(entry, dict) else None
+            if isinstance(name, str) and name in taken:
+                self.error(("eval", "datasets", i, "name"), f"two evaluation datasets are named '{name}'",
+                           "the test split of [data] is 'test'" if taken[name] is None
+                           else "give each [[eval.datasets]] entry its own name")
+            taken.setdefault(name, i)
+
+    def check_metric_outputs(self, ev: dict) -> None:
+        """Each metric's needed outputs are named: masks by eval.masks, the reconstruction
+        by eval.reconstruction (ocdsl/catalog.py says which metric needs which)."""
+        metrics = ev.get("metrics")
+        for i, name in enumerate(metrics if isinstance(metrics, list) else []):
+            info = METRICS.get(name) if isinstance(name, str) else None
+            for need, key in (("masks", "masks"), ("recon", "reconstruction")):
+                if info is not None and need in info.needs and not ev.get(key):
+                    self.error(("eval", "metrics", i), f"metric '{name}' needs eval.{key}",
+                               f"set eval.{key} to the output holding the {key}")
 
     def check_success(self, ev: dict) -> None:
         text = ev.get("success")

@@ -34,15 +34,6 @@ def metrics_concat(per_batch: list) -> Any:
     return _concat(per_batch)
 
 
-def metric_names() -> dict | None:
-    """``ocdsl.metrics.REQUIRES`` (name -> inputs it needs), or None when unavailable."""
-    try:
-        from ocdsl.metrics import REQUIRES
-    except ImportError:
-        return None
-    return dict(REQUIRES)
-
-
 def metrics_summarize(results: Any) -> Any:
     """``ocdsl.metrics.summarize``: per-image values -> mean (and friends) per metric."""
     from ocdsl.metrics import summarize as _summarize

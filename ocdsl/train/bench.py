@@ -21,9 +21,7 @@ __all__ = ["benchmark_step", "format_bench", "make_step"]
 
 
 def _random_inputs(spec, batch: int, device: str) -> dict[str, torch.Tensor]:
-    from ocdsl.train.stream import value_range
-
-    lo, hi = value_range(spec.data_cfg)
+    lo, hi = spec.data_cfg.range
     return {name: torch.rand(*shape, device=device) * (hi - lo) + lo
             for name, shape in spec.input_shapes(batch).items()}
 
@@ -39,9 +37,9 @@ def make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], dev
 
     base = getattr(model, "_orig_mod", model)
     apply_phase(base, phase, base.NODES)
-    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)), phase.optimizer, phase.optimizer_keypath)
+    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)), phase.optimizer)
     arg = next(iter(inputs.values())) if len(inputs) == 1 else inputs
-    precision = spec.train.get("precision", "fp32")
+    precision = spec.train.precision
     at = phase.start + min(1000, phase.steps - 1)  # a step well into the phase (past warm-ups)
 
     set_schedules = getattr(base, "set_schedules", None)
@@ -50,7 +48,7 @@ def make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], dev
         sched = schedules_at(base, at, phase.clock(at))
         if set_schedules is not None:
             set_schedules(sched)
-        set_lr(opt, lr_src.at(sched))
+        set_lr(opt, lr_src.at(sched, at, phase.clock(at)))
         outputs = forward(model, arg, device, precision)
         loss = base.losses(inputs, outputs, sched, at)[phase.loss]
         opt.zero_grad(set_to_none=True)
@@ -76,7 +74,7 @@ def benchmark_step(compiled, *, device: str = "cpu", batch: int | None = None, r
     from ocdsl.train.phases import plan_phases
 
     spec = compiled.spec
-    batch = int(batch or spec.train.get("batch_size", 32))
+    batch = int(batch or spec.train.batch_size)
     nodes = [n for n, d in compiled.graph.nodes(data=True) if d.get("kind") == "op"]
     plan = plan_phases(spec, nodes, None if spec.phases else (spec.total_steps or 1))
     names = [p.name for p in plan.phases]

@@ -1,8 +1,9 @@
 """Evaluation: the test split and every ``[[eval.datasets]]`` entry, metrics and figures.
 
-``[eval]`` keys read here::
+``[eval]`` keys read here, from the typed ``spec.eval_cfg`` (ocdsl/spec/config.py, where the
+defaults are; validation judged every value)::
 
-    every          int, evaluate every N steps (and always at the end); 0/absent: end only
+    every          int >= 1, evaluate every N steps (and always at the end); absent: end only
     masks          output key of the soft masks, (B, K, H, W) or (B, K, 1, H, W)
     reconstruction output key of the reconstruction, in data.range (optional)
     attention      output key of per-slot attention, (B, K, H, W) or over a patch grid
@@ -13,9 +14,10 @@
                    at the current step (e.g. mask_ratio = 0); they reach the model through its
                    ``set_schedules``. With overrides, the first dataset also gets a figure
                    drawn at the training-time values (``..._train_schedules.png``).
-    metrics        names from ocdsl.metrics.METRICS
+    metrics        names from the catalogue ocdsl/catalog.py (validation checks that the
+                   outputs each needs are named)
     test_size      size of the procedural test split
-    batch_size     default 32
+    batch_size     examples per evaluation batch
     seed           RNG seed of evaluation (slot sampling ...), default 0; the global generators
                    are seeded with ocdsl.train.rng.derive_seed(seed, "eval"), whatever train.seed
     figure_images  images per figure, default 8 (0: no figures)
@@ -49,16 +51,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from ocdsl.errors import SpecError, UserError, did_you_mean
+from ocdsl.spec.config import EVAL_OUTPUTS
 from ocdsl.train import _deps
 from ocdsl.train.checkpoint import atomic_write_json, load_checkpoint, load_model_state
 from ocdsl.train.report import fmt_duration, fmt_value, summary_table
 from ocdsl.train.rng import EVAL, preserved_rng  # preserved_rng re-exported: it lived here
-from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at, value_range
+from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
            "preserved_rng", "figure_path", "strip_path", "eval_schedule_values", "pixel_maps"]
 
-DEFAULT_BATCH_SIZE = 32
 STRIP_IMAGES = 4  # images in figures/<dataset>_masks_over_time.png
 
 
@@ -109,16 +111,11 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
     warn = warn or (lambda m: print(m, file=sys.stderr))
     ev, base = spec.eval_cfg, _base_dir(spec)
     spec_file = str(spec.path)
-    sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.get("test_size"),
+    sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.test_size,
                                                spec_file=spec_file, keypath=("data",)), ("data",))]
-    taken = {"test"}
-    for i, entry in enumerate(ev.get("datasets", []) or []):
+    for i, entry in enumerate(ev.datasets):  # validation made their names unique (and not "test")
         kp = ("eval", "datasets", i)
-        name = str(entry.get("name") or entry.get("dataset") or f"dataset{i}")
-        if name in taken:
-            raise SpecError(spec.diag(kp + ("name",), f"two evaluation datasets are named '{name}'",
-                                      hint="give each [[eval.datasets]] entry its own name"))
-        taken.add(name)
+        name = str(entry["name"])
         optional = bool(entry.get("optional", False))
         entry = dataset_cfg(spec, kp)
         if entry.get("path") is not None:
@@ -142,33 +139,13 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
     return sets
 
 
-def check_metric_names(spec) -> None:
-    """Unknown metric names, or metrics needing a reconstruction the spec does not name."""
-    requires = _deps.metric_names()
-    if requires is None:
-        return
-    ev = spec.eval_cfg
-    diags = []
-    for i, n in enumerate(ev.get("metrics", []) or []):
-        if n not in requires:
-            diags.append(spec.diag(("eval", "metrics", i), f"unknown metric '{n}'",
-                                   hint=did_you_mean(n, requires) or f"known: {', '.join(sorted(requires))}"))
-        elif "recon" in requires[n] and not ev.get("reconstruction"):
-            diags.append(spec.diag(("eval", "metrics", i), f"metric '{n}' needs a reconstruction",
-                                   hint="set eval.reconstruction to the output holding it"))
-        elif "masks" in requires[n] and not ev.get("masks"):
-            diags.append(spec.diag(("eval", "metrics", i), f"metric '{n}' needs masks",
-                                   hint="set eval.masks to the output holding them"))
-    if diags:
-        raise SpecError(diags)
-
-
 def check_eval_outputs(spec, outputs: dict) -> None:
-    """eval.masks / eval.reconstruction name outputs the model has (checked on the first
-    training step, so a typo fails at once rather than at the first evaluation)."""
+    """The [eval] output keys (``EVAL_OUTPUTS``: eval.masks, eval.reconstruction, ...) name
+    outputs the model has (checked on the first training step, so a model that does not
+    match its spec fails at once rather than at the first evaluation)."""
     diags = []
-    for key in ("masks", "reconstruction", "attention", "input_mask", "layers", "boxes"):
-        name = spec.eval_cfg.get(key)
+    for key in EVAL_OUTPUTS:
+        name = spec.eval_cfg.outputs.get(key)
         if name and name not in outputs:
             diags.append(spec.diag(("eval", key), f"'{name}' is not an output of the model",
                                    hint=did_you_mean(name, outputs) or f"outputs: {', '.join(outputs)}"))
@@ -182,7 +159,7 @@ def _masks(spec, outputs: dict, image: torch.Tensor):
     (e.g. OC-MAE's object-function attention) has each patch's value repeated over its
     pixels, so that the attention can be scored like the decoder's masks. Raises UserError
     naming ``eval.masks`` for any other shape."""
-    name = spec.eval_cfg.get("masks")
+    name = spec.eval_cfg.outputs.get("masks")
     if not name:
         return None
     m = outputs[name]
@@ -221,7 +198,7 @@ def eval_schedule_values(spec, model, step: int, clock: tuple[int, int] | None =
     if getattr(model, "set_schedules", None) is None:
         return None
     values = dict(schedules_at(model, step, clock, total_steps))
-    values.update({k: float(v) for k, v in (spec.eval_cfg.get("schedules") or {}).items()})
+    values.update(spec.eval_cfg.schedules)
     return values
 
 
@@ -249,21 +226,21 @@ def _figure_extras(spec, out: dict, image: torch.Tensor, rng=(0.0, 1.0)) -> dict
     from eval.attention / eval.input_mask / eval.layers / eval.boxes."""
     h, w = image.shape[-2:]
     extras = {}
-    key = spec.eval_cfg.get("layers")
+    key = spec.eval_cfg.outputs.get("layers")
     if key and key in out:
         lay = out[key].detach().float()
         if lay.dim() == 5 and lay.shape[2] in (3, 4) and tuple(lay.shape[3:]) == (h, w):
             rgb = from_range(lay[:, :, :3], rng).clamp(0, 1)
             extras["layers"] = torch.cat([rgb, lay[:, :, 3:].clamp(0, 1)], dim=2).cpu()
-    key = spec.eval_cfg.get("boxes")
+    key = spec.eval_cfg.outputs.get("boxes")
     if key and key in out and out[key].dim() == 3 and out[key].shape[-1] == 4:
         extras["boxes"] = out[key].detach().float().cpu()
-    key = spec.eval_cfg.get("attention")
+    key = spec.eval_cfg.outputs.get("attention")
     if key and key in out:
         a = pixel_maps(out[key], h, w)
         if a is not None:
             extras["attention"] = a.clamp(0, 1).cpu()
-    key = spec.eval_cfg.get("input_mask")
+    key = spec.eval_cfg.outputs.get("input_mask")
     if key and key in out:
         m = out[key].detach().float()
         m = pixel_maps(m[:, None], h, w)
@@ -361,10 +338,10 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     ``clock``: the training phase's ``(phase_step, phase_steps)`` and ``total_steps``: the
     run's length, for the schedules."""
     ev = spec.eval_cfg
-    rng = value_range(spec.data_cfg)
-    names = list(ev.get("metrics", []) or [])
-    bs = int(ev.get("batch_size", DEFAULT_BATCH_SIZE))
-    n_fig = int(ev.get("figure_images", 8))
+    rng = spec.data_cfg.range
+    names = list(ev.metrics)
+    bs = ev.batch_size
+    n_fig = ev.figure_images
     inputs_names = tuple(model.INPUTS)
     keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
     was_training = model.training
@@ -373,9 +350,9 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     eval_values = eval_schedule_values(spec, model, step, clock, total_steps)
     if eval_values is not None:
         model.set_schedules(eval_values)
-    train_figure = eval_values is not None and bool(ev.get("schedules"))
+    train_figure = eval_values is not None and bool(ev.schedules)
     try:
-        with preserved_rng(int(ev.get("seed", 0)), EVAL):
+        with preserved_rng(ev.seed, EVAL):
             for es in sets:
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
@@ -387,7 +364,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     out = model.forward(arg)
                     image = batch["image"].to(device)
                     masks = _masks(spec, out, image)
-                    recon_key = ev.get("reconstruction")
+                    recon_key = ev.outputs.get("reconstruction")
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
                     labels = batch.get("mask")
                     labels = labels.to(device) if labels is not None else None
@@ -441,7 +418,7 @@ def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figu
     arg = arg[sl] if torch.is_tensor(arg) else {k: v[sl] for k, v in arg.items()}
     out = model.forward(arg)  # eager, as in evaluate_model
     masks = _masks(spec, out, image)
-    recon_key = spec.eval_cfg.get("reconstruction")
+    recon_key = spec.eval_cfg.outputs.get("reconstruction")
     recon = from_range(out[recon_key].float(), rng) if recon_key else None
     slots = _slot_images(out, masks, rng)
     _save_figure(figure_path(figures_dir, step, f"{name}_train_schedules"), message,
@@ -495,7 +472,6 @@ def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, d
     load_model_state(base, state["model"], ckpt)
     base.to(device)
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent
-    check_metric_names(spec)
     sets = eval_sets(spec)
     step = int(state["step"])
     total = state.get("steps")  # the run's length (absent in older checkpoints: the spec's)
@@ -507,6 +483,6 @@ def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, d
               "eval": results, "out_dir": str(out_dir)}
     atomic_write_json(out_dir / "eval.json", report)
     say(f"{spec.name}: checkpoint {ckpt} (step {step})")
-    say(summary_table(results, list(spec.eval_cfg.get("metrics", []) or [])))
+    say(summary_table(results, list(spec.eval_cfg.metrics)))
     say(f"results: {out_dir / 'eval.json'}")
     return report

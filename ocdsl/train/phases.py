@@ -31,11 +31,11 @@ remainders; every phase keeps at least one step).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from ocdsl.errors import Diagnostic, SpecError, UserError
+from ocdsl.spec.config import OptimizerSpec
 
 __all__ = ["Phase", "PhasePlan", "plan_phases", "scale_steps", "apply_phase"]
 
@@ -48,9 +48,8 @@ class Phase:
     name: str
     start: int
     steps: int
-    loss: str
-    optimizer: Any               # the optimizer table (or string) this phase uses
-    optimizer_keypath: tuple
+    loss: str | None
+    optimizer: OptimizerSpec     # this phase's (its own, else [train]'s); .keypath: where written
     frozen: frozenset[str]       # node names whose parameters do not train
     fresh_optimizer: bool
     clock_start: int             # global step at which this phase's clock started
@@ -111,23 +110,22 @@ def scale_steps(steps: list[int], total: int) -> list[int]:
 
 
 def plan_phases(spec, node_names, steps: int | None = None) -> PhasePlan:
-    """The phase plan of ``spec``. ``node_names``: the model's node names (frozen/trainable
-    lists are checked against them by validation already). ``steps``: ``--steps``
-    override (scales the phases). Raises SpecError / UserError."""
+    """The phase plan of ``spec`` (its typed ``spec.train``, ocdsl/spec/config.py).
+    ``node_names``: the model's node names (what ``trainable`` leaves out is frozen).
+    ``steps``: ``--steps`` override (scales the phases). Raises SpecError when the run's
+    length is unknown (a spec without [train] steps or phases, run without ``--steps``), and
+    UserError when ``--steps`` is shorter than the number of phases."""
     train = spec.train
-    raw = spec.phases
     nodes = list(node_names)
-    if not raw:
-        total = steps if steps is not None else train.get("steps")
+    if not train.phases:
+        total = steps if steps is not None else train.steps
         if total is None:
             raise SpecError(spec.diag(("train",), "train.steps is not set",
                                       hint="set [train] steps or pass --steps"))
-        loss = train.get("loss") or next(iter(spec.losses), None)
-        ph = Phase(0, "train", 0, int(total), loss, train.get("optimizer", "adam"),
-                   ("train", "optimizer"), frozenset(), True, 0, int(total))
+        ph = Phase(0, "train", 0, int(total), train.loss, train.optimizer, frozenset(), True, 0, int(total))
         return PhasePlan((ph,), explicit=False)
 
-    written = [int(p["steps"]) for p in raw]
+    written = [p.steps for p in train.phases]
     scaled_from = None
     lengths = written
     if steps is not None:
@@ -137,21 +135,15 @@ def plan_phases(spec, node_names, steps: int | None = None) -> PhasePlan:
             raise UserError(Diagnostic(str(e), file="ocdsl", hint="pass a larger --steps")) from None
         scaled_from = tuple(written)
     starts = [sum(lengths[:i]) for i in range(len(lengths))]
-    clock_of = [p.get("clock") or f"#{i}" for i, p in enumerate(raw)]
+    clock_of = [p.clock or f"#{i}" for i, p in enumerate(train.phases)]
     phases = []
-    for i, p in enumerate(raw):
-        run = [j for j in range(len(raw)) if clock_of[j] == clock_of[i]]
-        if "trainable" in p:
-            frozen = frozenset(n for n in nodes if n not in set(p["trainable"]))
-        else:
-            frozen = frozenset(p.get("frozen", []))
-        opt = p.get("optimizer", train.get("optimizer", "adam"))
-        okp = ("train", "phases", i, "optimizer") if "optimizer" in p else ("train", "optimizer")
-        loss = p.get("loss") or train.get("loss") or next(iter(spec.losses), None)
+    for i, p in enumerate(train.phases):
+        run = [j for j in range(len(clock_of)) if clock_of[j] == clock_of[i]]
+        frozen = (frozenset(n for n in nodes if n not in set(p.trainable)) if p.trainable is not None
+                  else frozenset(p.frozen))
         phases.append(Phase(
-            index=i, name=str(p.get("name", f"phase{i + 1}")), start=starts[i], steps=lengths[i],
-            loss=loss, optimizer=opt, optimizer_keypath=okp, frozen=frozen,
-            fresh_optimizer=bool(p.get("fresh_optimizer", True)),
+            index=i, name=p.name, start=starts[i], steps=lengths[i], loss=p.loss, optimizer=p.optimizer,
+            frozen=frozen, fresh_optimizer=p.fresh_optimizer,
             clock_start=starts[run[0]], clock_steps=sum(lengths[j] for j in run)))
     return PhasePlan(tuple(phases), explicit=True, scaled_from=scaled_from)
 

@@ -61,18 +61,18 @@ import torch
 from ocdsl.errors import Diagnostic, SpecError, UserError
 from ocdsl.train import _deps
 from ocdsl.train.checkpoint import CHECKPOINT_NAME, atomic_write_json, load_checkpoint, load_model_state, save_checkpoint
-from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, check_metric_names, dataset_cfg, eval_message, eval_rows,
+from ocdsl.train.evaluate import (check_data_fits, check_eval_outputs, dataset_cfg, eval_message, eval_rows,
                                   eval_sets, evaluate_model)
 from ocdsl.train.interrupt import StopGuard
 from ocdsl.train.optim import build_optimizer, set_lr
-from ocdsl.train.phases import Phase, apply_phase, plan_phases
+from ocdsl.train.phases import Phase, PhasePlan, apply_phase, plan_phases
 from ocdsl.train.report import MetricsLog, Progress, eval_rows_last, fmt_duration, summary_table
 from ocdsl.train.rng import NOISE, capture_rng, data_seeds, restore_rng, seed_everything, seed_for
 from ocdsl.train.stream import (forward, is_compiled, make_train_loader, model_inputs, resolve_precision,
-                                schedules_at, value_range)
+                                schedules_at)
 
 __all__ = ["train", "resolve_device", "seed_everything", "TrainingInterrupted", "NonFiniteLoss",
-           "TrainConfig", "SCHED_PREFIX"]
+           "plan_run", "enter_phase", "SCHED_PREFIX"]
 
 
 _ROW_KEYS = frozenset({"step", "phase", "loss", "lr", "grad_norm", "images_per_s", "elapsed_s", "split", "count",
@@ -120,52 +120,40 @@ def resolve_device(gpu: bool) -> str:
 
 # ---------------------------------------------------------------------------- configuration
 
-class TrainConfig:
-    """``[train]`` (and ``eval.every``), checked, with defaults."""
+def plan_run(spec, model: torch.nn.Module, steps: int | None = None) -> PhasePlan:
+    """What ``ocdsl run`` makes of the spec's typed ``[train]`` before anything else: the
+    phase plan of ``model``'s nodes over the run's length (``steps``: ``--steps``, else the
+    spec's). The spec is not judged again (validation did); raises UserError for a
+    ``--steps`` below 1 or below the number of phases, and SpecError for a spec that states
+    no length (no [train] steps or phases) run without ``--steps``."""
+    if steps is not None and int(steps) < 1:
+        raise UserError(Diagnostic(f"--steps must be >= 1, got {steps}", file="ocdsl"))
+    base = getattr(model, "_orig_mod", model)
+    return plan_phases(spec, _node_names(base), steps)
 
-    def __init__(self, spec, steps: int | None):
-        t = spec.train
-        diags: list[Diagnostic] = []
 
-        def num(key, default, kind=int, minimum=1, optional=False):
-            v = t.get(key, default)
-            if v is None and optional:
-                return None
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if ok and kind is int:
-                ok = float(v).is_integer()
-            if not ok or v < minimum:
-                what = "an integer" if kind is int else "a number"
-                diags.append(spec.diag(("train", key), f"{key} must be {what} >= {minimum}, got {v!r}"))
-                return default
-            return kind(v)
+def enter_phase(spec, base: torch.nn.Module, ph: Phase, schedule_names, prev=None) -> tuple:
+    """Freeze / unfreeze ``base``'s nodes for phase ``ph`` and give its ``(optimizer,
+    lr source)``: a new one, or ``prev`` (the previous phase's) where the phase keeps it
+    (validation made sure the two phases have the same optimizer and frozen nodes). Raises
+    SpecError where the model's trainable parameters still differ (a module shared across
+    the frozen / trainable line)."""
+    apply_phase(base, ph, _node_names(base))
+    if prev is not None and not ph.fresh_optimizer:
+        kept = {id(p) for g in prev[0].param_groups for p in g["params"]}
+        now = {id(p) for p in base.parameters() if p.requires_grad}
+        if kept != now:
+            raise SpecError(spec.diag(("train", "phases", ph.index, "fresh_optimizer"),
+                                      f"phase '{ph.name}' keeps the previous phase's optimizer but the model "
+                                      f"trains other parameters",
+                                      hint="drop fresh_optimizer = false (a new optimizer), or train the "
+                                           "same nodes"))
+        return prev
+    return build_optimizer(spec, base, schedule_names, ph.optimizer)
 
-        self.steps = None if spec.phases else num("steps", None)  # with phases: plan_phases
-        if steps is not None:
-            if int(steps) < 1:
-                raise UserError(Diagnostic(f"--steps must be >= 1, got {steps}", file="ocdsl"))
-            self.steps = int(steps)
-        elif t.get("steps") is None and not spec.phases:
-            diags.append(spec.diag(("train",), "train.steps is not set", hint="set [train] steps or pass --steps"))
-        self.batch_size = num("batch_size", 32)
-        self.seed = num("seed", 0, minimum=0)
-        self.log_every = num("log_every", 50)
-        self.checkpoint_every = num("checkpoint_every", 1000, minimum=0)
-        self.time_limit = num("time_limit", None, kind=float, minimum=0, optional=True) or None  # 0: none
-        self.grad_clip = num("grad_clip", None, kind=float, minimum=0, optional=True)
-        self.num_workers = num("num_workers", 0, minimum=0)
-        self.shuffle = bool(t.get("shuffle", True))
-        self.precision = t.get("precision", "fp32")
-        if self.precision not in ("fp32", "bf16", "auto"):
-            diags.append(spec.diag(("train", "precision"),
-                                   f"precision must be fp32, bf16 or auto, got {self.precision!r}"))
-        ev = spec.eval_cfg.get("every", 0)
-        if not isinstance(ev, int) or isinstance(ev, bool) or ev < 0:
-            diags.append(spec.diag(("eval", "every"), f"every must be an integer >= 0, got {ev!r}"))
-            ev = 0
-        self.eval_every = ev
-        if diags:
-            raise SpecError(diags)
+
+def _node_names(base: torch.nn.Module) -> tuple[str, ...]:
+    return tuple(getattr(base, "NODES", ()) or (n for n, _ in base.named_children()))
 
 
 # ---------------------------------------------------------------------------- the run
@@ -173,8 +161,8 @@ class TrainConfig:
 class _Run:
     """State of one session plus the files it writes."""
 
-    def __init__(self, spec, cfg: TrainConfig, out_dir: Path, device, torch_compile: bool):
-        self.spec, self.cfg, self.out_dir = spec, cfg, out_dir
+    def __init__(self, spec, steps: int, out_dir: Path, device, torch_compile: bool):
+        self.spec, self.cfg, self.steps, self.out_dir = spec, spec.train, steps, out_dir
         self.device, self.torch_compile = str(device), bool(torch_compile)
         self.step = 0
         self.start_step = 0
@@ -204,7 +192,7 @@ class _Run:
             "step": self.step, "phase": phase, "data_position": self.data_position,
             "batch_size": self.cfg.batch_size,
             "model": base.state_dict(), "optimizer": opt.state_dict(), "rng": self.rng,
-            "steps": self.cfg.steps, "data_seed": self.data_seed,
+            "steps": self.steps, "data_seed": self.data_seed,
             "history": self.history, "elapsed_s": self.elapsed, "images_seen": self.images_seen,
             "torch_version": str(torch.__version__),
         })
@@ -216,7 +204,7 @@ class _Run:
         return {
             "spec": self.spec.name, "spec_hash": self.spec.source_hash,
             "spec_path": str(self.spec.path), "status": status, "message": message,
-            "step": self.step, "steps": self.cfg.steps, "batch_size": self.cfg.batch_size,
+            "step": self.step, "steps": self.steps, "batch_size": self.cfg.batch_size,
             "seed": self.cfg.seed, "data_seed": self.data_seed,
             "device": self.device, "torch_compile": self.torch_compile,
             "precision": resolve_precision(self.cfg.precision, str(self.device)),
@@ -304,7 +292,7 @@ def _curves(run: _Run, duplicate: str | None, message) -> None:
     if evals:  # one panel per metric, a line per evaluated dataset (ocdsl.viz.save_metric_curves)
         path = run.out_dir / "figures" / "metrics.png"
         try:
-            _deps.save_metric_curves(path, evals, list(run.spec.eval_cfg.get("metrics", []) or []) or None,
+            _deps.save_metric_curves(path, evals, list(run.spec.eval_cfg.metrics) or None,
                                      colour="split", title=f"{run.spec.name}: evaluation")
             run.figures.append(str(path))
         except Exception as e:
@@ -328,7 +316,8 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     """Train ``model`` (a generated module, docs/internals.md) as ``spec`` says.
 
     Args:
-        spec: the loaded Spec (``spec.train``, ``spec.data_cfg``, ``spec.eval_cfg`` are read).
+        spec: the loaded Spec; its typed ``spec.train``, ``spec.data_cfg`` and ``spec.eval_cfg``
+            (ocdsl/spec/config.py) are read as they are: validation judged them.
         model: the module; if it is already ``torch.compile``'d its ``_orig_mod`` is what is
             optimised and saved.
         device: ``"cpu"`` or ``"cuda"`` (see :func:`resolve_device`).
@@ -346,30 +335,30 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         the summary (also in ``out_dir/summary.json``).
 
     Raises:
-        UserError / SpecError: bad [train] values, data or checkpoint problems (exit 2).
+        UserError / SpecError: a bad ``steps``, data, model or checkpoint problems (exit 2).
         NonFiniteLoss (a UserError): the loss became NaN/inf (exit 2).
         TrainingInterrupted (a KeyboardInterrupt): Ctrl-C, after saving (exit 130).
     """
     out_dir = Path(out_dir)
     resume = Path(resume) if resume is not None else None
-    cfg = TrainConfig(spec, steps)
+    cfg = spec.train
+    plan = plan_run(spec, model, steps)
+    total = plan.total  # the steps to reach
+    eval_every = spec.eval_cfg.every
     base = getattr(model, "_orig_mod", model)
     fwd = model
     if base is model and torch_compile:
         fwd = torch.compile(base)
     inputs_names = tuple(base.INPUTS)
-    node_names = tuple(getattr(base, "NODES", ()) or (n for n, _ in base.named_children()))
-    plan = plan_phases(spec, node_names, steps)
-    cfg.steps = plan.total
-    check_metric_names(spec)
+    node_names = _node_names(base)
     _check_out_dir(out_dir, resume, overwrite)
 
     state = None
     if resume is not None:
         state, ckpt_file = load_checkpoint(resume, spec=spec, allow_spec_mismatch=allow_spec_mismatch)
-        if int(state["step"]) > cfg.steps:
+        if int(state["step"]) > total:
             raise UserError(Diagnostic(
-                f"the checkpoint is at step {state['step']}, past the {cfg.steps} steps to reach",
+                f"the checkpoint is at step {state['step']}, past the {total} steps to reach",
                 file=str(ckpt_file), hint="pass --steps with a larger total"))
 
     # Data first: a missing file should fail before anything is written.
@@ -381,40 +370,26 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         if state.get("data_seed") is not None:
             data_seed = stream_seed = int(state["data_seed"])
         else:  # a checkpoint from before ocdsl/train/rng.py: data.seed (default 0), order by train.seed
-            data_seed, stream_seed = int(train_cfg.get("seed", 0)), cfg.seed
+            data_seed, stream_seed = int(spec.data_cfg.seed or 0), cfg.seed
     train_cfg["seed"] = data_seed
     train_set = _deps.make_dataset(train_cfg, "train", base_dir, None, spec_file=str(spec.path))
     check_data_fits(spec, "train", train_set, ("data",))
     sets = eval_sets(spec)
-    rng_range = value_range(spec.data_cfg)
+    rng_range = spec.data_cfg.range
 
     base.to(device)
     sched_names = list(base.schedules(0))
     set_schedules = getattr(base, "set_schedules", None)
 
     def enter(ph: Phase, prev=None):
-        """Freeze / unfreeze for phase ``ph``; its optimizer: a new one, or ``prev`` (the
-        previous phase's (opt, lr_src)) where the phase keeps it."""
-        apply_phase(base, ph, node_names)
-        if prev is not None and not ph.fresh_optimizer:
-            before = plan.phases[ph.index - 1]
-            kept = {id(p) for g in prev[0].param_groups for p in g["params"]}
-            now = {id(p) for p in base.parameters() if p.requires_grad}
-            if before.optimizer != ph.optimizer or kept != now:
-                raise SpecError(spec.diag(("train", "phases", ph.index, "fresh_optimizer"),
-                                          f"phase '{ph.name}' keeps the optimizer of '{before.name}' but "
-                                          f"{'trains other parameters' if kept != now else 'sets another optimizer'}",
-                                          hint="drop fresh_optimizer = false (a new optimizer), or train the "
-                                               "same nodes with the same optimizer"))
-            return prev
-        return build_optimizer(spec, base, sched_names, ph.optimizer, ph.optimizer_keypath)
+        return enter_phase(spec, base, ph, sched_names, prev)
 
     phase = plan.at(int(state["step"]) if state is not None else 0)
     opt, lr_src = enter(phase)
     params = [p for g in opt.param_groups for p in g["params"]]
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    run = _Run(spec, cfg, out_dir, device, is_compiled(fwd))
+    run = _Run(spec, total, out_dir, device, is_compiled(fwd))
     run.data_seed = data_seed if data_seed == stream_seed else None  # None: the legacy pair (see above)
     if plan.explicit:
         run.phases = [{"name": p.name, "start": p.start, "steps": p.steps, "loss": p.loss} for p in plan.phases]
@@ -457,13 +432,13 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     data = make_train_loader(train_set, batch_size=cfg.batch_size, seed=stream_seed, start=run.data_position,
                              keys=keys, num_workers=cfg.num_workers, shuffle=cfg.shuffle,
                              pin_memory=str(device).startswith("cuda"))
-    bar = Progress(cfg.steps, run.step, progress)
+    bar = Progress(total, run.step, progress)
     say = bar.message
     if plan.explicit:
         say(plan.describe())
     if state is not None:
         restore_rng(state["rng"])
-        say(f"resuming {spec.name} from {ckpt_file} at step {run.step}/{cfg.steps}")
+        say(f"resuming {spec.name} from {ckpt_file} at step {run.step}/{total}")
     else:  # training noise: its own stream, never a replay of the initialisation's draws
         seed_for(cfg.seed, NOISE)
     run.rng = capture_rng()  # the RNG state after run.step completed steps
@@ -494,10 +469,10 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
         if plan.explicit:
             row["phase"] = phase.name
         row["loss"] = sums[phase.loss] / n
-        for name, total in sums.items():  # every term; a name clashing with a row key gets "loss_"
+        for name, term_sum in sums.items():  # every term; a name clashing with a row key gets "loss_"
             if name == phase.loss == "loss":
                 continue
-            row[f"loss_{name}" if name in _ROW_KEYS else name] = total / n
+            row[f"loss_{name}" if name in _ROW_KEYS else name] = term_sum / n
         row["lr"] = acc["lr"]
         for name, value in acc["sched"].items():  # every schedule at the row's last update
             row[SCHED_PREFIX + name] = float(value) if isinstance(value, (int, float)) else value
@@ -513,7 +488,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     def do_eval():
         clock = plan.at(run.step - 1 if run.step else 0).clock(run.step)
         results = evaluate_model(spec, base, sets, device=device, step=run.step, figures_dir=out_dir, message=say,
-                                 clock=clock, total_steps=cfg.steps)
+                                 clock=clock, total_steps=total)
         apply_phase(base, phase, node_names)  # evaluation left every node in train mode
         for row in eval_rows(results):
             run.history.append(row)
@@ -526,7 +501,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     try:
         with guard:
             try:
-                while run.step < cfg.steps:
+                while run.step < total:
                     if guard.requested:
                         status = "interrupted"
                         break
@@ -547,10 +522,10 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                         say(f"phase '{phase.name}' (step {run.step}, {phase.steps} steps)")
                     t_step = time.perf_counter()
                     batch = next(data)
-                    sched = schedules_at(base, run.step, phase.clock(run.step), cfg.steps)
+                    sched = schedules_at(base, run.step, phase.clock(run.step), total)
                     if set_schedules is not None:
                         set_schedules(sched)
-                    lr = lr_src.at(sched)
+                    lr = lr_src.at(sched, run.step, phase.clock(run.step), total)
                     set_lr(opt, lr)
                     arg, inputs = model_inputs(batch, inputs_names, rng_range, device)
                     outputs = forward(fwd, arg, device, cfg.precision)
@@ -589,12 +564,12 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                     accumulate(vals, lr, gn, dt, sched)
                     bar.step(vals[phase.loss], cfg.batch_size / dt if dt > 0 else None)
 
-                    if (run.step % cfg.log_every == 0 or run.step == cfg.steps
+                    if (run.step % cfg.log_every == 0 or run.step == total
                             or run.step == run.start_step + 1):
                         flush_log()
-                    if cfg.eval_every and run.step % cfg.eval_every == 0 and run.step < cfg.steps:
+                    if eval_every and run.step % eval_every == 0 and run.step < total:
                         do_eval()
-                    if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < cfg.steps:
+                    if cfg.checkpoint_every and run.step % cfg.checkpoint_every == 0 and run.step < total:
                         run.save(base, opt, phase.index)
                         run.write_summary("running")
             except KeyboardInterrupt:
@@ -622,7 +597,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                 if status == "time_limit":
                     log.write({"step": run.step, "event": "time_limit", "time_limit": cfg.time_limit})
                 summary = run.write_summary(status, message)
-                _print_summary(summary, list(spec.eval_cfg.get("metrics", []) or []))
+                _print_summary(summary, list(spec.eval_cfg.metrics))
                 if status == "interrupted":
                     raise TrainingInterrupted(summary)
                 return summary
@@ -633,7 +608,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                 message = message or f"interrupted; checkpoint at step {run.ckpt_step}"
                 log.write({"step": run.step, "event": "interrupted", "checkpoint_step": run.ckpt_step})
                 summary = run.write_summary(status, message)
-                _print_summary(summary, list(spec.eval_cfg.get("metrics", []) or []))
+                _print_summary(summary, list(spec.eval_cfg.metrics))
                 print(f"resume with: --resume {out_dir}", flush=True)
                 raise TrainingInterrupted(summary)
 

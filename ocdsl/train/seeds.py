@@ -116,23 +116,14 @@ def _read_json(path: Path) -> dict | None:
 
 def _target_steps(spec, steps: int | None) -> int | None:
     """The steps a run of ``spec`` reaches: ``--steps`` or the spec's (phases summed)."""
-    if steps is not None:
-        return int(steps)
-    if spec.phases:
-        try:
-            return sum(int(p["steps"]) for p in spec.phases)
-        except (KeyError, TypeError, ValueError):
-            return None
-    v = spec.train.get("steps")
-    return int(v) if isinstance(v, int) else None
+    return int(steps) if steps is not None else spec.train.total_steps
 
 
 def _threshold(spec) -> Threshold | None:
-    text = spec.eval_cfg.get("success")
+    text = spec.eval_cfg.success
     if not text:
         return None
-    metrics = [m for m in (spec.eval_cfg.get("metrics") or []) if isinstance(m, str)]
-    return parse_threshold(text, metrics=metrics, file=str(spec.path))
+    return parse_threshold(text, metrics=spec.eval_cfg.metrics, file=str(spec.path))
 
 
 # ---------------------------------------------------------------------------- one seed's record
@@ -178,7 +169,7 @@ def _finite(v: Any) -> bool:
 def summarize_seeds(spec, seeds: Sequence[int], records: dict[int, dict], parent: Path,
                     threshold: Threshold | None, complete: bool) -> dict:
     """The content of seeds_summary.json (see the module docstring)."""
-    metric_order = [m for m in (spec.eval_cfg.get("metrics") or []) if isinstance(m, str)]
+    metric_order = list(spec.eval_cfg.metrics)
     datasets: list[str] = []
     metrics: list[str] = list(metric_order)
     for seed in seeds:
@@ -267,7 +258,7 @@ def _curves(parent: Path, seeds: Sequence[int], records: dict[int, dict], spec, 
     if not rows:
         return None
     out = Path(parent) / CURVES_NAME
-    metrics = [m for m in (spec.eval_cfg.get("metrics") or []) if isinstance(m, str)] or None
+    metrics = list(spec.eval_cfg.metrics) or None
     try:
         _deps.save_metric_curves(out, rows, metrics, colour="seed", style="split",
                                  title=f"{spec.name}: seeds {', '.join(map(str, seeds))}")

@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 from ocdsl.errors import UserError
 
 __all__ = ["schedules_at", "StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
-           "value_range", "model_inputs", "resolve_precision", "is_compiled"]
+           "model_inputs", "resolve_precision", "is_compiled"]
 
 # Above this size the permutation is not drawn: the items are read in order (such a
 # dataset is a procedural stream whose items are independent draws anyway).
@@ -95,11 +95,6 @@ def make_train_loader(dataset, *, batch_size: int, seed: int, start: int, keys,
                         num_workers=num_workers, generator=gen, pin_memory=pin_memory,
                         persistent_workers=num_workers > 0)
     return iter(loader)
-
-
-def value_range(data_cfg: dict) -> tuple[float, float]:
-    lo, hi = data_cfg.get("range", (0.0, 1.0))
-    return float(lo), float(hi)
 
 
 def to_range(x: torch.Tensor, rng: tuple[float, float]) -> torch.Tensor:

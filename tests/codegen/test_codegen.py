@@ -120,5 +120,5 @@ def test_compile_modes_per_device(tmp_path):
 
 def test_shipped_main_job_is_eager_on_the_cpu_and_compiled_on_a_gpu():
     c = build(REPO / "specs" / "slot_attention.toml")
-    mode = c.spec.train["compile"]
+    mode = c.spec.train.compile
     assert not c.will_compile("cpu", mode) and c.will_compile("cuda", mode)

@@ -155,8 +155,32 @@ def test_unused_node_is_a_warning(tmp_path):
     input = "tokens"
     """)
     spec = load(write(tmp_path, text))
-    analyse(spec)
-    assert any("'extra' is unused" in w.message and w.severity == "warning" for w in spec.warnings)
+    G = analyse(spec)
+    assert any("'extra' is unused" in w.message and w.severity == "warning" for w in G.graph["warnings"])
+
+
+def test_analysis_is_pure_its_warnings_are_returned(tmp_path):
+    """Analysing reads the spec and returns the warnings: the Spec is unchanged, and a second
+    analysis gives the same warnings, once each (they used to be appended to spec.warnings)."""
+    import copy
+
+    from ocdsl.pipeline import build
+
+    text = edit(TINY, '[model.inputs]\n', '[model.inputs]\nspare = "B C"\n') + textwrap.dedent("""
+    [model.nodes.extra]
+    op = "layer_norm"
+    input = "tokens"
+    """)
+    spec = load(write(tmp_path, text))
+    before_warnings, before_data = list(spec.warnings), copy.deepcopy(spec.data)
+    first = analyse(spec).graph["warnings"]
+    second = analyse(spec).graph["warnings"]
+    assert [w.message for w in first] == ["node 'extra' is unused: no node, loss or eval key reads its output",
+                                          "model input 'spare' is unused"]
+    assert second == first
+    assert spec.warnings == before_warnings and spec.data == before_data
+    c = build(spec)  # the pipeline's warnings: the spec's, then the analysis's, once
+    assert [w.message for w in c.warnings] == [w.message for w in [*before_warnings, *first]]
 
 
 def test_missing_required_input(tmp_path):

@@ -44,6 +44,27 @@ def test_registry_names_and_signature():
         assert out.shape == (3,) and out.dtype == torch.float64, name
 
 
+def test_registry_is_the_catalogue_and_needs_are_exact():
+    """One list of metrics: ocdsl/catalog.py (which the schema reads) has exactly the
+    registered functions, and each function runs on its catalogued needs alone and fails
+    without any one of them."""
+    from ocdsl.catalog import METRIC_INPUTS
+    from ocdsl.catalog import METRICS as CATALOG
+    from ocdsl.spec.schema import spec_schema
+
+    assert list(METRICS) == list(CATALOG)
+    enum = spec_schema()["properties"]["eval"]["properties"]["metrics"]["items"]["enum"]
+    assert enum == list(CATALOG) and "mse_mean" in enum
+    full = dict(zip(("masks", "labels", "recon", "image"), batch()))
+    for name, info in CATALOG.items():
+        assert info.needs <= set(METRIC_INPUTS)
+        only = {k: (v if k in info.needs else None) for k, v in full.items()}
+        assert METRICS[name](only["masks"], only["labels"], only["recon"], only["image"]).shape == (3,)
+        for k in info.needs - {"masks"}:  # mask metrics read the masks' argmax: None is an AttributeError
+            with pytest.raises(ValueError, match=k):
+                METRICS[name](**dict(full, **{k: None}))
+
+
 def test_evaluate_matches_the_functions():
     masks, labels, recon, image = batch()
     names = ["ari_fg", "miou", "miou_fg", "mse", "ari", "mse_mean"]

@@ -14,7 +14,7 @@ F64 = torch.float64
 
 
 def test_shape_rule_matches_the_module():
-    inferred, out, module = run_op("cross_attention", {"queries": sym("B", 5, 8), "inputs": sym("B", 12, 8)},
+    inferred, out, module = run_op("cross_attention", {"queries": sym("B", 5, 8), "features": sym("B", 12, 8)},
                                    {"heads": 2})
     assert inferred == {"queries": sym("B", 5, 8), "attention": sym("B", 5, 12)}
     assert len(module.layers) == 2
@@ -45,9 +45,9 @@ def test_declared_symmetries_hold():
 
 
 @pytest.mark.parametrize("shapes, params, match", [
-    ({"queries": sym("B", 4, 8), "inputs": sym("B", 10, 6)}, {}, "expected \\(b, n, d\\)"),
-    ({"queries": sym("B", 4, 8), "inputs": sym("B", 10, 8)}, {"heads": 3}, "divisor of the feature size"),
-    ({"queries": sym("B", 8), "inputs": sym("B", 10, 8)}, {}, "expected 3 axes"),
+    ({"queries": sym("B", 4, 8), "features": sym("B", 10, 6)}, {}, "expected \\(b, n, d\\)"),
+    ({"queries": sym("B", 4, 8), "features": sym("B", 10, 8)}, {"heads": 3}, "divisor of the feature size"),
+    ({"queries": sym("B", 8), "features": sym("B", 10, 8)}, {}, "expected 3 axes"),
 ])
 def test_shape_errors(shapes, params, match):
     with pytest.raises(ShapeError, match=match):

@@ -100,3 +100,31 @@ def test_input_ports_follow_the_naming_rule():
     (the spec's node keys): only the older ops listed above keep those names."""
     generic = {op.name: p.name for op in all_ops() for p in op.inputs if p.name in ("input", "inputs")}
     assert generic == _OLDER_PORT_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_param_defaults_come_from_the_constructor(name):
+    """One place for an op parameter's default: the constructor's signature; the schema's
+    ``default`` (what editors and ``ocdsl schema`` show) is read from it."""
+    from ocdsl.ops.registry import constructor_defaults
+
+    op = get(name)
+    ctor = constructor_defaults(op.module)
+    for key, prop in op.params.items():
+        if key in ctor:
+            assert prop.get("default") == ctor[key], (name, key)
+    assert get("slot_attention").params["iterations"]["default"] == 3  # SlotAttention(iterations=3)
+
+
+def test_a_schema_default_other_than_the_constructors_is_refused():
+    from ocdsl.ops.registry import OpDef, integer, register
+
+    class Mod:
+        def __init__(self, depth: int = 2):
+            self.depth = depth
+
+    op = OpDef(name="_two_defaults", module=Mod, inputs=(), outputs=("out",),
+               params={"depth": integer("layers", default=3)}, infer=lambda s, p: {}, init_args=lambda s, p: {})
+    with pytest.raises(ValueError, match="'depth' defaults to 3 in its schema but to 2 in Mod"):
+        register(op)
+    assert "_two_defaults" not in names()

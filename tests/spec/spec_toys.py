@@ -73,4 +73,5 @@ extra_key = 1
 [eval]
 masks = "split.left"
 metrics = ["mse"]
+reconstruction = "split.right"
 """

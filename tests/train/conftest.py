@@ -97,9 +97,9 @@ def make_spec(tmp_path: Path, *, train: dict | None = None, eval: dict | None = 
     path = tmp_path / "tiny.toml"
     path.write_text("# fake\n")
     t = {"loss": "total", "optimizer": {"name": "adam", "lr": "lr"}, "batch_size": 4,
-         "steps": 6, "log_every": 1, "checkpoint_every": 0, "seed": 0}
+         "steps": 6, "log_every": 1, "seed": 0}
     t.update(train or {})
-    e = {"every": 0, "masks": "composite.masks", "reconstruction": "composite.image",
+    e = {"masks": "composite.masks", "reconstruction": "composite.image",
          "metrics": ["fake_ari", "fake_mse"], "test_size": 6, "batch_size": 4}
     e.update(eval or {})
     d = {"dataset": "tiny", "range": [-1.0, 1.0], "seed": 0}
@@ -174,8 +174,6 @@ def fakes(monkeypatch) -> Recorder:
     monkeypatch.setattr(_deps, "metrics_evaluate", evaluate)
     monkeypatch.setattr(_deps, "metrics_concat", concat)
     monkeypatch.setattr(_deps, "metrics_summarize", summarize)
-    monkeypatch.setattr(_deps, "metric_names", lambda: {"fake_ari": frozenset({"masks", "labels"}),
-                                                        "fake_mse": frozenset({"recon", "image"})})
     monkeypatch.setattr(_deps, "save_reconstruction_figure", save_fig)
     monkeypatch.setattr(_deps, "save_curve", save_curve)
     monkeypatch.setattr(_deps, "save_metric_curves", save_metric_curves)

@@ -101,7 +101,8 @@ def _train_and_load(fakes, spec_factory, phased, out, phases):
 
 def test_keeping_the_optimizer_with_other_trainable_nodes_is_a_spec_error(fakes, spec_factory, phased, tmp_path):
     bad = [PHASES[0], dict(PHASES[1], fresh_optimizer=False)]
-    with pytest.raises(SpecError, match="keeps the optimizer of 'first' but trains other parameters"):
+    with pytest.raises(SpecError, match="phase 'second' keeps the previous phase's optimizer but the model trains "
+                                        "other parameters"):
         train(_spec(spec_factory, bad), phased(), out_dir=tmp_path / "r", progress=False)
 
 

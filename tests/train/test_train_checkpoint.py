@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,21 +121,26 @@ def test_adamw_excludes_biases_and_1d_params_from_weight_decay(spec_factory, mod
     assert decay["betas"] == (0.8, 0.9) and decay["eps"] == 1e-6
 
 
-def test_optimizer_errors_are_spec_errors(spec_factory, model_cls):
+def test_optimizer_errors_of_the_run_are_spec_errors(spec_factory, model_cls):
+    """What only the run can see: an lr naming a schedule the model does not compute."""
     with pytest.raises(SpecError, match="lr names no schedule: 'lrr'") as e:
         build_optimizer(spec_factory(train={"optimizer": {"name": "adam", "lr": "lrr"}}), model_cls(), ["lr"])
     assert "did you mean 'lr'" in e.value.format()
-    with pytest.raises(SpecError, match="unknown optimizer 'adma'"):
-        build_optimizer(spec_factory(train={"optimizer": {"name": "adma"}}), model_cls(), [])
-    with pytest.raises(SpecError, match="unknown option 'beta'"):
-        build_optimizer(spec_factory(train={"optimizer": {"name": "adam", "beta": [0.9, 0.9]}}), model_cls(), [])
 
 
-def test_bad_train_values_are_reported_together(fakes, spec_factory, model_cls, tmp_path):
-    spec = spec_factory(train={"batch_size": 0, "log_every": "often"})
+def test_bad_optimizer_and_train_values_are_validation_errors_reported_together():
+    """The run no longer judges [train]: validation reports every bad value, at its line."""
+    from ocdsl.spec import loads
+
+    text = (Path(__file__).parents[1] / "bad_specs" / "out_of_range.toml").read_text()
+    text = text.replace("steps = 0", 'steps = 10\nlog_every = "often"').replace("batch_size = 2", "batch_size = 0")
+    text = text.replace('optimizer = { name = "adam", lr = "lr" }', 'optimizer = { name = "adma", lr = "lr", beta = [0.9] }')
     with pytest.raises(SpecError) as e:
-        train(spec, model_cls(), out_dir=tmp_path / "r", progress=False)
-    assert len(e.value.errors) == 2
+        loads(text, file="bad.toml")
+    msgs = sorted(d.message for d in e.value.errors)
+    assert msgs == ["'adma' is not one of 'adam', 'adamw', 'sgd'", "0 is out of range: must be >= 1",
+                    "expected an integer, got a string ('often')", "unknown key 'beta'"]
+    assert all(d.line > 0 and d.file == "bad.toml" for d in e.value.errors)
 
 
 def test_stream_sampler_resumes_at_any_position():

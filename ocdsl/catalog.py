@@ -1,0 +1,46 @@
+"""The metric catalogue: one list of the metric names, torch-free.
+
+The spec schema (``[eval] metrics``, ocdsl/spec/schema.py) and validation (a metric's
+needed outputs) read it; ocdsl/metrics registers one function per entry and a test keeps
+the two in step. It lives outside both packages because the spec front end must not import
+torch (ocdsl/metrics does) and ocdsl/metrics must not import the spec front end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MetricInfo", "METRICS", "METRIC_INPUTS"]
+
+#: What a metric may read: the predicted ``masks`` (eval.masks), the ground-truth ``labels``
+#: (the data's masks), the ``recon`` (eval.reconstruction) and the input ``image``.
+METRIC_INPUTS = ("masks", "labels", "recon", "image")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One metric: its ``name`` in ``[eval] metrics``, a one-line ``description`` and the
+    inputs (among :data:`METRIC_INPUTS`) it ``needs``."""
+
+    name: str
+    description: str
+    needs: frozenset[str]
+
+
+def _m(name: str, description: str, *needs: str) -> MetricInfo:
+    return MetricInfo(name, description, frozenset(needs))
+
+
+#: name -> MetricInfo, in the order the documentation lists them.
+METRICS: dict[str, MetricInfo] = {m.name: m for m in (
+    _m("ari", "adjusted Rand index of the argmax segmentation, all pixels", "masks", "labels"),
+    _m("ari_fg", "adjusted Rand index on the foreground pixels (labels > 0); NaN for an image "
+                 "without foreground", "masks", "labels"),
+    _m("miou", "Hungarian-matched mean IoU, background included (ClevrTex)", "masks", "labels"),
+    _m("miou_fg", "Hungarian-matched mean IoU over the foreground objects (ClevrTex tables)",
+       "masks", "labels"),
+    _m("mse", "sum over channels and pixels of the squared reconstruction error (ClevrTex "
+              "\"MSE\")", "recon", "image"),
+    _m("mse_mean", "mean over channels and pixels of the squared reconstruction error "
+                   "(per-pixel MSE)", "recon", "image"),
+)}
