@@ -16,13 +16,16 @@ from __future__ import annotations
 import copy
 from typing import Any, Iterable
 
-from ocdsl.ops.registry import OpDef, all_ops
+from ocdsl.ops.registry import NAME_PATTERN, OpDef, all_ops
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
            "INVARIANCE_KINDS", "NODE_KEYS", "REWRITES"]
 
 SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
-IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# One grammar for every name a spec gives (nodes, ports, losses, dims, schedules, phases ...):
+# the op registry's, so op parameters that name things use it too. Patterns are ECMA-262, as
+# JSON Schema says: `$` is the end of the text (ocdsl.spec.validate checks them that way).
+IDENT = NAME_PATTERN
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 OPTIMIZERS = ("adam", "adamw", "sgd")
 METRICS = ("ari", "ari_fg", "miou", "miou_fg", "mse")
