@@ -146,3 +146,13 @@ def test_all_bad_overrides_reported(write):
     with pytest.raises(SpecError) as ei:
         load_merged(p, ["nope", "train.steps.x=1"])
     assert len(ei.value.diagnostics) == 2
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a=" + "[" * 5000 + "]" * 5000, "the value nests more than 32 levels deep"),
+    (".".join(["a"] * 5000) + "=1", "the key path is more than 32 keys long"),
+])
+def test_override_nesting_is_bounded(text, words):
+    with pytest.raises(SpecError) as ei:
+        parse_override(text)
+    assert words in ei.value.format() and ei.value.diagnostics[0].file == "--set"
