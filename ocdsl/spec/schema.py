@@ -6,9 +6,10 @@ registry (:func:`ocdsl.ops.registry.all_ops`): a node's table is validated by an
 ``if {op: const <name>} then {<that op's keys>, additionalProperties: false}`` branch per
 registered op, so a new op is picked up without touching this file.
 
-Every table is closed (``additionalProperties: false``: a misspelt key is an error) except
-``[meta]`` and the dataset tables (``[data]``, ``[[eval.datasets]]``), whose extra keys are
-read by the dataset's own reader.
+Every table is closed (``additionalProperties: false``: a misspelt key is an error, with a
+did-you-mean hint) except ``[meta]``. The dataset tables (``[data]``, ``[[eval.datasets]]``)
+accept the keys ocdsl.data reads (``ocdsl.data.registry.CONFIG_KEYS``; a test keeps the two
+in step).
 """
 
 from __future__ import annotations
@@ -176,9 +177,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         "ref": _d("A tensor reference: a model input, a node (its first output) or node.port.",
                   type="string", pattern=REF_PATTERN),
         "node": node_schema(ops),
-        "dataset": _d("A dataset: a procedural generator or files in a published format. "
-                      "Dataset-specific keys are passed to the dataset's reader.",
-                      type="object", properties=_dataset_props(), additionalProperties=True),
+        "dataset": _d("A dataset: a procedural generator or files in a published format.",
+                      type="object", properties=_dataset_props(), additionalProperties=False),
     }
     phase = _d(
         "A training phase: runs `steps` steps optimising `loss`, training only some nodes. Phases "
@@ -258,7 +258,7 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                     "optional": _d("Skip with a warning when the files are absent.", type="boolean"),
                     "size": _pos_int("Evaluate on the first this many examples only.")},
         required=["name"],
-        additionalProperties=True,
+        additionalProperties=False,
     )
     evaluation = _d(
         "Evaluation: which outputs are masks and reconstructions, which metrics, how often.",
