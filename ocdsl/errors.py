@@ -12,7 +12,17 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-__all__ = ["Diagnostic", "UserError", "SpecError", "did_you_mean", "format_keypath"]
+__all__ = ["Diagnostic", "UserError", "SpecError", "did_you_mean", "format_keypath", "shown"]
+
+
+def shown(text: str) -> str:
+    """``text`` as it may be printed: unchanged when every character is printable, else with
+    line breaks, control and other unprintable characters escaped (``enc\\n``, ``a\\x00``),
+    so a name from a spec cannot break or garble a message."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def format_keypath(keypath: Sequence[str | int]) -> str:
@@ -22,14 +32,14 @@ def format_keypath(keypath: Sequence[str | int]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + shown(part)
     return out
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A ``did you mean 'x'?`` hint for the closest of ``choices``, or None."""
     matches = difflib.get_close_matches(str(word), sorted(set(map(str, choices))), n=1, cutoff=0.6)
-    return f"did you mean '{matches[0]}'?" if matches else None
+    return f"did you mean '{shown(matches[0])}'?" if matches else None
 
 
 @dataclass(frozen=True)
@@ -50,7 +60,7 @@ class Diagnostic:
     severity: str = "error"
 
     def format(self) -> str:
-        where = self.file
+        where = shown(self.file)
         if self.line:
             where += f":{self.line}:{self.col or 1}"
         key = f" [{format_keypath(self.keypath)}]" if self.keypath else ""

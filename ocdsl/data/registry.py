@@ -14,7 +14,15 @@ from typing import Any, Mapping
 
 from ocdsl.errors import Diagnostic, UserError, did_you_mean
 
-__all__ = ["DatasetInfo", "DATASETS", "ALIASES", "FAMILIES", "CLEVRTEX_VARIANTS", "get_info", "names", "READERS"]
+__all__ = ["DatasetInfo", "DATASETS", "ALIASES", "FAMILIES", "CLEVRTEX_VARIANTS", "get_info", "names", "READERS",
+           "CONFIG_KEYS"]
+
+#: The keys of a spec's [data] table (and of an [[eval.datasets]] entry, which adds name,
+#: optional and size) that make_dataset and the trainer read; the spec schema accepts exactly
+#: these (tests/data keep the two in step), so a misspelt key is an error, not ignored.
+CONFIG_KEYS = ("dataset", "path", "range", "seed", "variant", "split", "resolution", "crop", "antialias",
+               "max_objects")
+EVAL_CONFIG_KEYS = CONFIG_KEYS + ("name", "optional", "size")
 
 #: file extension -> reader name
 READERS: Mapping[str, str] = MappingProxyType(

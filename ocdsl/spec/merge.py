@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from ocdsl.errors import Diagnostic, SpecError, format_keypath
 from ocdsl.spec.model import Location, Locations
-from ocdsl.spec.source import Source, parse_source, read_source
+from ocdsl.spec.source import MAX_DEPTH, Source, check_toml_nesting, parse_source, read_source
 
 __all__ = ["Merged", "load_merged", "resolve_extends", "deep_merge", "parse_override", "apply_overrides",
            "OVERRIDE_FILE"]
@@ -157,7 +157,8 @@ def parse_override(text: str) -> tuple[tuple[str | int, ...], Any]:
     Key segments are bare words, quoted strings, or ``[N]`` list indices (an all-digit bare
     segment is also an index when it lands on a list). The value is a TOML value, or the
     raw text as a string when it is not one. Raises SpecError (file ``--set``) for a missing
-    ``=`` or an empty or malformed key path.
+    ``=``, an empty or malformed key path, or a key path or value nested more than
+    MAX_DEPTH deep.
     """
     if not isinstance(text, str) or "=" not in text:
         raise _override_error(str(text), "expected KEY.PATH=VALUE", "for example: --set train.steps=10")
@@ -188,7 +189,13 @@ def parse_override(text: str) -> tuple[tuple[str | int, ...], Any]:
             i += 1
             if i >= len(key) or not key[i:].strip():
                 raise _override_error(text, "the key path ends with '.'")
+    if len(path) > MAX_DEPTH:
+        raise _override_error(text, f"the key path is more than {MAX_DEPTH} keys long")
     raw = raw.strip()
+    try:
+        check_toml_nesting(raw, OVERRIDE_FILE)
+    except SpecError:
+        raise _override_error(text, f"the value nests more than {MAX_DEPTH} levels deep") from None
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

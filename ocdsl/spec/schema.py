@@ -6,9 +6,10 @@ registry (:func:`ocdsl.ops.registry.all_ops`): a node's table is validated by an
 ``if {op: const <name>} then {<that op's keys>, additionalProperties: false}`` branch per
 registered op, so a new op is picked up without touching this file.
 
-Every table is closed (``additionalProperties: false``: a misspelt key is an error) except
-``[meta]`` and the dataset tables (``[data]``, ``[[eval.datasets]]``), whose extra keys are
-read by the dataset's own reader.
+Every table is closed (``additionalProperties: false``: a misspelt key is an error, with a
+did-you-mean hint) except ``[meta]``. The dataset tables (``[data]``, ``[[eval.datasets]]``)
+accept the keys ocdsl.data reads (``ocdsl.data.registry.CONFIG_KEYS``; a test keeps the two
+in step).
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import copy
 from typing import Any, Iterable
 
 from ocdsl.catalog import METRICS as METRIC_CATALOG
-from ocdsl.ops.registry import OpDef, all_ops
+from ocdsl.ops.registry import NAME_PATTERN, OpDef, all_ops
 from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, EvalSpec, OptimizerSpec, PhaseSpec, TrainSpec, default_of
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
            "INVARIANCE_KINDS", "NODE_KEYS", "REWRITES"]
 
 SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
-IDENT = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# One grammar for every name a spec gives (nodes, ports, losses, dims, schedules, phases ...):
+# the op registry's, so op parameters that name things use it too. Patterns are ECMA-262, as
+# JSON Schema says: `$` is the end of the text (ocdsl.spec.validate checks them that way).
+IDENT = NAME_PATTERN
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
 METRICS = tuple(METRIC_CATALOG)  # the names of ocdsl/catalog.py (OPTIMIZERS: ocdsl/spec/config.py)
 INVARIANCE_KINDS = ("permutation_equivariance", "permutation_invariance",
@@ -194,9 +198,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         "ref": _d("A tensor reference: a model input, a node (its first output) or node.port.",
                   type="string", pattern=REF_PATTERN),
         "node": node_schema(ops),
-        "dataset": _d("A dataset: a procedural generator or files in a published format. "
-                      "Dataset-specific keys are passed to the dataset's reader.",
-                      type="object", properties=_dataset_props(), additionalProperties=True),
+        "dataset": _d("A dataset: a procedural generator or files in a published format.",
+                      type="object", properties=_dataset_props(), additionalProperties=False),
     }
     phase = _d(
         "A training phase: runs `steps` steps optimising `loss`, training only some nodes. Phases "
@@ -284,7 +287,7 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                     "optional": _d("Skip with a warning when the files are absent.", type="boolean"),
                     "size": _pos_int("Evaluate on the first this many examples only.")},
         required=["name"],
-        additionalProperties=True,
+        additionalProperties=False,
     )
     evaluation = _d(
         "Evaluation: which outputs are masks and reconstructions, which metrics, how often.",

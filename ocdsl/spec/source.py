@@ -10,6 +10,15 @@ point at the exact character.
 TOML values come from :mod:`tomllib`; the key positions come from a small scanner of the TOML
 text here (table headers, arrays of tables, dotted keys, inline tables, arrays, multi-line
 strings). YAML goes through PyYAML's *safe* composer: nothing in a spec is ever executed.
+
+Bounds, so that no spec text can exhaust the machine: tables and lists nest at most
+:data:`MAX_DEPTH` deep (TOML: checked on the text before :mod:`tomllib`, whose parser
+recurses, and on the data, where dotted keys and headers nest without brackets; YAML: checked
+while composing, PyYAML's composer recurses too); YAML aliases (``*name``, ``<<: *name``)
+may together stand for at most :data:`MAX_ALIAS_NODES` nodes (a "billion laughs" file is
+refused at the alias that crosses the bound, before anything is expanded). Each is a
+located error. Deep YAML flow nesting (``[[[...]]]``) is refused on the text, before PyYAML's
+scanner, which takes quadratic time over it.
 """
 
 from __future__ import annotations
@@ -26,9 +35,14 @@ import yaml
 from ocdsl.errors import Diagnostic, SpecError
 from ocdsl.spec.model import Location, Locations
 
-__all__ = ["Source", "read_source", "parse_source", "parse_toml", "parse_yaml", "FORMATS"]
+__all__ = ["Source", "read_source", "parse_source", "parse_toml", "parse_yaml", "FORMATS", "MAX_DEPTH",
+           "MAX_ALIAS_NODES", "check_depth", "check_toml_nesting"]
 
 FORMATS = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
+#: How deep tables and lists may nest (the shipped specs nest 5 deep).
+MAX_DEPTH = 32
+#: How many nodes YAML aliases may stand for, all together (a spec has a few hundred).
+MAX_ALIAS_NODES = 10_000
 
 
 @dataclass
@@ -79,7 +93,28 @@ def parse_source(text: str, fmt: str, file: str = "<spec>") -> Source:
         data, locs = parse_yaml(text, file)
     else:
         raise ValueError(f"unknown format {fmt!r}")
+    check_depth(data, locs)
     return Source(file, text, data, locs)
+
+
+def _too_deep(file: str, line: int, col: int, keypath: tuple = ()) -> SpecError:
+    return _error(f"nested more than {MAX_DEPTH} levels deep", file, line, col, keypath=keypath,
+                  hint="a spec's tables and lists nest a few levels; is this the file you meant?")
+
+
+def check_depth(data: Any, locations: Locations) -> None:
+    """Raise SpecError (at the first key past the bound) when tables and lists in ``data``
+    nest more than :data:`MAX_DEPTH` deep. Iterative: safe on any depth."""
+    stack: list[tuple[Any, tuple]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_DEPTH:
+            loc = locations.get(path)
+            raise _too_deep(loc.file, loc.line, loc.col, path[:MAX_DEPTH + 1])
+        if isinstance(value, dict):
+            stack.extend((v, path + (k,)) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((v, path + (i,)) for i, v in enumerate(value))
 
 
 # ---- TOML -----------------------------------------------------------------------------------
@@ -89,7 +124,9 @@ _TOML_POS = re.compile(r"^(?P<msg>.*?)\s*\((?:at line (?P<line>\d+), column (?P<
 
 
 def parse_toml(text: str, file: str = "<spec>") -> tuple[dict[str, Any], Locations]:
-    """TOML ``text`` -> (data, locations). Raises SpecError at the position of a syntax error."""
+    """TOML ``text`` -> (data, locations). Raises SpecError at the position of a syntax error,
+    and at the bracket that nests arrays and inline tables more than :data:`MAX_DEPTH` deep."""
+    check_toml_nesting(text, file)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -101,6 +138,75 @@ def parse_toml(text: str, file: str = "<spec>") -> tuple[dict[str, Any], Locatio
     except _ScanError:  # pragma: no cover - tomllib accepted the text; locations are best effort
         pass
     return data, locs
+
+
+def check_toml_nesting(text: str, file: str) -> None:
+    """Raise SpecError at the first ``[``, ``{`` or key ``.`` past which tables and arrays
+    would nest more than MAX_DEPTH deep, outside strings and comments: brackets and braces
+    count one level each, and so does each ``.`` of a dotted key or header (``[a.b.c]``,
+    ``a.b.c = 1``; a run of dots ends at ``=``, ``,``, a bracket or a line end, so a
+    number's one dot counts at most once). One pass, no recursion: tomllib recurses per
+    level and takes quadratic time over the parts of a dotted key."""
+    depth, dots, i, n = 0, 0, 0, len(text)
+
+    def fail(at: int) -> SpecError:
+        k = text.rfind("\n", 0, at) + 1
+        return _too_deep(file, text.count("\n", 0, at) + 1, at - k + 1)
+
+    while True:
+        m = _TOML_MARKS.search(text, i)
+        if m is None:
+            return
+        i = m.start()
+        c = text[i]
+        if c in "=,\n[]{}":
+            dots = 0
+        if c == ".":
+            dots += 1
+            if depth + dots + 1 > MAX_DEPTH:
+                raise fail(i)
+        elif c == "#":
+            j = text.find("\n", i)
+            if j < 0:
+                return
+            i = j
+            continue
+        elif c in "\"'":
+            q3 = text[i:i + 3]
+            if q3 in ('"""', "'''"):
+                j = i + 3
+                while True:
+                    k = text.find(q3, j)
+                    if k < 0:
+                        return  # unterminated: tomllib reports it
+                    if q3 == '"""' and _escaped(text, k, j):
+                        j = k + 1
+                        continue
+                    break
+                i = k + 3
+                continue
+            k = _double_quote_end(text, i + 1) if c == '"' else text.find("'", i + 1)
+            eol = text.find("\n", i + 1)
+            i = min(x for x in (k, eol, n) if x >= 0) + 1
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise fail(i)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        i += 1
+
+
+_TOML_MARKS = re.compile(r"[\[\]{}#'\".=,\n]")
+
+
+def _escaped(text: str, k: int, start: int) -> bool:
+    """Whether the character at ``k`` follows an odd number of backslashes (from ``start``)."""
+    b = k - 1
+    while b >= start and text[b] == "\\":
+        b -= 1
+    return (k - 1 - b) % 2 == 1
 
 
 def _toml_error(text: str, file: str, raw: str) -> SpecError:
@@ -396,9 +502,12 @@ class _TomlScanner:
 def parse_yaml(text: str, file: str = "<spec>") -> tuple[dict[str, Any], Locations]:
     """YAML ``text`` -> (data, locations), with PyYAML's safe loader only. Mapping keys are
     taken as written (``on:`` is the key ``"on"``, not True); a duplicate key is an error."""
-    loader = yaml.SafeLoader(text)
+    _yaml_flow_depth(text, file)
+    loader = _BoundedLoader(text, file)
     try:
         node = loader.get_single_node()
+    except RecursionError:  # pragma: no cover - the depth bound keeps the composer far from it
+        raise _too_deep(file, 0, 0) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         msg = e.problem or e.context or "syntax error"
@@ -424,6 +533,126 @@ def parse_yaml(text: str, file: str = "<spec>") -> tuple[dict[str, Any], Locatio
         raise _error("a spec must be a mapping of sections (meta, dims, model, ...) at the top level",
                      file, line, node.start_mark.column + 1)
     return data, locs
+
+
+_YAML_MARKS = re.compile(r"[\[\]{}#'\"]")
+
+
+def _yaml_flow_depth(text: str, file: str) -> None:
+    """Raise SpecError at the first ``[`` or ``{`` that opens more than MAX_DEPTH flow
+    collections, outside quoted scalars and comments. PyYAML's scanner looks up to 1024
+    characters ahead at every flow opening (each may start a key), in quadratic time, before
+    the composer sees a single node, so deep flow nesting is refused here, in one pass (a
+    regex jumps between the characters that matter). A bracket inside a plain scalar counts
+    too: only an unbalanced run of more than MAX_DEPTH of them could be refused by mistake."""
+    depth, i = 0, 0
+    while True:
+        m = _YAML_MARKS.search(text, i)
+        if m is None:
+            return
+        i = m.start()
+        c = text[i]
+        prev = text[i - 1] if i else "\n"
+        if c == "#" and prev in " \t\n":
+            j = text.find("\n", i)
+            if j < 0:
+                return
+            i = j
+            continue
+        if c in "'\"":
+            if prev in " \t\n[{,:-?":
+                end = _single_quote_end(text, i + 1) if c == "'" else _double_quote_end(text, i + 1)
+                i = end + 1
+            else:
+                i += 1
+            continue
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                k = text.rfind("\n", 0, i) + 1
+                raise _too_deep(file, text.count("\n", 0, i) + 1, i - k + 1)
+        else:
+            depth = max(0, depth - 1)
+        i += 1
+
+
+def _single_quote_end(text: str, j: int) -> int:
+    """Index of the quote closing a single-quoted YAML scalar whose text starts at ``j``
+    (``''`` is an escaped quote), or len(text)."""
+    while True:
+        k = text.find("'", j)
+        if k < 0:
+            return len(text)
+        if text[k + 1:k + 2] == "'":
+            j = k + 2
+            continue
+        return k
+
+
+def _double_quote_end(text: str, j: int) -> int:
+    """Index of the quote closing a double-quoted scalar starting at ``j`` (backslash
+    escapes), or len(text)."""
+    while True:
+        k = text.find('"', j)
+        if k < 0:
+            return len(text)
+        if _escaped(text, k, j):
+            j = k + 1
+            continue
+        return k
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with two bounds checked as the document is composed (the
+    composer's ``compose_node`` hook): nesting depth (MAX_DEPTH), counting what aliases
+    stand for, and the number of nodes aliases stand for in all (MAX_ALIAS_NODES). A
+    recursive alias (``&a [*a]``) is an error too. Each error is at the alias or the node
+    where the bound is crossed; no alias is expanded here."""
+
+    def __init__(self, text: str, file: str):
+        super().__init__(text)
+        self.file = file
+        self.depth = 0
+        self.aliased = 0
+        self.size: dict[int, int] = {}    # id(node) -> nodes it stands for (itself included)
+        self.height: dict[int, int] = {}  # id(node) -> levels it spans (a scalar: 1)
+
+    def _fail(self, message: str, mark, hint: str | None = None) -> SpecError:
+        return _error(message, self.file, mark.line + 1, mark.column + 1, hint=hint)
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # else PyYAML reports the undefined alias
+                if id(target) not in self.size:
+                    raise self._fail("malformed YAML: a recursive alias", event.start_mark,
+                                     "an anchored node cannot contain an alias of itself")
+                self.aliased += self.size[id(target)]
+                if self.aliased > MAX_ALIAS_NODES:
+                    raise self._fail(f"aliases stand for more than {MAX_ALIAS_NODES} values in all",
+                                     event.start_mark, "a spec is small: write the values out, or use "
+                                                       "`extends` to share a base spec")
+                if self.depth + self.height[id(target)] > MAX_DEPTH:
+                    raise _too_deep(self.file, event.start_mark.line + 1, event.start_mark.column + 1)
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            mark = self.peek_event().start_mark
+            raise _too_deep(self.file, mark.line + 1, mark.column + 1)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [c for pair in node.value for c in pair]
+        else:
+            children = []
+        self.size[id(node)] = 1 + sum(self.size.get(id(c), 1) for c in children)
+        self.height[id(node)] = 1 + max((self.height.get(id(c), 1) for c in children), default=0)
+        return node
 
 
 class _YamlBuilder:

@@ -23,6 +23,8 @@ Not checked here (graph/ does it): node input references, unused nodes, graph cy
 
 from __future__ import annotations
 
+import functools
+import keyword
 import math
 import operator
 import re
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import networkx as nx
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
 
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
@@ -44,13 +46,22 @@ from ocdsl.spec.model import BATCH, Locations, Signature
 from ocdsl.spec.schema import IDENT, REF_PATTERN, REWRITES, spec_schema
 from ocdsl.spec.shape import parse_signature
 
-__all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema", "Threshold", "parse_threshold"]
+__all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema", "Threshold", "parse_threshold",
+           "pattern_matches", "SpecValidator"]
 
 STEP = "step"
 EPOCH = "epoch"   # step / train.steps_per_epoch, or step * batch_size / train.epoch_size
 PHASE_STEP = "phase_step"    # steps completed in the current phase (or run of phases sharing a clock)
 PHASE_STEPS = "phase_steps"  # that phase's (or clock's) length in steps
 TOTAL_STEPS = "total_steps"  # the run's length in steps (after --steps N): N
+#: Attributes of the generated nn.Module (ocdsl.codegen.emit) and of nn.Module itself that a
+#: node, which becomes ``self.<node>``, must not replace.
+MODULE_MEMBERS = frozenset({"forward", "losses", "schedules", "set_schedules", "SPEC_NAME", "SPEC_HASH", "INPUTS",
+                            "LOSS", "DIMS", "NODES", "training", "to", "train", "eval", "parameters",
+                            "state_dict", "load_state_dict", "modules", "children", "apply", "compile",
+                            "register_buffer", "register_module", "add_module", "cuda", "cpu", "float",
+                            "double", "half", "type", "zero_grad", "requires_grad_", "named_parameters",
+                            "named_modules", "named_children", "named_buffers", "buffers", "extra_repr"})
 RESERVED = {STEP: "the training step", EPOCH: "the training epoch",
             PHASE_STEP: "steps done in the current training phase",
             PHASE_STEPS: "the current training phase's length",
@@ -98,6 +109,54 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
             seen.add(key)
             out.append(d)
     return out
+
+
+# ---- JSON Schema patterns, with their ECMA-262 meaning ---------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def _ecma(pattern: str) -> re.Pattern:
+    """``pattern`` (an ECMA-262 regex, as JSON Schema patterns are) compiled for Python's
+    ``re``: outside a character class, ``$`` becomes ``\\Z``. In ECMA-262 (no ``m`` flag) ``$``
+    is the end of the text; Python's ``$`` also matches before a final newline, so
+    ``"enc\\n"`` would pass ``^[A-Za-z_][A-Za-z0-9_]*$``."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append("\\Z" if c == "$" and not in_class else c)
+        i += 1
+    return re.compile("".join(out))
+
+
+def pattern_matches(pattern: str, text: str) -> bool:
+    """Whether ``text`` matches the JSON Schema ``pattern`` (searched, ECMA-262 ``$``)."""
+    return _ecma(pattern).search(text) is not None
+
+
+def _pattern_keyword(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not pattern_matches(pattern, instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties_keyword(validator, patterns, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        for k, v in instance.items():
+            if pattern_matches(pattern, k):
+                yield from validator.descend(v, subschema, path=k, schema_path=pattern)
+
+
+#: Draft 2020-12 with ``pattern`` / ``patternProperties`` read as ECMA-262 (see :func:`_ecma`).
+SpecValidator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword,
+                                                         "patternProperties": _pattern_properties_keyword})
 
 
 # ---- JSON Schema errors -> human diagnostics ------------------------------------------------
@@ -156,7 +215,7 @@ def dynamic_size_params(nodes: Mapping[str, Any], ops: Mapping[str, OpDef]) -> l
         for key, prop in op.params.items():
             if isinstance(prop, Mapping) and prop.get("x-dynamic-size"):
                 value = table.get(key, prop.get("default"))
-                if isinstance(value, str) and re.match(IDENT, value):
+                if isinstance(value, str) and pattern_matches(IDENT, value):
                     out.append((name, key, value))
     return out
 
@@ -187,14 +246,14 @@ def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any
     ops = {o.name: o for o in registry.all_ops()} if ops is None else ops
     outer, per_op = _dispatch_node_branches(schema)
     out: list[Diagnostic] = []
-    for err in Draft202012Validator(outer).iter_errors(data):
+    for err in SpecValidator(outer).iter_errors(data):
         out += _from_error(err, data, locations, ops)
     nodes = data.get("model", {}).get("nodes") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
     for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
         branch = per_op.get(node.get("op")) if isinstance(node, dict) and isinstance(node.get("op"), str) else None
         if branch is None:
             continue
-        for err in Draft202012Validator(branch).iter_errors(node):
+        for err in SpecValidator(branch).iter_errors(node):
             err.path.extendleft(reversed(("model", "nodes", name)))   # located in the whole spec
             out += _from_error(err, data, locations, ops)
     return out
@@ -241,7 +300,7 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
     schema_path = list(err.relative_schema_path)
 
     if "propertyNames" in schema_path:
-        return [_diag(locs, path + (inst,), f"'{inst}' is not a valid name",
+        return [_diag(locs, path + (inst,), f"{inst!r} is not a valid name",
                       "names use letters, digits and '_' and do not start with a digit")]
 
     if v == "additionalProperties" and isinstance(inst, dict) and err.schema.get("x-optimizer"):
@@ -484,7 +543,12 @@ class _Validator:
         first: dict[str, str] = {}
         for kind, base, names in kinds:
             for name in names:
-                if name in RESERVED:
+                if kind == "node" and (keyword.iskeyword(name) or name in MODULE_MEMBERS):
+                    what = "a Python keyword" if keyword.iskeyword(name) else "a member of the generated module"
+                    self.error(base + (name,), f"node name '{name}' is {what}",
+                               f"a node becomes the attribute self.<name> of the generated module; rename it "
+                               f"(e.g. '{name}_')")
+                elif name in RESERVED:
                     self.error(base + (name,), f"'{name}' is reserved ({RESERVED[name]}) and cannot name a {kind}")
                 elif name in first:
                     self.error(base + (name,), f"'{name}' is both a {first[name]} and a {kind}",
@@ -875,7 +939,7 @@ class _Validator:
                            did_you_mean(name, self.schedule_names) or "define it in [schedules]")
         for key in EVAL_OUTPUTS:
             ref = ev.get(key)
-            if isinstance(ref, str) and re.match(REF_PATTERN, ref):
+            if isinstance(ref, str) and pattern_matches(REF_PATTERN, ref):
                 node, _, port = ref.partition(".")
                 if node in self.input_names:
                     self.error(("eval", key), f"eval.{key} must be a node output, not the model input '{node}'")

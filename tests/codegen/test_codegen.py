@@ -122,3 +122,58 @@ def test_shipped_main_job_is_eager_on_the_cpu_and_compiled_on_a_gpu():
     c = build(REPO / "specs" / "slot_attention.toml")
     mode = c.spec.train.compile
     assert not c.will_compile("cpu", mode) and c.will_compile("cuda", mode)
+
+
+# ---- text is data: nothing a spec says becomes a statement of the generated module ----------
+
+HOSTILE = [
+    '"""\nimport os\nos.system("echo pwned")\n"""',
+    'ends with a quote"', "ends with a backslash\\", '\\"""; import os; """',
+    "nul\x00byte", "line\u2028separator\u2029paragraph", "cr\rlf\r\nff\x0cvt\x0b", "tab\there\x1b[31m",
+    "\\N{BULLET} \\x41 \\u0041 {braces} %s", "'''single'''", "\\",
+]
+
+
+def _shape(source: str) -> str:
+    """The module's AST with every string constant blanked: the statements and expressions
+    alone."""
+    class Blank(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            return ast.Constant("") if isinstance(node.value, str) else node
+    return ast.dump(Blank().visit(ast.parse(source)))
+
+
+def _spec_with_text(tmp_path, text: str, name: str = "tiny.toml") -> Path:
+    import json
+    toml_str = json.dumps(text)  # a JSON string is a TOML basic string (\uXXXX escapes included)
+    body = TINY.replace('name = "tiny"', f'name = "tiny"\ndescription = {toml_str}\npaper = {toml_str}', 1)
+    return write(tmp_path, body, name)
+
+
+def _check_only_text_differs(tmp_path, text: str, file_name: str = "tiny.toml") -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    benign = build(_spec_with_text(tmp_path / "a", "benign")).source
+    src = build(_spec_with_text(tmp_path / "b", text, file_name)).source
+    tree = ast.parse(src)  # parses: nothing closed the docstring or a comment early
+    assert _shape(src) == _shape(benign), "the hostile text changed the module's statements"
+    assert ast.literal_eval(tree.body[0].value) == f"{text}.\n\nPaper: {text}\n"  # the text, as data
+    assert "\x00" not in src and "\r" not in src and "\u2028" not in src
+
+
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_descriptions_stay_text(tmp_path, text):
+    _check_only_text_differs(tmp_path, text)
+
+
+def test_hostile_spec_file_name_stays_in_its_comment(tmp_path):
+    _check_only_text_differs(tmp_path, "x", 'ti"""ny\nimport os\r.toml')
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('"\'\\\n\r\t\x00\x0b\x0c\x1b\u2028\u2029\x85#{}ab ')), min_size=1, max_size=30))
+def test_generated_hostile_descriptions_stay_text(tmp_path_factory, text):
+    _check_only_text_differs(tmp_path_factory.mktemp("h"), text)

@@ -68,7 +68,6 @@ steps = 10
 
 [data]
 dataset = "toy"
-extra_key = 1
 
 [eval]
 masks = "split.left"

@@ -29,7 +29,7 @@ def test_load_builds_the_spec(toy_spec):
     assert isinstance(spec.losses["total"], E.BinOp)
     assert spec.schedules["warmup"] == E.Num(100)
     assert E.evaluate(spec.schedules["weight"], {"step": 50, "warmup": 100}) == 0.5
-    assert spec.train.loss == "total" and spec.data_cfg.table["extra_key"] == 1
+    assert spec.train.loss == "total" and spec.data_cfg.table == {"dataset": "toy"}
     assert len(spec.source_hash) == 64 and not spec.warnings
     d = spec.diag(("model", "nodes", "lin", "width"), "boom")
     assert d.line == 16 and d.col == 1 and d.file == str(toy_spec)

@@ -172,3 +172,13 @@ def test_a_cycle_closed_by_a_variant_or_override_is_reported_there(write):
         load(leaf, ["schedules.c=a", "schedules.b=c"])
     (d,) = [d for d in ei.value.diagnostics if "cycle" in d.message]
     assert d.file.startswith("--set") and d.keypath[0] == "schedules"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a=" + "[" * 5000 + "]" * 5000, "the value nests more than 32 levels deep"),
+    (".".join(["a"] * 5000) + "=1", "the key path is more than 32 keys long"),
+])
+def test_override_nesting_is_bounded(text, words):
+    with pytest.raises(SpecError) as ei:
+        parse_override(text)
+    assert words in ei.value.format() and ei.value.diagnostics[0].file == "--set"

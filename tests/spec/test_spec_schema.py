@@ -64,3 +64,16 @@ def test_op_params_come_from_the_registry():
     assert not validator.is_valid({"op": "toy_linear", "input": "x", "width": 3, "widht": 3})
     assert not validator.is_valid({"op": "toy_linear", "width": 3, "output": {"nope": "B"}})
     assert not validator.is_valid({"op": "no_such_op"})
+
+
+def test_patterns_have_their_ecma_meaning():
+    """JSON Schema patterns are ECMA-262: `$` is the end of the text, not 'before a final
+    newline' as in Python, so a name with a trailing line break fails the identifier grammar."""
+    from ocdsl.spec.schema import IDENT
+    from ocdsl.spec.validate import pattern_matches
+
+    assert pattern_matches(IDENT, "enc_1")
+    for bad in ("enc\n", "enc\r\n", "1enc", "en c", "enc\x00", "enc\u2028", ""):
+        assert not pattern_matches(IDENT, bad), repr(bad)
+    assert pattern_matches(r"^[$]x$", "$x") and not pattern_matches(r"^[$]x$", "$x\n")
+    assert pattern_matches(r"^a\$$", "a$") and not pattern_matches(r"^a\$$", "a$\n")

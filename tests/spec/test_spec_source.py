@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 from hypothesis import given, settings, strategies as st
 
 from ocdsl.errors import SpecError
-from ocdsl.spec.source import parse_toml, parse_yaml, read_source
+from ocdsl.spec.source import MAX_DEPTH, parse_source, parse_toml, parse_yaml, read_source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -255,3 +256,50 @@ def test_crlf_and_bom(tmp_path):
     assert src.data == plain
     kp = ("eval", "datasets", 0, "optional")
     assert (src.locations.get(kp).line, src.locations.get(kp).col) == (locs.get(kp).line, locs.get(kp).col)
+
+
+# ---- bounds: no spec text can hang the loader or exhaust the stack ---------------------------
+
+def _billion_laughs(levels: int = 9) -> str:
+    lines = ["l0: &l0 [" + ", ".join(['"lol"'] * 9) + "]"]
+    for i in range(1, levels + 1):
+        lines.append(f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("fmt, text, words", [
+    ("yaml", _billion_laughs(), ["aliases stand for more than"]),
+    ("yaml", "a: " + "[" * 50_000 + "]" * 50_000 + "\n", ["nested more than"]),
+    ("yaml", "a:\n" + "".join(" " * (i + 1) + "- \n" for i in range(400)), ["nested more than"]),
+    ("yaml", "a: &a [1, 2]\nb: " + "[" * 20 + "*a" + "]" * 20 + "\nc: &c " + "[" * 20 + "*a" + "]" * 20
+     + "\nd: " + "[" * 20 + "*c" + "]" * 20 + "\n", ["nested more than"]),  # depth counts what aliases stand for
+    ("toml", "a = " + "[" * 50_000 + "]" * 50_000 + "\n", ["nested more than"]),
+    ("toml", "a = " + "{b = " * 5_000 + "1" + "}" * 5_000 + "\n", ["nested more than"]),
+    ("toml", "[" + ".".join(["a"] * 20_000) + "]\nx = 1\n", ["nested more than"]),
+    ("toml", ".".join(["a"] * 20_000) + " = 1\n", ["nested more than"]),
+])
+def test_bombs_and_deep_nesting_are_refused_fast(fmt, text, words):
+    t0 = time.perf_counter()
+    with pytest.raises(SpecError) as ei:
+        parse_source(text, fmt, "bomb." + fmt)
+    elapsed = time.perf_counter() - t0
+    d = ei.value.diagnostics[0]
+    assert d.file == "bomb." + fmt and d.line >= 1 and d.col >= 1, d.format()
+    for w in words:
+        assert w in d.format()
+    assert elapsed < 1.0, f"took {elapsed:.2f} s"
+
+
+def test_bounds_leave_ordinary_specs_alone():
+    """Aliases within the bound, strings full of brackets and dots, and numbers with dots
+    are not nesting."""
+    data, _ = parse_yaml("base: &b {op: conv, k: [1, 2, 3]}\nx: {<<: *b, j: [4]}\ny: *b\n", "ok.yaml")
+    assert data["x"] == {"op": "conv", "k": [1, 2, 3], "j": [4]} and data["y"]["k"] == [1, 2, 3]
+    text = ('a = "' + "[" * 100 + '"\n' + "b = '" + "{" * 100 + "'\n" + 'c = """' + "[." * 100 + '"""\n'
+            + "# " + "[" * 100 + "\n" + "d = [1.5, 2.5, 3.5]\n" + "e.f.g = 1979-05-27T07:32:00.999\n")
+    data, _ = parse_toml(text, "ok.toml")
+    assert data["d"] == [1.5, 2.5, 3.5] and data["a"] == "[" * 100
+    nested = "x = " + "[" * (MAX_DEPTH - 1) + "1" + "]" * (MAX_DEPTH - 1) + "\n"
+    assert parse_source(nested, "toml", "ok.toml").data  # exactly at the bound (x, then the lists)
+    with pytest.raises(SpecError, match="nested more than"):
+        parse_source("x = " + "[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH + "\n", "toml", "deep.toml")
