@@ -17,7 +17,7 @@ the spec's ``[eval] success`` threshold, and the median over seeds of each run's
 
 A (lever, seed) whose summary.json says it completed its steps is not run again, so the
 command can be repeated to fill in a study. Writes ``<out>/levers.json`` and
-``<out>/levers.md`` (the table) after every run.
+``<out>/levers_table.txt`` (the table, in Markdown) after every run.
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def write_table(levers, seeds, steps, out: Path, spec: Path) -> str:
     rows = collect(levers, seeds, steps, out)
     text = table(rows, seeds, steps, _threshold(spec))
     (out / "levers.json").write_text(json.dumps({"steps": steps, "seeds": seeds, "rows": rows}, indent=1))
-    (out / "levers.md").write_text(text)
+    (out / "levers_table.txt").write_text(text)
     return text
 
 
