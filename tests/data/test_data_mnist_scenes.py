@@ -106,3 +106,16 @@ def test_make_dataset_serves_scenes_with_four_mask_slots(tmp_path):
     ref = generate(1, seed=0, start=SPLIT_START["test"])
     np.testing.assert_array_equal(item["mask"].numpy(), ref["mask"][0])
     assert item["factors"]["digit"].shape == (3,)
+
+
+def test_the_digits_key_of_data_reads_a_file_beside_the_spec(tmp_path):
+    src = _csv(tmp_path, [4] * 12)                                     # every digit a 4
+    ds = make_dataset({"dataset": "mnist_scenes", "digits": "digits.csv.gz"}, "train", tmp_path)
+    digits = ds.batch(range(6))["factors"]["digit"]
+    assert set(digits[digits >= 0].tolist()) == {4}
+    from ocdsl.errors import UserError
+    with pytest.raises(UserError, match="no digits file"):
+        make_dataset({"dataset": "mnist_scenes", "digits": "nowhere.csv.gz"}, "train", tmp_path)
+    with pytest.raises(UserError, match="a key of mnist_scenes, not of tetrominoes"):
+        make_dataset({"dataset": "tetrominoes", "digits": "sklearn"}, "train", tmp_path)
+    assert src.endswith("digits.csv.gz")
