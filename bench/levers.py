@@ -114,14 +114,12 @@ def run_all(levers: list[str], seeds: list[int], steps: int, out: Path, jobs: in
                 write_table(levers, seeds, steps, out, spec)
 
 
-def _threshold(spec: Path) -> tuple[str, str, float] | None:
+def _threshold(spec: Path):
+    """The spec's ``[eval] success`` as a Threshold, or None."""
     from ocdsl.spec import load
     from ocdsl.spec.validate import parse_threshold
-    text = load(spec).eval_cfg.get("success")
-    if not text:
-        return None
-    t = parse_threshold(text)
-    return t
+    text = load(spec).eval_cfg.success
+    return parse_threshold(text) if text else None
 
 
 def collect(levers: list[str], seeds: list[int], steps: int, out: Path) -> dict:

@@ -94,23 +94,25 @@ def bench_training_step(batch: int, rounds: int, steps_per_round: int, compile_:
     return res
 
 
+def _time_stages(load_spec, repeats: int) -> dict:
+    """Median ms of load (``load_spec()``), graph analysis + rewrites, and codegen."""
+    t_load, t_graph, t_gen = [], [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        spec = load_spec()
+        t1 = time.perf_counter()
+        G = apply_rewrites(spec, analyse(spec))
+        t2 = time.perf_counter()
+        generate_source(spec, G)
+        t3 = time.perf_counter()
+        t_load.append(t1 - t0), t_graph.append(t2 - t1), t_gen.append(t3 - t2)
+    return {"load_ms": 1e3 * statistics.median(t_load), "graph_ms": 1e3 * statistics.median(t_graph),
+            "codegen_ms": 1e3 * statistics.median(t_gen)}
+
+
 def bench_front_end(repeats: int) -> dict:
-    out = {}
-    for path in sorted((REPO / "specs").rglob("*.toml")):
-        t_load, t_graph, t_gen = [], [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            spec = load(path)
-            t1 = time.perf_counter()
-            G = apply_rewrites(spec, analyse(spec))
-            t2 = time.perf_counter()
-            generate_source(spec, G)
-            t3 = time.perf_counter()
-            t_load.append(t1 - t0), t_graph.append(t2 - t1), t_gen.append(t3 - t2)
-        out[str(path.relative_to(REPO))] = {"load_ms": 1e3 * statistics.median(t_load),
-                                            "graph_ms": 1e3 * statistics.median(t_graph),
-                                            "codegen_ms": 1e3 * statistics.median(t_gen)}
-    return out
+    return {str(path.relative_to(REPO)): _time_stages(lambda path=path: load(path), repeats)
+            for path in sorted((REPO / "specs").rglob("*.toml"))}
 
 
 def chain_spec(n: int) -> str:
@@ -129,18 +131,7 @@ def bench_front_end_scaling(sizes=(10, 100, 1000), repeats: int = 3) -> dict:
     out = {}
     for n in sizes:
         text = chain_spec(n)
-        t_load, t_graph, t_gen = [], [], []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            spec = loads(text)
-            t1 = time.perf_counter()
-            G = apply_rewrites(spec, analyse(spec))
-            t2 = time.perf_counter()
-            generate_source(spec, G)
-            t3 = time.perf_counter()
-            t_load.append(t1 - t0), t_graph.append(t2 - t1), t_gen.append(t3 - t2)
-        ms = {"load_ms": 1e3 * statistics.median(t_load), "graph_ms": 1e3 * statistics.median(t_graph),
-              "codegen_ms": 1e3 * statistics.median(t_gen)}
+        ms = _time_stages(lambda: loads(text), repeats)
         ms["total_ms"] = sum(ms.values())
         ms["ms_per_node"] = ms["total_ms"] / n
         out[n] = ms

@@ -335,10 +335,14 @@ def match_views(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.stack(perm), dtype=torch.long, device=a.device)
 
 
+def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[i, idx[i, j]]`` for tokens ``x`` b k d and indices ``idx`` b k."""
+    return torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))
+
+
 def _matched(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``b``'s tokens reordered to match ``a``'s (:func:`match_views`), b k d."""
-    perm = match_views(a, b)
-    return torch.gather(b, 1, perm[..., None].expand(-1, -1, b.shape[-1]))
+    return _take(b, match_views(a, b))
 
 
 @_fn("ctr_all", 3)
@@ -379,9 +383,8 @@ def cossim_matched(p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: tor
         _check_pair("cossim_matched", p1, x, 3)
     perm = match_views(f1, f2)                                   # f2[perm] <-> f1
     inv = torch.argsort(perm, dim=1)                             # f1[inv] <-> f2
-    take = lambda x, idx: torch.gather(x, 1, idx[..., None].expand(-1, -1, x.shape[-1]))  # noqa: E731
-    l12 = (1 - F.cosine_similarity(p1, take(f2, perm).detach(), dim=-1).mean()) / 2
-    l21 = (1 - F.cosine_similarity(p2, take(f1, inv).detach(), dim=-1).mean()) / 2
+    l12 = (1 - F.cosine_similarity(p1, _take(f2, perm).detach(), dim=-1).mean()) / 2
+    l21 = (1 - F.cosine_similarity(p2, _take(f1, inv).detach(), dim=-1).mean()) / 2
     return (l12 + l21) / 2
 
 

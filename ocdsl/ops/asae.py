@@ -13,7 +13,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ocdsl.ops._common import ACTIVATIONS, activation, expect_rank, size_list
+from ocdsl.ops._common import ACTIVATIONS, expect_rank, size_list
+from ocdsl.ops._common import activation as make_activation
 from ocdsl.ops.filterbank import WINDOW_SIZE
 from ocdsl.ops.registry import OpDef, Port, enum, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
@@ -89,12 +90,12 @@ class LocalizationCNN(nn.Module):
             layers.append(nn.Conv2d(c_in, c, kernel, padding="same", bias=norm == "none"))
             if norm == "batch":
                 layers.append(nn.BatchNorm2d(c))
-            layers += [_act(activation), nn.MaxPool2d(2)]
+            layers += [make_activation(activation), nn.MaxPool2d(2)]
             c_in = c
         n_flat = c_in * (height >> len(channels)) * (width >> len(channels))
         layers.append(nn.Flatten())
         for f in hidden:
-            layers += [nn.Linear(n_flat, f), _act(activation)]
+            layers += [nn.Linear(n_flat, f), make_activation(activation)]
             n_flat = f
         self.features = nn.Sequential(*layers)
         self.to_window = nn.Linear(n_flat, WINDOW_SIZE)
@@ -103,10 +104,6 @@ class LocalizationCNN(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.to_window(self.features(image))                  # Eq. 2 (b, 5)
-
-
-def _act(name: str) -> nn.Module:
-    return activation(name)
 
 
 class RegionAutoencoder(nn.Module):
@@ -151,18 +148,18 @@ class RegionAutoencoder(nn.Module):
         enc: list[nn.Module] = []
         c_in = in_channels
         for c in channels:
-            enc += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), _act(activation)]
+            enc += [nn.Conv2d(c_in, c, 4, stride=2, padding=1), make_activation(activation)]
             c_in = c
         self.side = size >> len(channels)
         n_flat = c_in * self.side * self.side
         self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(n_flat, latent))
-        self.from_latent = nn.Sequential(nn.Linear(latent, n_flat), _act(activation))
+        self.from_latent = nn.Sequential(nn.Linear(latent, n_flat), make_activation(activation))
         dec: list[nn.Module] = []
         outs = channels[-2::-1] + [in_channels]
         for i, c in enumerate(outs):
             dec.append(nn.ConvTranspose2d(c_in, c, 4, stride=2, padding=1))
             if i < len(outs) - 1:
-                dec.append(_act(activation))
+                dec.append(make_activation(activation))
             c_in = c
         dec.append(_output_activation(output))
         self.decoder = nn.Sequential(*dec)
@@ -210,8 +207,8 @@ class BackgroundNetwork(nn.Module):
         self.grid = (channels, height // 2, width // 2)
         n_flat = channels * (height // 2) * (width // 2)
         self.encoder = nn.Sequential(nn.Conv2d(in_channels, channels, 4, stride=2, padding=1),
-                                     _act(activation), nn.Flatten(), nn.Linear(n_flat, latent))
-        self.from_latent = nn.Sequential(nn.Linear(latent, n_flat), _act(activation))
+                                     make_activation(activation), nn.Flatten(), nn.Linear(n_flat, latent))
+        self.from_latent = nn.Sequential(nn.Linear(latent, n_flat), make_activation(activation))
         self.decoder = nn.Sequential(nn.ConvTranspose2d(channels, in_channels, 4, stride=2, padding=1),
                                      _output_activation(output))
 

@@ -249,11 +249,12 @@ def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any
     for err in SpecValidator(outer).iter_errors(data):
         out += _from_error(err, data, locations, ops)
     nodes = data.get("model", {}).get("nodes") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
+    validators = {op: SpecValidator(branch) for op, branch in per_op.items()}
     for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
-        branch = per_op.get(node.get("op")) if isinstance(node, dict) and isinstance(node.get("op"), str) else None
-        if branch is None:
+        op = node.get("op") if isinstance(node, dict) else None
+        if not isinstance(op, str) or op not in validators:
             continue
-        for err in SpecValidator(branch).iter_errors(node):
+        for err in validators[op].iter_errors(node):
             err.path.extendleft(reversed(("model", "nodes", name)))   # located in the whole spec
             out += _from_error(err, data, locations, ops)
     return out
