@@ -149,19 +149,20 @@ def cmd_graph(args) -> int:
 def cmd_run(args) -> int:
     from ocdsl.pipeline import build
     from ocdsl.train import resolve_device, train
-    from ocdsl.train.rng import INIT, seed_for
-
     from ocdsl.train.distributed import from_env, launch
+    from ocdsl.train.rng import INIT, seed_for
 
     if getattr(args, "seeds", None) is not None:
         return _run_seeds(args)
-    if getattr(args, "devices", None) is not None:  # the launcher: torchrun runs N of the command below
-        return launch(args, _out_dir(args) if not (args.resume or args.out) else None)
-    dist, device = from_env(resolve_device(args.gpu))
+    launcher = getattr(args, "devices", None) is not None  # torchrun runs N of this command
+    device = resolve_device(args.gpu)
+    dist, device = from_env(device) if not launcher else (None, device)
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides)
-    if dist.main:
+    if launcher or dist.world == 1:
         _print_warnings(c)
+    if launcher:
+        return launch(args, c.spec, _out_dir(args) if not (args.resume or args.out) else None)
     if args.resume:
         out_dir = Path(args.resume)
         if not out_dir.is_dir():

@@ -10,6 +10,8 @@ Contents (a dict that ``torch.load(..., weights_only=True)`` accepts)::
     format        int, CHECKPOINT_FORMAT
     spec_name     str;  spec_hash  str (Spec.source_hash of the spec that trained it)
     step          int, optimizer updates completed
+    phase         int, index of the phase that wrote it (its optimizer state)
+    batch_size    int, train.batch_size (the global batch)
     data_position int, training samples consumed from the stream (step * batch_size)
     model         the uncompiled module's state_dict (no ``_orig_mod.`` prefix)
     optimizer     optimizer.state_dict()
@@ -20,9 +22,15 @@ Contents (a dict that ``torch.load(..., weights_only=True)`` accepts)::
     data_seed     int, the seed of the training data stream (ocdsl.train.rng.data_seeds);
                   absent in older checkpoints, whose stream was data.seed (default 0) for a
                   generator and train.seed for the shuffling order
+    rng_ranks     [rng of rank 1, ..., rank N-1] of a run in N processes (distributed.py)
     history       list of the metrics.jsonl rows so far (plain dicts)
     elapsed_s     float, training wall time of all sessions so far
     images_seen   int
+    torch_version str
+
+:func:`load_checkpoint` checks every field (:func:`check_state`: no unknown one, each of
+its type and layout, ``step <= steps``), so a damaged or edited file is a UserError naming
+the file and the field, never a traceback later.
 """
 
 from __future__ import annotations

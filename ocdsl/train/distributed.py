@@ -163,14 +163,24 @@ def _run_argv(args, out) -> list[str]:
                                          ("--allow-spec-change", args.allow_spec_change)) if on]
 
 
-def launch(args, out) -> int:
+def launch(args, spec, out) -> int:
     """``ocdsl run --devices N``: run torchrun (:func:`launch_argv`) with this run's
     arguments in the foreground; its exit status (torchrun stops every process when one
-    fails). ``out``: the run directory chosen here when ``--out``/``--resume`` name none."""
+    fails). ``spec``: the validated spec (its batch must split over every process, a
+    SpecError otherwise, before anything starts); ``out``: the run directory chosen here
+    when ``--out``/``--resume`` name none."""
     import subprocess
 
+    n = int(args.devices)
+    if n < 1:
+        raise UserError(Diagnostic(f"--devices must be >= 1, got {n}", file="ocdsl"))
+    try:
+        nodes = int(args.nnodes or 1)
+    except ValueError:  # an elastic range "MIN:MAX": the batch is checked by each process
+        nodes = 1
+    check_batch(spec, n * nodes)
     options = {k: getattr(args, k, None) for k in TORCHRUN_OPTIONS}
-    cmd = launch_argv(int(args.devices), _run_argv(args, out), options)
+    cmd = launch_argv(n, _run_argv(args, out), options)
     print("launching: " + " ".join(cmd[1:]), file=sys.stderr, flush=True)
     try:
         return subprocess.call(cmd)

@@ -65,11 +65,13 @@ def _close(a: list[dict], b: list[dict], keys=("loss", "reconstruction", "reg"))
             assert ra[k] == pytest.approx(rb[k], rel=RTOL), (ra["step"], k)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)  # a hang guard (a collective waiting for a process that died)
 def test_two_gloo_processes_follow_one_and_resume_in_one(fakes, tmp_path):
     two = tmp_path / "two"
     two.mkdir()
-    torch.multiprocessing.spawn(_worker, args=(2, _free_port(), str(two), 4), nprocs=2)
+    # fork: the processes start with this one's modules loaded (no second import of torch)
+    torch.multiprocessing.start_processes(_worker, args=(2, _free_port(), str(two), 4), nprocs=2,
+                                          start_method="fork")
     run2 = two / "run"
     one = tmp_path / "one"
     one.mkdir()
@@ -99,3 +101,52 @@ def test_launch_argv_passes_the_torchrun_options_through():
     text = " ".join(many)
     assert "--nnodes 2 --node-rank 1 --rdzv-backend c10d --rdzv-endpoint host0:29400 --rdzv-id job7" in text
     assert "--standalone" not in many
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_cli_devices_2_on_torchrun_matches_one_process_and_resumes_in_one(tmp_path):
+    """The whole path: ``ocdsl run --devices 2`` -> torchrun -> 2 gloo processes, on a tiny
+    generated Slot Attention model (learned initial slots: no noise)."""
+    import subprocess
+    import sys
+
+    from tests.graph.test_graph import TINY
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY.replace("steps = 2", "steps = 3\nlog_every = 1")
+                    + '\n[eval]\ntest_size = 2\nmetrics = ["mse"]\nmasks = "composite.masks"\n'
+                      'reconstruction = "composite.image"\n')
+    common = ["--set", "dims.H=35", "--set", "dims.W=35", "--set", "model.nodes.slots.slot_init=learned",
+              "--no-progress", "--no-compile"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+
+    def ocdsl(*args):
+        done = subprocess.run([sys.executable, "-m", "ocdsl.cli", "run", str(spec), *common, *args], env=env,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    two = ocdsl("--devices", "2", "--out", str(tmp_path / "two"))
+    assert "torch.distributed.run --nproc-per-node 2" in two.stderr
+    ocdsl("--out", str(tmp_path / "one"))
+    _close(_rows(tmp_path / "two", "train"), _rows(tmp_path / "one", "train"), keys=("loss",))
+    _close(_rows(tmp_path / "two", "eval"), _rows(tmp_path / "one", "eval"), keys=("mse",))
+    assert json.loads((tmp_path / "two" / "summary.json").read_text())["processes"] == 2
+    ocdsl("--resume", str(tmp_path / "two"), "--steps", "4")
+    ocdsl("--resume", str(tmp_path / "one"), "--steps", "4")
+    _close(_rows(tmp_path / "two", "train"), _rows(tmp_path / "one", "train"), keys=("loss",))
+
+
+def test_devices_that_do_not_split_the_batch_are_refused_before_launching(tmp_path, capsys):
+    from ocdsl.cli import main
+    from tests.graph.test_graph import TINY
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY)  # batch_size = 2
+    assert main(["run", str(spec), "--devices", "3", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size 2 does not split over 3 processes" in err and "Traceback" not in err
+    assert "launching" not in err and not (tmp_path / "r").exists()
+    assert main(["run", str(spec), "--devices", "0"]) == 2
+    assert "--devices must be >= 1" in capsys.readouterr().err
