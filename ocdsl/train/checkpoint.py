@@ -304,6 +304,11 @@ FIELDS = {
 def _describe(v) -> str:
     if isinstance(v, torch.Tensor):
         return f"a {str(v.dtype).replace('torch.', '')} tensor of shape {tuple(v.shape)}"
+    if isinstance(v, dict):
+        keys = ", ".join(map(str, list(v)[:8])) + (", ..." if len(v) > 8 else "")
+        return f"a dict with keys {{{keys}}}"
+    if isinstance(v, (list, tuple)) and any(isinstance(x, (list, dict, torch.Tensor)) for x in v):
+        return f"a {type(v).__name__} of {len(v)} items"
     text = repr(v)
     return f"{type(v).__name__} {text[:60] + '...' if len(text) > 60 else text}"
 

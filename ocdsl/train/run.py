@@ -160,6 +160,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
     if state is not None:
         say(f"resuming {spec.name} from {ckpt_file} at step {tr.step}/{plan.total}")
     tr.rng = capture_rng()  # the RNG state after tr.step completed steps
+    tr.t0 = time.monotonic()  # the session's clock (train.time_limit) starts with the first step
     try:
         return _session(tr, stream)
     finally:

@@ -120,3 +120,33 @@ def test_check_state_reports_every_bad_field_at_once(tmp_path):
     text = e.value.format()
     assert "'spec_name' should be a string" in text and "'step' should be an integer >= 0" in text
     assert "'elapsed_s' should be a number >= 0" in text
+
+
+def test_cli_resume_and_eval_of_a_damaged_checkpoint_exit_2_and_touch_nothing(tmp_path, capsys):
+    from ocdsl.cli import main
+    from tests.graph.test_graph import TINY
+
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(TINY + '\n[eval]\ntest_size = 2\nmetrics = ["mse"]\nmasks = "composite.masks"\n'
+                    'reconstruction = "composite.image"\n')
+    size = ["--set", "dims.H=35", "--set", "dims.W=35"]
+    run = tmp_path / "run"
+    assert main(["run", str(spec), *size, "--steps", "1", "--no-progress", "--no-compile", "--out", str(run)]) == 0
+    assert (run / "model.py").exists()
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(["run", str(spec), *size, "--steps", "2", "--no-progress", "--no-compile", "--resume", str(run),
+                 "--set", "train.seed=1"]) == 2  # a changed spec: refused before anything is written
+    assert "does not match the spec" in capsys.readouterr().err
+    assert snapshot(run) == before  # model.py included
+    path = run / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    state["rng"]["python"] = [3, [1, 2], None]  # well-formed pickle, wrong contents
+    torch.save(state, path)
+    before = snapshot(run)
+    assert main(["run", str(spec), *size, "--steps", "2", "--no-progress", "--no-compile", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: error: [rng] checkpoint field 'rng' should be" in err and "Traceback" not in err
+    assert main(["eval", str(spec), *size, str(run)]) == 2
+    assert "[rng] checkpoint field 'rng'" in capsys.readouterr().err
+    assert snapshot(run) == before
