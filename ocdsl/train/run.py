@@ -56,7 +56,7 @@ from ocdsl.train.model_io import base_module, node_names
 from ocdsl.train.phases import PhasePlan, plan_phases
 from ocdsl.train.report import EventLog, MetricsLog, Progress, write_curves
 from ocdsl.train.rundir import METRICS_NAME, check_out_dir, prepare_out_dir, print_summary
-from ocdsl.train.rng import NOISE, capture_rng, restore_rng, seed_everything, seed_for
+from ocdsl.train.rng import capture_rng, seed_everything, start_noise
 from ocdsl.train.stream import eval_sets, make_train_loader, training_data
 from ocdsl.train.trainer import (SCHED_PREFIX, NonFinite, NonFiniteLoss, Trainer, TrainingInterrupted,
                                  enter_phase)
@@ -156,7 +156,7 @@ def train(spec, model: torch.nn.Module, *, device: str | torch.device = "cpu", o
                                rank=dist.rank, world=dist.world)
     if plan.explicit:
         say(plan.describe())
-    _start_rng(tr, state, dist)
+    start_noise(spec.train.seed, state, dist.rank)
     if state is not None:
         say(f"resuming {spec.name} from {ckpt_file} at step {tr.step}/{plan.total}")
     tr.rng = capture_rng()  # the RNG state after tr.step completed steps
@@ -211,20 +211,6 @@ def _load_state(tr: Trainer, state: dict, ckpt_file: Path) -> None:
     if ckpt_file.parent.resolve() == tr.out_dir.resolve():
         tr.ckpt_step = tr.step
     tr.data_position = int(state.get("data_position", tr.step * tr.cfg.batch_size))
-
-
-def _start_rng(tr: Trainer, state: dict | None, dist: Dist) -> None:
-    """The training noise: its own stream (never a replay of the initialisation's draws);
-    rank r > 0 of several processes draws ``"noise/rank<r>"``. A resume restores the saved
-    state of each rank the checkpoint has."""
-    saved = None
-    if state is not None:
-        saved = state["rng"] if dist.rank == 0 else (list(state.get("rng_ranks") or [])[dist.rank - 1:dist.rank]
-                                                     or [None])[0]
-    if saved is not None:
-        restore_rng(saved)
-    else:
-        seed_for(tr.cfg.seed, NOISE if dist.rank == 0 else f"{NOISE}/rank{dist.rank}")
 
 
 def _stop_reason(tr: Trainer) -> tuple[str, str | None] | None:

@@ -34,7 +34,10 @@ def _spec(folder: Path, steps: int):
 
 
 def _worker(rank: int, world: int, port: int, folder: str, steps: int) -> None:
-    """One of the ``world`` processes (torch.multiprocessing.spawn calls it with its rank)."""
+    """One of the ``world`` processes (torch.multiprocessing calls it with its rank)."""
+    # A forked child must not enter the OpenMP pool the parent may have started (it would
+    # wait forever on the parent's threads): one intra-op thread, as torchrun sets it.
+    torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
     try:
