@@ -153,6 +153,9 @@ def cmd_run(args) -> int:
     from ocdsl.train.rng import INIT, seed_for
 
     if getattr(args, "seeds", None) is not None:
+        if getattr(args, "devices", None) is not None:
+            raise UserError(Diagnostic("--seeds and --devices do not combine", file="ocdsl",
+                                       hint="train the seeds one after another, or each seed with --devices"))
         return _run_seeds(args)
     launcher = getattr(args, "devices", None) is not None  # torchrun runs N of this command
     device = resolve_device(args.gpu)

@@ -153,3 +153,5 @@ def test_devices_that_do_not_split_the_batch_are_refused_before_launching(tmp_pa
     assert "launching" not in err and not (tmp_path / "r").exists()
     assert main(["run", str(spec), "--devices", "0"]) == 2
     assert "--devices must be >= 1" in capsys.readouterr().err
+    assert main(["run", str(spec), "--devices", "2", "--seeds", "0,1"]) == 2
+    assert "--seeds and --devices do not combine" in capsys.readouterr().err
