@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
                          "seed after another, except with --gpu and several CUDA devices (one process per "
                          "device). With --resume PARENT: resumes each seed<N>/ holding a checkpoint, skips "
                          "completed ones, starts missing ones")
+    sp.add_argument("--devices", type=int, metavar="N",
+                    help="train in N processes per machine through torchrun and DistributedDataParallel (gloo "
+                         "on the CPU, nccl with --gpu); train.batch_size stays the global batch (README)")
+    for flag in ("--nnodes", "--node-rank", "--rdzv-backend", "--rdzv-endpoint", "--rdzv-id", "--master-addr",
+                 "--master-port"):
+        sp.add_argument(flag, help=f"with --devices: torchrun's {flag}")
 
     sp = spec_cmd("eval", "evaluate a run's checkpoint")
     sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
@@ -143,14 +149,23 @@ def cmd_graph(args) -> int:
 def cmd_run(args) -> int:
     from ocdsl.pipeline import build
     from ocdsl.train import resolve_device, train
+    from ocdsl.train.distributed import from_env, launch
     from ocdsl.train.rng import INIT, seed_for
 
     if getattr(args, "seeds", None) is not None:
+        if getattr(args, "devices", None) is not None:
+            raise UserError(Diagnostic("--seeds and --devices do not combine", file="ocdsl",
+                                       hint="train the seeds one after another, or each seed with --devices"))
         return _run_seeds(args)
+    launcher = getattr(args, "devices", None) is not None  # torchrun runs N of this command
     device = resolve_device(args.gpu)
+    dist, device = from_env(device) if not launcher else (None, device)
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides)
-    _print_warnings(c)
+    if launcher or dist.world == 1:
+        _print_warnings(c)
+    if launcher:
+        return launch(args, c.spec, _out_dir(args) if not (args.resume or args.out) else None)
     if args.resume:
         out_dir = Path(args.resume)
         if not out_dir.is_dir():
@@ -158,17 +173,15 @@ def cmd_run(args) -> int:
                                        hint="pass the directory a previous `ocdsl run` printed"))
     else:
         out_dir = _out_dir(args)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    c.write(out_dir / "model.py")
     compile_mode = False if args.no_compile else c.spec.train.compile
-    if c.will_compile(device, compile_mode):
+    if c.will_compile(device, compile_mode) and dist.main:
         print(f"torch.compile: on for {device} (first steps include compilation)", file=sys.stderr)
     # same initial weights every run of a seed, from their own stream (ocdsl/train/rng.py)
     seed_for(c.spec.train.seed, INIT)
     model = c.instantiate(device=device, torch_compile=compile_mode)
     summary = train(c.spec, model, device=device, out_dir=out_dir, steps=args.steps,
-                    resume=out_dir if args.resume else None, progress=not args.no_progress,
-                    allow_spec_mismatch=args.allow_spec_change)
+                    resume=out_dir if args.resume else None, progress=not args.no_progress and dist.main,
+                    allow_spec_mismatch=args.allow_spec_change, model_source=c.source, dist=dist)
     return EXIT_INTERRUPTED if summary.get("status") == "interrupted" else 0
 
 

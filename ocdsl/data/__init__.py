@@ -19,7 +19,7 @@ generate`` stays light.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -113,8 +113,7 @@ def make_dataset(
     :class:`UserError` for an unknown dataset or variant (with did-you-mean), a missing
     file, an unsupported extension, a corrupt file or a bad key value.
     """
-    from .datasets import ArraySource, EmorlSource, GeneratorSource, ObjectDataset, ViewSource
-    from .preprocess import count_objects, parse_options
+    from .preprocess import parse_options
 
     keypath = tuple(keypath)
     if "dataset" not in cfg:
@@ -126,109 +125,155 @@ def make_dataset(
     if size is not None and int(size) < 1:
         raise ValueError(f"size must be >= 1, got {size}")
     prep, max_objects = parse_options(cfg, info, spec_file=spec_file, keypath=keypath)
-    native = (info.height, info.width)
+    b = _Build(cfg, split, Path(base_dir), size, spec_file, keypath, info, prep, max_objects)
+    if cfg.get("path") is None:
+        return b.generated()
+    full = (Path(base_dir) / Path(str(cfg["path"])).expanduser()).resolve()
+    if info.reader == "clevrtex" and full.is_dir():
+        return b.clevrtex(full)
+    if not full.is_file():
+        if cfg.get("optional", False):
+            return None
+        b.missing(full)
+    return b.from_file(full)
 
-    def view(src, keep=None, limit=None, hw=native):
-        if keep is None and limit is None and prep.is_identity(hw):
+
+@dataclass
+class _Build:
+    """One :func:`make_dataset` call: the entry, the dataset's registry entry and the
+    preprocessing, and a builder per kind of source."""
+
+    cfg: Mapping[str, Any]
+    split: str
+    base_dir: Path
+    size: int | None
+    spec_file: str
+    keypath: tuple
+    info: DatasetInfo
+    prep: Any
+    max_objects: int | None
+
+    @property
+    def limit(self) -> int | None:
+        return None if self.size is None else int(self.size)
+
+    def view(self, src, keep=None, limit=None, hw=None):
+        from .datasets import ViewSource
+
+        hw = hw or (self.info.height, self.info.width)
+        if keep is None and limit is None and self.prep.is_identity(hw):
             return src
-        return ViewSource(src, keep, None if prep.is_identity(hw) else prep, limit)
+        return ViewSource(src, keep, None if self.prep.is_identity(hw) else self.prep, limit)
 
-    def dataset(src, hw, origin):  # ds.info describes the items (size after crop/resize)
-        h, w = prep.output_hw(hw)
-        return ObjectDataset(src, replace(info, height=int(h), width=int(w)), origin)
+    def dataset(self, src, hw, origin):
+        """The ObjectDataset; its ``info`` describes the items (size after crop/resize)."""
+        from .datasets import ObjectDataset
 
-    path = cfg.get("path")
-    if path is None:
+        h, w = self.prep.output_hw(hw)
+        return ObjectDataset(src, replace(self.info, height=int(h), width=int(w)), origin)
+
+    def generated(self):
+        """No ``path``: the dataset's generator over the split's stream indices."""
+        from .datasets import GeneratorSource
+
+        info, kp = self.info, self.keypath
         if info.generator is None:
             raise UserError(Diagnostic(
                 f"dataset '{info.name}' has no built-in generator; it must be read from "
                 + ("a folder" if info.reader == "clevrtex" else "a file"),
-                file=spec_file, keypath=keypath + ("dataset",),
-                hint=f"set `{format_keypath(keypath + ('path',))}` to your copy of {info.name} "
+                file=self.spec_file, keypath=kp + ("dataset",),
+                hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
                      + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
                         else "(.tfrecords, EMORL .h5 or .npz)")))
-        if max_objects is not None:
+        if self.max_objects is not None:
             raise UserError(Diagnostic(
-                f"`{format_keypath(keypath + ('max_objects',))}` filters the scenes of a dataset file; "
+                f"`{format_keypath(kp + ('max_objects',))}` filters the scenes of a dataset file; "
                 f"the {info.name} generator draws its own number of objects",
-                file=spec_file, keypath=keypath + ("max_objects",), hint="remove `max_objects` or set `path`"))
-        seed = int(cfg.get("seed", 0))
-        start = SPLIT_START[split]
-        length = int(size) if size is not None else (
-            TRAIN_LENGTH if split == "train" else info.eval_size)
+                file=self.spec_file, keypath=kp + ("max_objects",), hint="remove `max_objects` or set `path`"))
+        seed = int(self.cfg.get("seed", 0))
+        start = SPLIT_START[self.split]
+        length = int(self.size) if self.size is not None else (
+            TRAIN_LENGTH if self.split == "train" else info.eval_size)
         src = GeneratorSource(info.generator, seed, start, length,
-                              _generator_args(info, cfg, base_dir, spec_file, keypath))
+                              _generator_args(info, self.cfg, self.base_dir, self.spec_file, kp))
         variant = f" variant={info.variant}" if info.variant else ""
-        return dataset(view(src), native, f"generator:{info.generator}{variant} seed={seed} start={start}")
+        return self.dataset(self.view(src), (info.height, info.width),
+                            f"generator:{info.generator}{variant} seed={seed} start={start}")
 
-    full = (Path(base_dir) / Path(str(path)).expanduser()).resolve()
-    where = format_keypath(keypath + ("path",))
-    limit = None if size is None else int(size)
-    if info.reader == "clevrtex" and full.is_dir():
+    def clevrtex(self, full: Path):
+        """A ClevrTex folder, read lazily."""
         from .clevrtex import SPLITS, ClevrTexFolder
+        from .datasets import EmorlSource
 
-        which = str(cfg.get("split", split))
+        which = str(self.cfg.get("split", self.split))
         if which not in SPLITS:
             raise UserError(Diagnostic(
-                f"unknown ClevrTex split '{which}' (known: {', '.join(SPLITS)})", file=spec_file,
-                keypath=keypath + ("split",), hint=did_you_mean(which, SPLITS)))
-        folder = ClevrTexFolder(full, which, info.variant)
-        _check_channels(folder.image_shape, info, full)
+                f"unknown ClevrTex split '{which}' (known: {', '.join(SPLITS)})", file=self.spec_file,
+                keypath=self.keypath + ("split",), hint=did_you_mean(which, SPLITS)))
+        folder = ClevrTexFolder(full, which, self.info.variant)
+        _check_channels(folder.image_shape, self.info, full)
         keep = None
-        if max_objects is not None:
-            keep = np.nonzero(folder.object_counts() <= max_objects)[0]
-            _check_kept(keep, full, max_objects)
+        if self.max_objects is not None:
+            keep = np.nonzero(folder.object_counts() <= self.max_objects)[0]
+            _check_kept(keep, full, self.max_objects)
         hw = tuple(folder.image_shape[:2])
-        return dataset(view(EmorlSource(folder), keep, limit, hw), hw, str(full))
-    if not full.is_file():
-        if cfg.get("optional", False):
-            return None
+        return self.dataset(self.view(EmorlSource(folder), keep, self.limit, hw), hw, str(full))
+
+    def missing(self, full: Path):
+        where = format_keypath(self.keypath + ("path",))
         what = "is a directory" if full.is_dir() else "not found"
         expected = ("the clevrtex_<variant> folder (or a .tfrecords, EMORL .h5 or .npz file)"
-                    if info.reader == "clevrtex" else "a DeepMind .tfrecords, EMORL .h5 or .npz file")
+                    if self.info.reader == "clevrtex" else "a DeepMind .tfrecords, EMORL .h5 or .npz file")
         raise UserError(Diagnostic(
-            f"dataset file {what}: {full} (`{where}` = \"{path}\", relative to {base_dir}); "
-            f"expected the {info.name} dataset as {expected}",
-            file=spec_file, keypath=keypath + ("path",),
+            f"dataset file {what}: {full} (`{where}` = \"{self.cfg['path']}\", relative to {self.base_dir}); "
+            f"expected the {self.info.name} dataset as {expected}",
+            file=self.spec_file, keypath=self.keypath + ("path",),
             hint=f"point `{where}` at your copy of the dataset"))
-    reader = READERS.get(full.suffix.lower())
-    if reader is None:
-        raise UserError(Diagnostic(
-            f"cannot tell the format of {full} from its extension '{full.suffix}' "
-            f"(supported: {', '.join(sorted(READERS))})",
-            file=spec_file, keypath=keypath + ("path",)))
-    if reader == "hdf5":
-        from .emorl import EmorlFile
 
-        f = EmorlFile(full, str(cfg.get("split", split)))
-        _check_channels(f.image_shape, info, full)
-        keep = None
-        if max_objects is not None and f.num_slots - 1 > max_objects:  # else nothing to drop
-            keep = np.nonzero(f.object_counts() <= max_objects)[0]
-            _check_kept(keep, full, max_objects)
-        hw = tuple(f.image_shape[:2])
-        return dataset(view(EmorlSource(f), keep, limit, hw), hw, str(full))
-    if reader == "tfrecord":
-        from .tfrecord_reader import read_tfrecord
+    def from_file(self, full: Path):
+        """A .tfrecords (decoded into memory), EMORL .h5 (lazily) or .npz (in memory) file."""
+        from .datasets import ArraySource, EmorlSource
+        from .preprocess import count_objects
 
-        keep = None if max_objects is None else (lambda lab: count_objects(lab[None])[0] <= max_objects)
-        shape = info.tf_shapes.get("image", (info.height, info.width, info.channels))
-        transform = None if prep.is_identity(shape[:2]) else prep
-        arrays = read_tfrecord(full, info, limit=limit, keep=keep, transform=transform)
-    else:
-        from .npz import read_npz
+        reader = READERS.get(full.suffix.lower())
+        if reader is None:
+            raise UserError(Diagnostic(
+                f"cannot tell the format of {full} from its extension '{full.suffix}' "
+                f"(supported: {', '.join(sorted(READERS))})",
+                file=self.spec_file, keypath=self.keypath + ("path",)))
+        info, prep, max_objects, limit = self.info, self.prep, self.max_objects, self.limit
+        if reader == "hdf5":
+            from .emorl import EmorlFile
 
-        arrays = read_npz(full, limit=limit if max_objects is None else None)
+            f = EmorlFile(full, str(self.cfg.get("split", self.split)))
+            _check_channels(f.image_shape, info, full)
+            keep = None
+            if max_objects is not None and f.num_slots - 1 > max_objects:  # else nothing to drop
+                keep = np.nonzero(f.object_counts() <= max_objects)[0]
+                _check_kept(keep, full, max_objects)
+            hw = tuple(f.image_shape[:2])
+            return self.dataset(self.view(EmorlSource(f), keep, limit, hw), hw, str(full))
+        if reader == "tfrecord":
+            from .tfrecord_reader import read_tfrecord
+
+            keep = None if max_objects is None else (lambda lab: count_objects(lab[None])[0] <= max_objects)
+            shape = info.tf_shapes.get("image", (info.height, info.width, info.channels))
+            transform = None if prep.is_identity(shape[:2]) else prep
+            arrays = read_tfrecord(full, info, limit=limit, keep=keep, transform=transform)
+        else:
+            from .npz import read_npz
+
+            arrays = read_npz(full, limit=limit if max_objects is None else None)
+            _check_channels(arrays["image"].shape[1:], info, full)
+            if max_objects is not None:
+                keep = np.nonzero(count_objects(arrays["label"]) <= max_objects)[0][:limit]
+                _check_kept(keep, full, max_objects)
+                arrays = {k: v[keep] for k, v in arrays.items()}
+            if not prep.is_identity(arrays["image"].shape[1:3]):
+                arrays["image"], arrays["label"] = prep(arrays["image"], arrays["label"])
         _check_channels(arrays["image"].shape[1:], info, full)
-        if max_objects is not None:
-            keep = np.nonzero(count_objects(arrays["label"]) <= max_objects)[0][:limit]
-            _check_kept(keep, full, max_objects)
-            arrays = {k: v[keep] for k, v in arrays.items()}
-        if not prep.is_identity(arrays["image"].shape[1:3]):
-            arrays["image"], arrays["label"] = prep(arrays["image"], arrays["label"])
-    _check_channels(arrays["image"].shape[1:], info, full)
-    hw = tuple(arrays["image"].shape[1:3])
-    return dataset(ArraySource(arrays), hw, str(full))
+        hw = tuple(arrays["image"].shape[1:3])
+        return self.dataset(ArraySource(arrays), hw, str(full))
 
 
 def _check_kept(keep, path: Path, max_objects: int) -> None:

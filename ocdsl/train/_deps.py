@@ -73,3 +73,10 @@ def save_metric_curves(path: Path, rows: list, metrics=None, *, colour: str = "s
     from ocdsl.viz.figures import save_metric_curves as _save
 
     _save(path, rows, metrics, colour=colour, style=style, title=title)
+
+
+def read_png(path: Path):
+    """A PNG file as a ``h w c`` float array in [0, 1] (``matplotlib.image.imread``)."""
+    from matplotlib.image import imread
+
+    return imread(str(path))

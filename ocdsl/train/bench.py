@@ -29,34 +29,22 @@ def _random_inputs(spec, batch: int, device: str) -> dict[str, torch.Tensor]:
 def make_step(spec, model: torch.nn.Module, inputs: dict[str, torch.Tensor], device: str,
               phase) -> Callable[[], float]:
     """A zero-argument training step of ``phase`` (an ocdsl.train.phases.Phase) on the fixed
-    ``inputs``: the phase's frozen nodes, optimizer and loss, schedules at a step well into
-    the phase (past warm-ups). Returns the loss as a float."""
-    from ocdsl.train.optim import build_optimizer, set_lr
-    from ocdsl.train.phases import apply_phase
-    from ocdsl.train.stream import forward, schedules_at
+    ``inputs``: the trainer's own step (:meth:`ocdsl.train.trainer.Trainer.update`: the
+    phase's frozen nodes, optimizer and loss, gradient clipping), at a step well into the
+    phase (past warm-ups), repeated without advancing. Returns the loss as a float."""
+    from ocdsl.train.phases import PhasePlan
+    from ocdsl.train.trainer import Trainer
 
-    base = getattr(model, "_orig_mod", model)
-    apply_phase(base, phase, base.NODES)
-    opt, lr_src = build_optimizer(spec, base, list(base.schedules(0)), phase.optimizer)
+    trainer = Trainer(spec, model, device=device, plan=PhasePlan((phase,), explicit=False), total=None)
+    trainer.enter(phase)
     arg = next(iter(inputs.values())) if len(inputs) == 1 else inputs
-    precision = spec.train.precision
     at = phase.start + min(1000, phase.steps - 1)  # a step well into the phase (past warm-ups)
 
-    set_schedules = getattr(base, "set_schedules", None)
-
     def step() -> float:
-        sched = schedules_at(base, at, phase.clock(at))
-        if set_schedules is not None:
-            set_schedules(sched)
-        set_lr(opt, lr_src.at(sched, at, phase.clock(at)))
-        outputs = forward(model, arg, device, precision)
-        loss = base.losses(inputs, outputs, sched, at)[phase.loss]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        res = trainer.update(arg, inputs, at)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        return float(loss.detach())
+        return float(res.loss.detach())
 
     return step
 

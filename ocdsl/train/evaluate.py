@@ -41,11 +41,9 @@ and ``schedules(step)`` again afterwards.
 
 from __future__ import annotations
 
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -56,87 +54,13 @@ from ocdsl.train import _deps
 from ocdsl.train.checkpoint import atomic_write_json, load_checkpoint, load_model_state
 from ocdsl.train.report import fmt_duration, fmt_value, summary_table
 from ocdsl.train.rng import EVAL, preserved_rng  # preserved_rng re-exported: it lived here
-from ocdsl.train.stream import collate, from_range, model_inputs, schedules_at
+from ocdsl.train.model_io import base_module, from_range, model_inputs, node_names, schedules_at
+from ocdsl.train.stream import EvalSet, check_data_fits, collate, dataset_cfg, eval_sets  # noqa: F401 (re-exported)
 
 __all__ = ["EvalSet", "eval_sets", "check_eval_outputs", "evaluate_model", "evaluate_checkpoint",
            "preserved_rng", "figure_path", "strip_path", "eval_schedule_values", "pixel_maps"]
 
 STRIP_IMAGES = 4  # images in figures/<dataset>_masks_over_time.png
-
-
-@dataclass
-class EvalSet:
-    name: str
-    dataset: Any
-    keypath: tuple
-
-
-def _base_dir(spec) -> Path:
-    return Path(spec.path).parent if spec.path else Path(".")
-
-
-def dataset_cfg(spec, keypath: tuple) -> dict:
-    """The [data] table (or an [[eval.datasets]] entry) at ``keypath`` with its ``path``
-    made absolute relative to the spec file that wrote it (``Spec.resolve_path``), so a
-    base spec's data path still works when a variant in another folder extends it."""
-    node = spec.data
-    for k in keypath:
-        node = node[k]
-    cfg = dict(node)
-    if cfg.get("path") is not None and hasattr(spec, "resolve_path"):
-        cfg["path"] = str(spec.resolve_path(tuple(keypath) + ("path",)))
-    return cfg
-
-
-def check_data_fits(spec, name: str, dataset, keypath: tuple) -> None:
-    """The dataset's images must have the shape of the model input ``image`` (minus the
-    batch axis); raises SpecError pointing at the dataset's key otherwise."""
-    sig = spec.inputs.get("image")
-    if sig is None or dataset is None or len(dataset) == 0:
-        return
-    got = tuple(dataset[0]["image"].shape)
-    want = tuple(d.value for d in sig.resolve(spec.dims)[1:])
-    if got != want:
-        raise SpecError(spec.diag(keypath, f"dataset '{name}' gives images of shape {got} (C, H, W), but "
-                                           f"model.inputs.image is {sig.text!r} = (B, {', '.join(map(str, want))})",
-                                  hint="set [dims] to the data's resolution, or point the dataset at "
-                                       "files of the model's resolution"))
-
-
-def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSet]:
-    """The datasets to evaluate on: ``test`` (from [data]) then each ``[[eval.datasets]]``.
-
-    An entry with ``optional = true`` whose ``path`` is missing is skipped with a warning;
-    a missing non-optional one raises UserError pointing at its ``path`` key."""
-    warn = warn or (lambda m: print(m, file=sys.stderr))
-    ev, base = spec.eval_cfg, _base_dir(spec)
-    spec_file = str(spec.path)
-    sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.test_size,
-                                               spec_file=spec_file, keypath=("data",)), ("data",))]
-    for i, entry in enumerate(ev.datasets):  # validation made their names unique (and not "test")
-        kp = ("eval", "datasets", i)
-        name = str(entry["name"])
-        optional = bool(entry.get("optional", False))
-        entry = dataset_cfg(spec, kp)
-        if entry.get("path") is not None:
-            path = Path(entry["path"])
-            if not path.is_file():
-                if optional:
-                    warn(spec.diag(kp + ("path",), f"skipping optional evaluation dataset '{name}': "
-                                   f"{path} does not exist", severity="warning").format())
-                    continue
-                raise UserError(spec.diag(kp + ("path",), f"evaluation dataset '{name}': {path} does not exist",
-                                          hint="fix the path (it is relative to the spec's folder) "
-                                               "or mark the entry `optional = true`"))
-        cfg = {k: v for k, v in entry.items() if k != "size"}
-        ds = _deps.make_dataset(cfg, "test", base, entry.get("size"), spec_file=spec_file, keypath=kp)
-        if ds is None:  # optional and absent (as ocdsl.data judged it)
-            warn(spec.diag(kp, f"skipping optional evaluation dataset '{name}'", severity="warning").format())
-            continue
-        check_data_fits(spec, name, ds, kp)
-        sets.append(EvalSet(name, ds, kp))
-    check_data_fits(spec, "test", sets[0].dataset, ("data",))
-    return sets
 
 
 def check_eval_outputs(spec, outputs: dict) -> None:
@@ -447,9 +371,8 @@ def _clock_at(spec, model, step: int, total: int | None) -> tuple[int, int] | No
     (as the trainer's evaluation sees it); None where the plan cannot be made."""
     from ocdsl.train.phases import plan_phases
 
-    nodes = tuple(getattr(model, "NODES", ()) or (n for n, _ in model.named_children()))
     try:
-        plan = plan_phases(spec, nodes, total)
+        plan = plan_phases(spec, node_names(model), total)
     except UserError:
         return None
     return plan.at(step - 1 if step else 0).clock(step)
@@ -467,7 +390,7 @@ def evaluate_checkpoint(spec, model: torch.nn.Module, checkpoint_dir: Path, *, d
 
     Raises UserError for a missing, unreadable or mismatched checkpoint."""
     say = (lambda m: None) if quiet else print
-    base = getattr(model, "_orig_mod", model)
+    base = base_module(model)
     state, ckpt = load_checkpoint(checkpoint_dir, spec=spec, allow_spec_mismatch=allow_spec_mismatch)
     load_model_state(base, state["model"], ckpt)
     base.to(device)

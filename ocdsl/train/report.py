@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ocdsl.tables import text_table
+from ocdsl.train import _deps
 from ocdsl.train.checkpoint import json_dumps
 
-__all__ = ["MetricsLog", "Progress", "fmt_duration", "fmt_value", "summary_table", "eval_rows_last"]
+__all__ = ["MetricsLog", "EventLog", "Progress", "fmt_duration", "fmt_value", "summary_table", "eval_rows_last",
+           "write_curves"]
 
 
 class MetricsLog:
@@ -37,6 +39,54 @@ class MetricsLog:
         except (OSError, ValueError):
             pass
         self._f.close()
+
+
+class EventLog:
+    """TensorBoard event files beside metrics.jsonl (``tensorboard --logdir runs``), written
+    with ``torch.utils.tensorboard.SummaryWriter``.
+
+    The rows of :class:`MetricsLog` become scalars at their ``step``: a training row's
+    numbers as ``train/<key>`` (``loss``, each term, ``lr``, ``grad_norm``, ``images_per_s``;
+    schedules as ``sched/<name>``), an evaluation row's as ``eval/<dataset>/<metric>``;
+    event rows are not drawn. :meth:`figures` adds each evaluation's figure (the image
+    decomposed into its slots' masks) as the image ``masks/<dataset>``."""
+
+    _SKIP = frozenset({"step", "phase", "split", "count", "elapsed_s"})
+
+    def __init__(self, out_dir: Path, message=None):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(out_dir))
+        self._message = message or (lambda m: print(m, file=sys.stderr))
+        self._warned = False
+
+    def write(self, row: dict) -> None:
+        if "event" in row or "step" not in row:
+            return
+        step = int(row["step"])
+        prefix = f"eval/{row['split']}/" if "split" in row else "train/"
+        for key, v in row.items():
+            if key in self._SKIP or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            tag = key if key.startswith("sched/") else prefix + key
+            self.writer.add_scalar(tag, float(v), step)
+
+    def figures(self, results: dict) -> None:
+        """``results``: ocdsl.train.evaluate.evaluate_model's, with each dataset's figure path."""
+        for name, r in results.items():
+            if not r.get("figure"):
+                continue
+            try:
+                image = _deps.read_png(Path(r["figure"]))
+            except Exception as e:  # a figure is never worth losing the run over
+                if not self._warned:
+                    self._message(f"warning: TensorBoard: could not read {r['figure']}: {type(e).__name__}: {e}")
+                    self._warned = True
+                continue
+            self.writer.add_image(f"masks/{name}", image, int(r["step"]), dataformats="HWC")
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def fmt_duration(s: float) -> str:
@@ -138,3 +188,36 @@ def summary_table(evals: dict[str, dict], metric_names: list[str] | None = None)
     rows = [[split, *(fmt_value(r.get("metrics", {}).get(n)) for n in names),
              str(r.get("count", "-")), str(r.get("step", "-"))] for split, r in evals.items()]
     return text_table(header, rows, "lr")
+
+
+def write_curves(out_dir: Path, history: list[dict], spec, duplicate: str | None, message) -> list[str]:
+    """figures/loss.png (every logged loss term and lr), figures/schedules.png (every
+    schedule, the ``sched/<name>`` keys of the rows) and figures/metrics.png (each dataset's
+    metrics), from the history rows; ``duplicate``: a term not to draw beside ``loss`` (the
+    phase loss of a run without phases, the same numbers). Returns the figures written and
+    the mask strips evaluation left in ``figures/``; a figure that fails is a warning."""
+    written: list[str] = []
+
+    def attempt(path: Path, draw) -> None:
+        try:
+            draw(path)
+            written.append(str(path))
+        except Exception as e:
+            message(f"warning: could not write figure {path}: {type(e).__name__}: {e}")
+
+    figs = Path(out_dir) / "figures"
+    logs = [r for r in history if "loss" in r and "split" not in r and "event" not in r]
+    if logs:
+        skip = {"step", "phase", "images_per_s", "elapsed_s"} | ({duplicate} - {"loss", None})
+        keys = [k for k in logs[-1] if k not in skip and not k.startswith("sched/")]
+        attempt(figs / "loss.png", lambda p: _deps.save_curve(p, logs, keys, logy=["loss", "lr"]))
+        sched = list(dict.fromkeys(k for r in logs for k in r if k.startswith("sched/")))
+        if sched:
+            attempt(figs / "schedules.png", lambda p: _deps.save_curve(p, logs, sched, logy=()))
+    evals = [r for r in history if "split" in r and "event" not in r]
+    if evals:  # one panel per metric, a line per evaluated dataset (ocdsl.viz.save_metric_curves)
+        attempt(figs / "metrics.png",
+                lambda p: _deps.save_metric_curves(p, evals, list(spec.eval_cfg.metrics) or None,
+                                                   colour="split", title=f"{spec.name}: evaluation"))
+    written += [str(p) for p in sorted(figs.glob("*_masks_over_time.png"))]  # evaluate.py keeps them
+    return written

@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 __all__ = ["INIT", "NOISE", "DATA", "EVAL", "PURPOSES", "derive_seed", "seed_everything", "seed_for",
-           "data_seeds", "capture_rng", "restore_rng", "preserved_rng"]
+           "data_seeds", "capture_rng", "restore_rng", "preserved_rng", "start_noise"]
 
 INIT = "init"
 NOISE = "noise"
@@ -142,3 +142,18 @@ def preserved_rng(seed: int | None = None, purpose: str | None = None) -> Iterat
         yield
     finally:
         restore_rng(state)
+
+
+def start_noise(seed: int, state: dict | None = None, rank: int = 0) -> None:
+    """Put the global generators where training step 0 (or a resumed step) starts: the
+    ``"noise"`` stream of ``seed`` (never a replay of the initialisation's draws); process
+    ``rank`` > 0 of several draws ``"noise/rank<r>"``. A resume (``state``, a checkpoint)
+    restores the state saved for this rank (``rng``; ``rng_ranks[rank - 1]``) and seeds a
+    rank the checkpoint does not have afresh."""
+    saved = None
+    if state is not None:
+        saved = state["rng"] if rank == 0 else (list(state.get("rng_ranks") or [])[rank - 1:rank] or [None])[0]
+    if saved is not None:
+        restore_rng(saved)
+    else:
+        seed_for(seed, NOISE if rank == 0 else f"{NOISE}/rank{rank}")

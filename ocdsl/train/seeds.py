@@ -362,6 +362,45 @@ def _parallel(jobs: list[tuple[int, Path, bool]], devices: Sequence[str],
         raise
 
 
+def _jobs(seeds: Sequence[int], parent: Path, resume: bool, target: int | None, records: dict,
+          say) -> list[tuple[int, Path, bool]]:
+    """``(seed, directory, resume it)`` of each seed to run; a resumed seed that already
+    completed its steps is recorded and not run again."""
+    jobs = []
+    for seed in seeds:
+        d = seed_dir(parent, seed)
+        res = resume and (d / CHECKPOINT_NAME).exists()
+        if res and _done(d, target):
+            records[seed] = _record(seed, d)
+            say(f"seed {seed}: already completed at step {records[seed]['step']} in {d} (not run again)")
+            continue
+        jobs.append((seed, d, res))
+    return jobs
+
+
+def _serial(jobs: list[tuple[int, Path, bool]], run_one, records: dict, say, on_done) -> bool:
+    """One seed after another in this process; whether one crashed with an unexpected error
+    (a KeyboardInterrupt or a UserError is recorded and re-raised)."""
+    crashed = False
+    for i, (seed, d, res) in enumerate(jobs):
+        say(f"\n=== seed {seed} ({i + 1}/{len(jobs)}): {d}{' (resuming)' if res else ''} ===")
+        try:
+            run_one(seed, d, res)
+            records[seed] = _record(seed, d)
+        except KeyboardInterrupt:
+            records[seed] = _record(seed, d, status="interrupted")
+            raise
+        except NonFiniteLoss as e:  # this seed failed; the others may not
+            print(e.format(), file=sys.stderr)
+            records[seed] = _record(seed, d, status="nonfinite")
+        except Exception as e:
+            traceback.print_exc()
+            records[seed] = _record(seed, d, status="error", message=f"{type(e).__name__}: {e}")
+            crashed = True
+        on_done()
+    return crashed
+
+
 def run_seeds(spec, seeds: Sequence[int], parent: Path, run_one: Callable[[int, Path, bool], Any], *,
               resume: bool = False, steps: int | None = None, devices: Sequence[str] | None = None,
               command: Callable[[int, Path, bool], list[str]] | None = None,
@@ -414,16 +453,7 @@ def run_seeds(spec, seeds: Sequence[int], parent: Path, run_one: Callable[[int, 
         say(f"outputs: {parent / SUMMARY_NAME}" + (f", {curves}" if curves else ""))
         return summary
 
-    jobs = []
-    for seed in seeds:
-        d = seed_dir(parent, seed)
-        res = resume and (d / CHECKPOINT_NAME).exists()
-        if res and _done(d, target):
-            records[seed] = _record(seed, d)
-            say(f"seed {seed}: already completed at step {records[seed]['step']} in {d} (not run again)")
-            continue
-        jobs.append((seed, d, res))
-
+    jobs = _jobs(seeds, parent, resume, target, records, say)
     crashed = False
     parallel = devices is not None and len(devices) > 1 and command is not None and len(jobs) > 1
     try:
@@ -432,22 +462,7 @@ def run_seeds(spec, seeds: Sequence[int], parent: Path, run_one: Callable[[int, 
             _parallel(jobs, list(devices), command, records, say, lambda: write(False))
             crashed = any(r["status"] == "error" for r in records.values())
         else:
-            for i, (seed, d, res) in enumerate(jobs):
-                say(f"\n=== seed {seed} ({i + 1}/{len(jobs)}): {d}{' (resuming)' if res else ''} ===")
-                try:
-                    run_one(seed, d, res)
-                    records[seed] = _record(seed, d)
-                except KeyboardInterrupt:
-                    records[seed] = _record(seed, d, status="interrupted")
-                    raise
-                except NonFiniteLoss as e:  # this seed failed; the others may not
-                    print(e.format(), file=sys.stderr)
-                    records[seed] = _record(seed, d, status="nonfinite")
-                except Exception as e:
-                    traceback.print_exc()
-                    records[seed] = _record(seed, d, status="error", message=f"{type(e).__name__}: {e}")
-                    crashed = True
-                write(False)
+            crashed = _serial(jobs, run_one, records, say, lambda: write(False))
     except KeyboardInterrupt:
         finish(False)
         say(f"interrupted; continue the seeds with --resume {parent}")

@@ -1,4 +1,4 @@
-"""The training data stream and the batch -> model-input mapping.
+"""Datasets of a run: the training data stream and the evaluation sets.
 
 The stream is a function of (seed, position): sample ``i`` of the stream is item
 ``perm_e[i % n]`` of the dataset, ``e = i // n``, where ``perm_e`` is a permutation drawn
@@ -6,22 +6,31 @@ from ``numpy.random.default_rng([seed, e])``. Batches may straddle epochs. A che
 stores the position (samples consumed), so a resumed run reads exactly the batches the
 uninterrupted run would have read, and the global RNGs are never touched (the DataLoader
 gets its own generator).
+
+Several processes (``ocdsl run --devices N``, ocdsl/train/distributed.py) read the same
+stream: global batch ``k`` is the samples ``k*B .. (k+1)*B - 1`` (``B`` = ``train.batch_size``),
+and process ``r`` of ``N`` takes its ``r``-th slice of ``B/N`` consecutive samples; so the
+``N`` processes together see exactly the batches one process would.
 """
 
 from __future__ import annotations
 
-import functools
+import sys
+from dataclasses import dataclass
 from itertools import islice
-from typing import Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, Sampler
 
-from ocdsl.errors import UserError
+from ocdsl.errors import SpecError, UserError
+from ocdsl.train import _deps
+from ocdsl.train.rng import data_seeds
 
-__all__ = ["schedules_at", "StreamSampler", "make_train_loader", "collate", "to_range", "from_range",
-           "model_inputs", "resolve_precision", "is_compiled"]
+__all__ = ["StreamSampler", "make_train_loader", "collate", "dataset_cfg", "check_data_fits", "EvalSet",
+           "eval_sets", "TrainData", "training_data"]
 
 # Above this size the permutation is not drawn: the items are read in order (such a
 # dataset is a procedural stream whose items are independent draws anyway).
@@ -29,18 +38,23 @@ _MAX_SHUFFLE = 50_000_000
 
 
 class StreamSampler(Sampler):
-    """Infinite index stream starting at ``start`` (samples already consumed)."""
+    """Infinite index stream starting at ``start`` (samples already consumed).
 
-    def __init__(self, n: int, seed: int, start: int = 0, shuffle: bool = True):
+    With ``world > 1`` it yields only this ``rank``'s slice of each global batch of
+    ``batch`` samples (``start`` is a multiple of ``batch``)."""
+
+    def __init__(self, n: int, seed: int, start: int = 0, shuffle: bool = True, *,
+                 batch: int = 1, rank: int = 0, world: int = 1):
         if n <= 0:
             raise UserError("the training set is empty")
         self.n, self.seed, self.start = int(n), int(seed), int(start)
         self.shuffle = shuffle and n <= _MAX_SHUFFLE
+        self.batch, self.rank, self.world = int(batch), int(rank), int(world)
 
     def _perm(self, epoch: int) -> np.ndarray:
         return np.random.default_rng([self.seed, epoch]).permutation(self.n)
 
-    def __iter__(self) -> Iterator[int]:
+    def _global(self) -> Iterator[int]:
         i = self.start
         epoch, perm = -1, None
         while True:
@@ -52,6 +66,13 @@ class StreamSampler(Sampler):
                     epoch, perm = e, self._perm(e)
                 yield int(perm[j])
             i += 1
+
+    def __iter__(self) -> Iterator[int]:
+        if self.world == 1:
+            return self._global()
+        local = self.batch // self.world
+        lo = self.rank * local
+        return (idx for k, idx in enumerate(self._global()) if lo <= k % self.batch < lo + local)
 
 
 def collate(keys):
@@ -71,12 +92,15 @@ def collate(keys):
 
 
 def make_train_loader(dataset, *, batch_size: int, seed: int, start: int, keys,
-                      num_workers: int = 0, shuffle: bool = True, pin_memory: bool = False):
-    """An endless iterator of batches from sample ``start`` of the stream."""
+                      num_workers: int = 0, shuffle: bool = True, pin_memory: bool = False,
+                      rank: int = 0, world: int = 1):
+    """An endless iterator of batches from sample ``start`` of the stream; with ``world >
+    1``, of this ``rank``'s ``batch_size / world`` samples of each global batch."""
     gen = torch.Generator()  # the workers' base seeds; the global generators stay untouched
     gen.manual_seed(int(seed))
+    local = batch_size // world
     if isinstance(dataset, IterableDataset):
-        # No random access: read in order and skip what was consumed.
+        # No random access: read the global batches in order, skip what was consumed.
         loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate(keys),
                             num_workers=num_workers, generator=gen, pin_memory=pin_memory)
 
@@ -87,112 +111,123 @@ def make_train_loader(dataset, *, batch_size: int, seed: int, start: int, keys,
                 if skip:
                     it = islice(it, skip // batch_size, None)
                     skip = 0
-                yield from it
+                for b in it:
+                    yield b if world == 1 else {k: v[rank * local:(rank + 1) * local] for k, v in b.items()}
 
         return endless()
-    sampler = StreamSampler(len(dataset), seed, start, shuffle)
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate(keys),
+    sampler = StreamSampler(len(dataset), seed, start, shuffle, batch=batch_size, rank=rank, world=world)
+    loader = DataLoader(dataset, batch_size=local, sampler=sampler, collate_fn=collate(keys),
                         num_workers=num_workers, generator=gen, pin_memory=pin_memory,
                         persistent_workers=num_workers > 0)
     return iter(loader)
 
 
-def to_range(x: torch.Tensor, rng: tuple[float, float]) -> torch.Tensor:
-    """[0, 1] -> [lo, hi] (identity for the default range, bit for bit)."""
-    lo, hi = rng
-    if (lo, hi) == (0.0, 1.0):
-        return x
-    return x * (hi - lo) + lo
+# ---------------------------------------------------------------------------- datasets of a spec
+
+def _base_dir(spec) -> Path:
+    return Path(spec.path).parent if spec.path else Path(".")
 
 
-def from_range(x: torch.Tensor, rng: tuple[float, float]) -> torch.Tensor:
-    """[lo, hi] -> [0, 1]."""
-    lo, hi = rng
-    if (lo, hi) == (0.0, 1.0):
-        return x
-    return (x - lo) / (hi - lo)
+def dataset_cfg(spec, keypath: tuple) -> dict:
+    """The [data] table (or an [[eval.datasets]] entry) at ``keypath`` with its ``path``
+    made absolute relative to the spec file that wrote it (``Spec.resolve_path``), so a
+    base spec's data path still works when a variant in another folder extends it."""
+    node = spec.data
+    for k in keypath:
+        node = node[k]
+    cfg = dict(node)
+    if cfg.get("path") is not None and hasattr(spec, "resolve_path"):
+        cfg["path"] = str(spec.resolve_path(tuple(keypath) + ("path",)))
+    return cfg
 
 
-def model_inputs(batch: dict, names, rng, device) -> tuple[object, dict]:
-    """(argument for ``forward``, inputs dict for ``losses``) from a batch.
-
-    Input ``image`` is the batch's image mapped to the data range; any other input is the
-    batch entry of the same name. One input -> the tensor itself, several -> a dict."""
-    inputs = {}
-    for name in names:
-        if name not in batch:
-            raise UserError(f"model input '{name}' is not in the data (the batches hold: "
-                            f"{', '.join(sorted(batch))})")
-        x = batch[name].to(device, non_blocking=True)
-        if name == "image":
-            x = to_range(x, rng)
-        inputs[name] = x
-    arg = inputs[names[0]] if len(names) == 1 else inputs
-    return arg, inputs
+def check_data_fits(spec, name: str, dataset, keypath: tuple) -> None:
+    """The dataset's images must have the shape of the model input ``image`` (minus the
+    batch axis); raises SpecError pointing at the dataset's key otherwise."""
+    sig = spec.inputs.get("image")
+    if sig is None or dataset is None or len(dataset) == 0:
+        return
+    got = tuple(dataset[0]["image"].shape)
+    want = tuple(d.value for d in sig.resolve(spec.dims)[1:])
+    if got != want:
+        raise SpecError(spec.diag(keypath, f"dataset '{name}' gives images of shape {got} (C, H, W), but "
+                                           f"model.inputs.image is {sig.text!r} = (B, {', '.join(map(str, want))})",
+                                  hint="set [dims] to the data's resolution, or point the dataset at "
+                                       "files of the model's resolution"))
 
 
-@functools.lru_cache(maxsize=None)
-def resolve_precision(precision: str, device: str) -> str:
-    """The arithmetic ``train.precision`` means on ``device``: ``"fp32"`` or ``"bf16"``.
-
-    ``"auto"`` is bf16 where the hardware computes in bfloat16 natively (a CUDA device with
-    ``torch.cuda.is_bf16_supported()``; a CPU for which oneDNN reports bf16 support, i.e.
-    AVX512-BF16 / AMX), else fp32. Emulated bf16 is no bargain: measured on a 2-core AVX2
-    EPYC, a Slot Attention step under bf16 autocast took 10x as long as in fp32
-    (docs/results.md)."""
-    if precision != "auto":
-        return precision
-    kind = str(device).split(":")[0]
-    if kind == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if kind == "cpu":
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-    return "fp32"
+@dataclass
+class EvalSet:
+    name: str
+    dataset: Any
+    keypath: tuple
 
 
-def is_compiled(model) -> bool:
-    """Whether calling ``model`` runs through ``torch.compile``: a wrapper returned by
-    ``torch.compile(module)`` (it has ``_orig_mod``), or a module compiled in place by
-    ``nn.Module.compile()`` (what ``Compiled.instantiate`` does)."""
-    return hasattr(model, "_orig_mod") or getattr(model, "_compiled_call_impl", None) is not None
+def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSet]:
+    """The datasets to evaluate on: ``test`` (from [data]) then each ``[[eval.datasets]]``.
+
+    An entry with ``optional = true`` whose ``path`` is missing is skipped with a warning;
+    a missing non-optional one raises UserError pointing at its ``path`` key."""
+    warn = warn or (lambda m: print(m, file=sys.stderr))
+    ev, base = spec.eval_cfg, _base_dir(spec)
+    spec_file = str(spec.path)
+    sets = [EvalSet("test", _deps.make_dataset(dataset_cfg(spec, ("data",)), "test", base, ev.test_size,
+                                               spec_file=spec_file, keypath=("data",)), ("data",))]
+    for i, entry in enumerate(ev.datasets):  # validation made their names unique (and not "test")
+        kp = ("eval", "datasets", i)
+        name = str(entry["name"])
+        optional = bool(entry.get("optional", False))
+        entry = dataset_cfg(spec, kp)
+        if entry.get("path") is not None:
+            path = Path(entry["path"])
+            if not path.is_file():
+                if optional:
+                    warn(spec.diag(kp + ("path",), f"skipping optional evaluation dataset '{name}': "
+                                   f"{path} does not exist", severity="warning").format())
+                    continue
+                raise UserError(spec.diag(kp + ("path",), f"evaluation dataset '{name}': {path} does not exist",
+                                          hint="fix the path (it is relative to the spec's folder) "
+                                               "or mark the entry `optional = true`"))
+        cfg = {k: v for k, v in entry.items() if k != "size"}
+        ds = _deps.make_dataset(cfg, "test", base, entry.get("size"), spec_file=spec_file, keypath=kp)
+        if ds is None:  # optional and absent (as ocdsl.data judged it)
+            warn(spec.diag(kp, f"skipping optional evaluation dataset '{name}'", severity="warning").format())
+            continue
+        check_data_fits(spec, name, ds, kp)
+        sets.append(EvalSet(name, ds, kp))
+    check_data_fits(spec, "test", sets[0].dataset, ("data",))
+    return sets
 
 
-def forward(model, arg, device, precision: str = "fp32") -> dict:
-    """``model(arg)`` under the spec's ``train.precision`` (resolved by
-    :func:`resolve_precision`): with bf16 the forward runs under bfloat16 autocast (matmuls
-    and convolutions in bf16) and floating outputs come back as fp32, so the losses are
-    computed in fp32."""
-    bf16 = resolve_precision(precision, str(device)) == "bf16"
-    with torch.autocast(device_type=str(device).split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-        outputs = model(arg)
-    if bf16:
-        outputs = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in outputs.items()}
-    return outputs
+@dataclass
+class TrainData:
+    """The training set and its stream: ``data_seed`` made the dataset (a generator's
+    stream seed), ``stream_seed`` draws the shuffling order; ``recorded_seed`` is what a
+    checkpoint stores (None for the legacy pair, where the two differ)."""
+
+    dataset: Any
+    data_seed: int
+    stream_seed: int
+
+    @property
+    def recorded_seed(self) -> int | None:
+        return self.data_seed if self.data_seed == self.stream_seed else None
 
 
-def schedules_at(model, step: int, clock: tuple[int, int] | None = None,
-                 total_steps: int | None = None) -> dict:
-    """``model.schedules(step, phase_step=, phase_steps=, total_steps=)`` with the training
-    phase's clock ``(phase_step, phase_steps)`` and the run's length ``total_steps`` (after
-    ``--steps``), each passed where given and where ``schedules`` has a parameter of that
-    name (generated modules have both); a hand-written module whose ``schedules`` takes only
-    ``step`` gets ``step`` alone."""
-    takes = _schedule_params(type(model))
-    kw: dict[str, int] = {}
-    if clock is not None and "phase_step" in takes:
-        kw["phase_step"], kw["phase_steps"] = clock
-    if total_steps is not None and "total_steps" in takes:
-        kw["total_steps"] = int(total_steps)
-    return model.schedules(step, **kw)
-
-
-@functools.lru_cache(maxsize=None)
-def _schedule_params(cls: type) -> frozenset[str]:
-    """The parameter names of ``cls.schedules`` (inspected once per class: the trainer asks
-    at every step)."""
-    import inspect
-
-    try:
-        return frozenset(inspect.signature(cls.schedules).parameters)
-    except (TypeError, ValueError, AttributeError):
-        return frozenset()
+def training_data(spec, state: dict | None = None) -> TrainData:
+    """The training set of ``spec`` (ocdsl/train/rng.py, ``"data"``): ``data.seed``, else
+    derived from ``train.seed``; a resume (``state``, a checkpoint) reads on in the stream
+    the run was reading. Raises UserError / SpecError for missing data or images that do
+    not fit the model."""
+    train_cfg = dataset_cfg(spec, ("data",))
+    data_seed, _ = data_seeds(spec.train.seed, train_cfg)
+    stream_seed = data_seed
+    if state is not None:
+        if state.get("data_seed") is not None:
+            data_seed = stream_seed = int(state["data_seed"])
+        else:  # a checkpoint from before ocdsl/train/rng.py: data.seed (default 0), order by train.seed
+            data_seed, stream_seed = int(spec.data_cfg.seed or 0), spec.train.seed
+    train_cfg["seed"] = data_seed
+    train_set = _deps.make_dataset(train_cfg, "train", _base_dir(spec), None, spec_file=str(spec.path))
+    check_data_fits(spec, "train", train_set, ("data",))
+    return TrainData(train_set, data_seed, stream_seed)

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from ocdsl.pipeline import build
-from ocdsl.train.stream import schedules_at
+from ocdsl.train.model_io import schedules_at
 
 from tests.graph.test_graph import TINY, write
 

@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -51,6 +52,8 @@ class TinyModel(nn.Module):
     INPUTS = ("image",)
     LOSS = "total"
 
+    noise = 0.01  # the scale of the noise drawn in forward (0: a deterministic model)
+
     def __init__(self, on_train_forward: dict | None = None):
         super().__init__()
         torch.manual_seed(0)
@@ -74,7 +77,7 @@ class TinyModel(nn.Module):
                 import time
                 time.sleep(float(action.split(":")[1]))
         b, c, h, w = image.shape                                            # (B, 3, 8, 8)
-        noise = 0.01 * torch.randn(b, K * 4, 1, 1)                           # the RNG matters
+        noise = self.noise * torch.randn(b, K * 4, 1, 1)                     # the RNG matters
         x = (self.enc(image) + noise).view(b, K, 4, h, w)                    # (B, K, 4, H, W)
         rgb = x[:, :, :3]                                                    # (B, K, 3, H, W)
         masks = (x[:, :, 3] * self.gain.view(1, K, 1, 1)).softmax(dim=1)     # (B, K, H, W)
@@ -116,10 +119,17 @@ class Recorder:
         self.curves: list[Path] = []
         self.strips: list[tuple[Path, list[int]]] = []  # (path, steps drawn) per mask-strip update
         self.eval_batches = 0
+        self.pngs_read: list[Path] = []
 
 
 @pytest.fixture
 def fakes(monkeypatch) -> Recorder:
+    return install_fakes(monkeypatch.setattr)
+
+
+def install_fakes(setattr) -> Recorder:
+    """Put the fakes in place with ``setattr(module, name, value)`` (a monkeypatch's, or
+    plain ``setattr`` in a child process); returns what they record."""
     rec = Recorder()
 
     def make_dataset(cfg, split, base_dir, size=None, *, spec_file="<spec>", keypath=("data",)):
@@ -170,14 +180,19 @@ def fakes(monkeypatch) -> Recorder:
         Path(path).write_bytes(b"\x89PNG fake")
         rec.strips.append((Path(path), list(steps)))
 
-    monkeypatch.setattr(_deps, "make_dataset", make_dataset)
-    monkeypatch.setattr(_deps, "metrics_evaluate", evaluate)
-    monkeypatch.setattr(_deps, "metrics_concat", concat)
-    monkeypatch.setattr(_deps, "metrics_summarize", summarize)
-    monkeypatch.setattr(_deps, "save_reconstruction_figure", save_fig)
-    monkeypatch.setattr(_deps, "save_curve", save_curve)
-    monkeypatch.setattr(_deps, "save_metric_curves", save_metric_curves)
-    monkeypatch.setattr(_deps, "save_mask_strip", save_mask_strip)
+    def read_png(path):  # the fake figures are not PNGs: a 4x4 RGB picture stands in
+        rec.pngs_read.append(Path(path))
+        return np.full((4, 4, 3), 0.5, dtype=np.float32)
+
+    setattr(_deps, "make_dataset", make_dataset)
+    setattr(_deps, "metrics_evaluate", evaluate)
+    setattr(_deps, "metrics_concat", concat)
+    setattr(_deps, "metrics_summarize", summarize)
+    setattr(_deps, "save_reconstruction_figure", save_fig)
+    setattr(_deps, "save_curve", save_curve)
+    setattr(_deps, "save_metric_curves", save_metric_curves)
+    setattr(_deps, "save_mask_strip", save_mask_strip)
+    setattr(_deps, "read_png", read_png)
     return rec
 
 

@@ -13,7 +13,8 @@ from ocdsl.errors import SpecError, UserError
 from ocdsl.train import checkpoint as ckpt
 from ocdsl.train import resolve_device, train
 from ocdsl.train.optim import build_optimizer
-from ocdsl.train.stream import StreamSampler, from_range, to_range
+from ocdsl.train.model_io import from_range, to_range
+from ocdsl.train.stream import StreamSampler
 
 
 def _state(step=1):

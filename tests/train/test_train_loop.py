@@ -252,16 +252,16 @@ def test_bf16_precision_runs_forward_under_autocast_and_losses_in_fp32(fakes, sp
 
 def test_auto_precision_is_bf16_only_where_the_device_computes_it_natively(fakes, spec_factory, model_cls,
                                                                           tmp_path, monkeypatch):
-    from ocdsl.train import stream
+    from ocdsl.train import model_io
 
-    assert stream.resolve_precision("fp32", "cpu") == "fp32"
-    assert stream.resolve_precision("bf16", "cpu") == "bf16"
+    assert model_io.resolve_precision("fp32", "cpu") == "fp32"
+    assert model_io.resolve_precision("bf16", "cpu") == "bf16"
     for native, expected in ((True, "bf16"), (False, "fp32")):
-        stream.resolve_precision.cache_clear()
+        model_io.resolve_precision.cache_clear()
         with monkeypatch.context() as m:
             m.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda native=native: native)
-            assert stream.resolve_precision("auto", "cpu") == expected
-    stream.resolve_precision.cache_clear()
+            assert model_io.resolve_precision("auto", "cpu") == expected
+    model_io.resolve_precision.cache_clear()
     spec = spec_factory(train={"steps": 1, "precision": "auto"})
     summary = train(spec, model_cls(), out_dir=tmp_path / "r", progress=False)
     native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
