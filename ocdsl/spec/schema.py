@@ -385,6 +385,13 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                             minimum=0),
             "tolerance": _d("Absolute tolerance of the check (the relative part stays the dtype's "
                             "default).", type="number", exclusiveMinimum=0),
+            "losses": _d("A symmetry of the losses: these [losses] stay unchanged when the node's "
+                         "output is permuted along the axis (kind permutation_invariance).",
+                         type="array", items={"type": "string", "pattern": IDENT}, minItems=1),
+            "view": _d("With losses: permute only this view (1-based) of the views stacked along "
+                       "the batch ([data] views).", type="integer", minimum=1),
+            "views": _d("With losses: the number of views stacked along the batch (default 2).",
+                        type="integer", minimum=1),
         },
         required=["kind", "node", "axis"],
         additionalProperties=False,
