@@ -46,4 +46,4 @@ def test_a_loss_declaration_is_resolved_with_located_errors():
         resolve(build(SPEC, overrides=bad))
     text = ei.value.format()
     assert "no loss named 'object_los'" in text and "has no axis 'Q'" in text and "view 3 is not in 1..2" in text
-    assert "osc_contrastive.toml:" in text
+    assert "--set invariances[2].view=3: error: [invariances[2].view]" in text    # located at the override
