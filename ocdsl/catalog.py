@@ -13,22 +13,25 @@ from dataclasses import dataclass
 __all__ = ["MetricInfo", "METRICS", "METRIC_INPUTS"]
 
 #: What a metric may read: the predicted ``masks`` (eval.masks), the ground-truth ``labels``
-#: (the data's masks), the ``recon`` (eval.reconstruction) and the input ``image``.
-METRIC_INPUTS = ("masks", "labels", "recon", "image")
+#: (the data's masks), the ``recon`` (eval.reconstruction), the input ``image``, the per-slot
+#: ``features`` (eval.features) and the data's per-object ``factors``.
+METRIC_INPUTS = ("masks", "labels", "recon", "image", "features", "factors")
 
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """One metric: its ``name`` in ``[eval] metrics``, a one-line ``description`` and the
-    inputs (among :data:`METRIC_INPUTS`) it ``needs``."""
+    """One metric: its ``name`` in ``[eval] metrics``, a one-line ``description``, the
+    inputs (among :data:`METRIC_INPUTS`) it ``needs`` and whether it is computed ``per_image``
+    (averaged over images) or once over the whole evaluated dataset (a fitted probe)."""
 
     name: str
     description: str
     needs: frozenset[str]
+    per_image: bool = True
 
 
-def _m(name: str, description: str, *needs: str) -> MetricInfo:
-    return MetricInfo(name, description, frozenset(needs))
+def _m(name: str, description: str, *needs: str, per_image: bool = True) -> MetricInfo:
+    return MetricInfo(name, description, frozenset(needs), per_image)
 
 
 #: name -> MetricInfo, in the order the documentation lists them.
@@ -43,4 +46,11 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
               "\"MSE\")", "recon", "image"),
     _m("mse_mean", "mean over channels and pixels of the squared reconstruction error "
                    "(per-pixel MSE)", "recon", "image"),
+    _m("otsu_iou", "per-slot maps binarised by Otsu's threshold, Hungarian-matched to the "
+                   "objects (background dropped), mean IoU (contrastive slot attention, Table 2)",
+       "masks", "labels"),
+    _m("probe_ap", "mean average precision of linear probes answering \"is there a (size, colour, "
+                   "shape) object\" from the max-pooled slot features (contrastive slot attention, "
+                   "Table 3); fitted on half the evaluated images, scored on the other half",
+       "features", "factors", per_image=False),
 )}

@@ -106,6 +106,10 @@ def make_dataset(
       group ``split``, read lazily; .npz: canonical npz layout, in memory; a folder:
       ClevrTex layout (dataset ``clevrtex``), read lazily.
 
+    ``views`` / ``augment`` (:mod:`ocdsl.data.views`): the training split becomes
+    ``views`` augmented views of each image, stacked along the batch; other splits get only
+    the normalisation.
+
     Returns an :class:`ocdsl.data.datasets.ObjectDataset` (map-style; items ``image``
     float32 [C,H,W] in [0,1], ``mask`` int64 [H,W], ``factors`` dict; ``ds.info`` is the
     dataset's :class:`DatasetInfo` with ``height``/``width`` set to the size of the items),
@@ -113,6 +117,14 @@ def make_dataset(
     :class:`UserError` for an unknown dataset or variant (with did-you-mean), a missing
     file, an unsupported extension, a corrupt file or a bad key value.
     """
+    from .views import with_views
+
+    ds = _make_dataset(cfg, split, base_dir, size, spec_file=spec_file, keypath=keypath)
+    return with_views(ds, cfg, split, spec_file=spec_file, keypath=tuple(keypath))
+
+
+def _make_dataset(cfg, split, base_dir, size, *, spec_file, keypath):
+    """:func:`make_dataset` before the views (``views`` / ``augment``)."""
     from .preprocess import parse_options
 
     keypath = tuple(keypath)

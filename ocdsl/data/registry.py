@@ -21,7 +21,7 @@ __all__ = ["DatasetInfo", "DATASETS", "ALIASES", "FAMILIES", "CLEVRTEX_VARIANTS"
 #: optional and size) that make_dataset and the trainer read; the spec schema accepts exactly
 #: these (tests/data keep the two in step), so a misspelt key is an error, not ignored.
 CONFIG_KEYS = ("dataset", "path", "range", "seed", "variant", "split", "resolution", "crop", "antialias",
-               "max_objects", "digits")
+               "max_objects", "digits", "views", "augment")
 EVAL_CONFIG_KEYS = CONFIG_KEYS + ("name", "optional", "size")
 
 #: file extension -> reader name

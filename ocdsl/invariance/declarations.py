@@ -462,11 +462,16 @@ def _where(spec, kp: tuple) -> str:
 def resolve(compiled) -> list[Declaration]:
     """Every ``[[invariances]]`` entry of ``compiled.spec`` resolved against its graph.
     Raises SpecError listing every problem (with file, line and column)."""
+    from ocdsl.invariance.loss_checks import resolve_loss
+
     r = _Resolver(compiled)
     out = []
     for i, inv in enumerate(compiled.spec.invariances):
         if not isinstance(inv, dict):
             r.error(("invariances", i), "expected a table")
+            continue
+        if inv.get("losses") is not None:  # a symmetry of the losses: ocdsl/invariance/loss_checks.py
+            r.diags += resolve_loss(compiled, i, inv)[1]
             continue
         d = r.declaration(i, inv)
         if d is not None:

@@ -59,8 +59,13 @@ def run_checks(spec_or_compiled: Any, examples: int = 20, *, overrides: list[str
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = compiled.instantiate(device="cpu", torch_compile=False)
-    return [search(p, examples, seed=seed)
-            for p in model_properties(compiled, model, max_batch=max_batch)]
+    from ocdsl.invariance.loss_checks import loss_properties, resolve_loss
+
+    loss_decls = [resolve_loss(compiled, i, inv)[0] for i, inv in enumerate(compiled.spec.invariances)
+                  if isinstance(inv, dict) and inv.get("losses") is not None]
+    props = model_properties(compiled, model, max_batch=max_batch) + loss_properties(
+        compiled, model, loss_decls, max_batch=max_batch)
+    return [search(p, examples, seed=seed) for p in props]
 
 
 def check_op(op, *, examples: int = 20, module=None, dtype=None, tolerance: Tolerance | None = None,

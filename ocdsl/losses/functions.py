@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Function", "FUNCTIONS", "get", "names", "match_views"]
+__all__ = ["Function", "FUNCTIONS", "get", "names", "match_views", "view"]
 
 
 @dataclass(frozen=True)
@@ -281,6 +281,24 @@ def background_loss(background: torch.Tensor, error: torch.Tensor,
 
 
 # ---- contrastive losses: global NT-Xent and objects matched across two views ---------------
+
+@_fn("view", 2, 3)
+def view(x: torch.Tensor, i: int, views: int = 2) -> torch.Tensor:
+    """View ``i`` (1-based) of a tensor whose batch axis stacks ``views`` augmented views of
+    each image (``[data] views``, ocdsl/data/views.py): ``(V b) ... -> b ...``, the i-th of V
+    equal chunks of axis 0 (view 1 of every image first).
+
+    ``view(slots, 2)`` is the second view's slots. Raises ValueError: ``i`` outside 1..V, or
+    axis 0 not a multiple of V."""
+    i, v = int(i), int(views)
+    if not 1 <= i <= v:
+        raise ValueError(f"view: expected a view number in 1..{v}, got {i}")
+    n = x.shape[0]
+    if n % v:
+        raise ValueError(f"view: the batch axis ({n}) is not {v} stacked views (not a multiple of {v})")
+    b = n // v
+    return x[(i - 1) * b:i * b]
+
 
 def _info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
     """NT-Xent over ``... n d`` pairs (a[i], b[i]): 2n items per leading index, cosine / T,

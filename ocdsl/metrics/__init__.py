@@ -17,7 +17,11 @@ miou      Hungarian mIoU, background included (ClevrTex)               never
 miou_fg   the same over foreground indices t >= 1 (ClevrTex tables)    no foreground pair
 mse       sum over c h w of the squared error (ClevrTex "MSE")         never
 mse_mean  mean over c h w of the squared error (per-pixel MSE)         never
+otsu_iou  each slot's map > Otsu threshold, Hungarian IoU, objects     it has no foreground
 ========  ==========================================================  =======================
+
+Dataset-level metrics (:data:`DATASET_METRICS`, ``fn(features (n d), factors) -> dict``) are
+fitted on a whole evaluated set: ``probe_ap``, the linear probe of :mod:`ocdsl.metrics.probe`.
 
 ARI degenerate cases follow sklearn (1.0 where sklearn says 1.0); ``ari(...,
 degenerate="nan")`` gives DeepMind's NaN instead (see :mod:`ocdsl.metrics.ari`).
@@ -42,10 +46,12 @@ from ocdsl.metrics._inputs import pred_labels
 from ocdsl.metrics.ari import ari, ari_fg, contingency
 from ocdsl.metrics.miou import _fg, matched_ious, miou, miou_fg
 from ocdsl.metrics.mse import mse
+from ocdsl.metrics.otsu import otsu_iou
+from ocdsl.metrics.probe import probe_ap
 
 __all__ = [
-    "METRICS", "REQUIRES", "evaluate", "summarize", "concat",
-    "ari", "ari_fg", "contingency", "miou", "miou_fg", "matched_ious", "mse",
+    "METRICS", "DATASET_METRICS", "REQUIRES", "evaluate", "summarize", "concat",
+    "ari", "ari_fg", "contingency", "miou", "miou_fg", "matched_ious", "mse", "otsu_iou", "probe_ap",
 ]
 
 MetricFn = Callable[[Tensor, "Tensor | None", "Tensor | None", "Tensor | None"], Tensor]
@@ -87,8 +93,13 @@ def _mse_mean(masks, labels, recon=None, image=None):
     return mse(recon, image, reduction="mean")
 
 
-#: name -> fn(masks, labels, recon, image) -> (b,) float64: one function per entry of the
-#: torch-free catalogue ocdsl/catalog.py (the names the spec schema accepts), same order.
+def _otsu_iou(masks, labels, recon=None, image=None):
+    _need("otsu_iou", labels=labels)
+    return otsu_iou(masks.float(), labels)
+
+
+#: name -> fn(masks, labels, recon, image) -> (b,) float64: one function per per-image entry
+#: of the torch-free catalogue ocdsl/catalog.py (the names the spec schema accepts), same order.
 METRICS: dict[str, MetricFn] = {
     "ari": _ari,
     "ari_fg": _ari_fg,
@@ -96,6 +107,13 @@ METRICS: dict[str, MetricFn] = {
     "miou_fg": _miou_fg,
     "mse": _mse,
     "mse_mean": _mse_mean,
+    "otsu_iou": _otsu_iou,
+}
+
+#: name -> fn(features (n d) numpy, factors {name: (n ...)}) -> {name: float, ...}: the
+#: catalogue's dataset-level entries (``per_image = False``), fitted on a whole evaluated set.
+DATASET_METRICS: dict[str, Callable[..., dict]] = {
+    "probe_ap": probe_ap,
 }
 
 #: name -> the inputs it needs, among "masks", "labels", "recon", "image": the catalogue's
@@ -106,8 +124,8 @@ REQUIRES: dict[str, frozenset[str]] = {name: info.needs for name, info in CATALO
 def _check_names(names: Iterable[str]) -> list[str]:
     names = list(names)
     for n in names:
-        if n not in METRICS:
-            hint = did_you_mean(n, METRICS)
+        if n not in METRICS and n not in DATASET_METRICS:
+            hint = did_you_mean(n, [*METRICS, *DATASET_METRICS])
             raise ValueError(f"unknown metric '{n}'" + (f"; {hint}" if hint else "")
                              + f" (known: {', '.join(sorted(METRICS))})")
     return names
@@ -131,7 +149,7 @@ def evaluate(names: Sequence[str], masks: Tensor | None, labels: Tensor | None,
         ValueError: an unknown name (with a did-you-mean hint), a needed input is None, or the
         shapes disagree (see each metric).
     """
-    names = _check_names(names)
+    names = [n for n in _check_names(names) if n in METRICS]   # dataset-level ones: DATASET_METRICS
     out: dict[str, Tensor] = {}
     slots = None
     if masks is not None and labels is not None and any("masks" in REQUIRES[n] for n in names):

@@ -2,7 +2,7 @@
 
 One module per family; each registers its ops with ``register(OpDef(...))`` at import:
 
-- ``conv``: conv_stack                         - ``position``: soft_position_embedding
+- ``conv``: conv_stack                         - ``position``: soft_position_embedding, learned_position_embedding
 - ``tensor``: rearrange, reduce, split, concat - ``mlp``: mlp, layer_norm, linear
 - ``slot_attention``: slot_attention            - ``decoders``: spatial_broadcast_decoder
 - ``composite``: alpha_composite, occlusion_composite

@@ -14,7 +14,7 @@ from ocdsl.shapes import Dim, Shape
 
 __all__ = ["LearnedTensor", "PARAMETER_INITS"]
 
-PARAMETER_INITS = ("normal", "zeros", "xavier_uniform")
+PARAMETER_INITS = ("normal", "trunc_normal", "zeros", "xavier_uniform")
 
 
 class LearnedTensor(nn.Module):
@@ -25,7 +25,8 @@ class LearnedTensor(nn.Module):
         shape (`list[int]`):
             The tensor's shape without the batch, e.g. ``[K, D]`` for K learned queries.
         init (`str`, *optional*, defaults to `"normal"`):
-            `"normal"` (N(0, std^2)), `"zeros"` or `"xavier_uniform"` (Glorot-uniform over
+            `"normal"` (N(0, std^2)), `"trunc_normal"` (N(0, std^2) truncated to [-2, 2],
+            timm's ViT init), `"zeros"` or `"xavier_uniform"` (Glorot-uniform over
             the last two axes as fan-in / fan-out, like a Keras weight).
         std (`float`, *optional*, defaults to 1.0):
             Standard deviation of the normal init.
@@ -50,6 +51,8 @@ class LearnedTensor(nn.Module):
         self.value = nn.Parameter(torch.empty(*[int(n) for n in shape]))
         if init == "normal":
             nn.init.normal_(self.value, std=float(std))
+        elif init == "trunc_normal":
+            nn.init.trunc_normal_(self.value, std=float(std), a=-2.0, b=2.0)
         elif init == "zeros":
             nn.init.zeros_(self.value)
         else:

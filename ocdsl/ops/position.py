@@ -1,4 +1,5 @@
-"""Positional ops: ``soft_position_embedding`` (Slot Attention's learned grid embedding)."""
+"""Positional ops: ``soft_position_embedding`` (Slot Attention's learned grid embedding) and
+``learned_position_embedding`` (a ViT's learned per-token embedding)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import torch
 from torch import nn
 
 from ocdsl.ops._common import expect_rank
-from ocdsl.ops.registry import OpDef, Port, register
+from ocdsl.ops.registry import OpDef, Port, number, register
 from ocdsl.shapes import Shape
 
-__all__ = ["SoftPositionEmbedding", "build_grid"]
+__all__ = ["SoftPositionEmbedding", "LearnedPositionEmbedding", "build_grid"]
 
 
 def build_grid(height: int, width: int, *, device=None, dtype=None) -> torch.Tensor:
@@ -94,4 +95,63 @@ register(OpDef(
     infer=_infer,
     init_args=_init_args,
     summary="adds Linear(4 -> C) of the [y, x, 1-y, 1-x] grid to a B C H W feature map",
+))
+
+
+class LearnedPositionEmbedding(nn.Module):
+    """A learned position embedding of a token sequence, added to the tokens.
+
+    ``out = x + pos`` with ``pos`` an ``N x D`` parameter, initialised from a normal of
+    standard deviation ``std`` truncated to [-2, 2] (timm's ``trunc_normal_(std=0.02)``, the
+    ViT convention).
+
+    Args:
+        tokens (`int`): N, the number of tokens (e.g. the patches of a grid).
+        dim (`int`): D, the token size.
+        std (`float`, *optional*, defaults to 0.02): standard deviation of the init.
+
+    Shapes:
+        x:   b n d
+        out: b n d
+
+    Raises:
+        ShapeError (shape rule): the input is not 3-D.
+
+    Source:
+        Dosovitskiy et al. 2021 (ViT, Eq. 1: learned 1-D position embeddings); contrastive slot
+        attention (Baldassarre & Azizpour 2022, Sec. 4: trunc-normal 0.02; the authors' code
+        adds it before every encoder layer, ocdsl adds it once before the encoder).
+    """
+
+    def __init__(self, tokens: int, dim: int, std: float = 0.02):
+        super().__init__()
+        self.pos = nn.Parameter(torch.empty(int(tokens), int(dim)))
+        nn.init.trunc_normal_(self.pos, std=float(std), a=-2.0, b=2.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pos.to(x.dtype)                          # (b, n, d)
+
+
+def _infer_learned(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
+    x = in_shapes["x"]
+    expect_rank("x", x, "B N D")
+    return {"out": tuple(x)}
+
+
+def _init_learned(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
+    x = in_shapes["x"]
+    expect_rank("x", x, "B N D")
+    return {"tokens": x[1].value, "dim": x[2].value, "std": float(params.get("std", 0.02))}
+
+
+register(OpDef(
+    name="learned_position_embedding",
+    module=LearnedPositionEmbedding,
+    inputs=(Port("x", "B N D", doc="tokens"),),
+    outputs=("out",),
+    params={"std": number("standard deviation of the truncated-normal init", exclusiveMinimum=0,
+                          default=0.02)},
+    infer=_infer_learned,
+    init_args=_init_learned,
+    summary="adds a learned N x D position embedding (trunc-normal init) to B N D tokens",
 ))

@@ -57,6 +57,8 @@ EVAL_OUTPUTS: dict[str, str] = {
     "layers": "Output holding per-object layers (B K C H W, C = 3 RGB or 4 RGB + mask, "
               "in the data range), drawn one column per object, e.g. an AST-Seg "
               "spatial transformer's output.",
+    "features": "Output holding per-slot features (B K D) that dataset-level metrics read "
+                "(probe_ap max-pools them over the slots), e.g. object_proj.",
     "boxes": "Output holding one box per object layer (B K 4: x0, y0, x1, y1 in "
              "normalized image coordinates, -1 / +1 = the image edges), drawn on the "
              "input and on each layer.",

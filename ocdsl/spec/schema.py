@@ -141,7 +141,44 @@ def _dataset_props() -> dict:
         "antialias": _d("Antialias when downsizing images.", type="boolean"),
         "max_objects": _d("Keep only scenes with at most this many objects (CLEVR6: 6).",
                           type="integer", minimum=1),
+        "views": _d("Augmented views per training image, stacked along the batch (view 1 of "
+                    "every image, then view 2, ...); losses read view i with view(x, i). "
+                    "See [data.augment].", type="integer", minimum=1, maximum=8),
+        "augment": _augment(),
     }
+
+
+def _range_pair(description: str, lo: float, hi: float | None = None) -> dict:
+    bounds = {"minimum": lo} if hi is None else {"minimum": lo, "maximum": hi}
+    return _d(description, type="array", items={"type": "number", **bounds}, minItems=2, maxItems=2)
+
+
+def _augment() -> dict:
+    """``[data.augment]``: the random transforms of each view (ocdsl/data/views.py, kornia)."""
+    per_channel = {"type": "array", "items": {"type": "number"}, "minItems": 1, "maxItems": 4}
+    return _d(
+        "Random transforms applied to each training view (kornia.augmentation, in this order: "
+        "flip, resized crop, colour jitter, normalisation); evaluation images get only the "
+        "normalisation.", type="object",
+        properties={
+            "flip": _d("Probability of a horizontal flip.", type="number", minimum=0, maximum=1),
+            "crop_scale": _range_pair("Random resized crop: [min, max] area fraction of the image "
+                                      "(paper: [0.3, 1.0]); the crop is resized to the image size.",
+                                      0.0, 1.0),
+            "crop_ratio": _range_pair("Random resized crop: [min, max] aspect ratio w / h "
+                                      "(paper: [0.75, 1.3333]).", 0.0),
+            "brightness": _d("Colour jitter: brightness factor U[1 - b, 1 + b] (paper: 0.2).",
+                             type="number", minimum=0, maximum=1),
+            "saturation": _range_pair("Colour jitter: saturation factor range [lo, hi] (paper: "
+                                      "[0.9, 1.0]).", 0.0),
+            "hue": _d("Colour jitter: hue shift U[-h, h], a fraction of the colour wheel (paper: "
+                      "0.05).", type="number", minimum=0, maximum=0.5),
+            "mean": _d("Normalisation: per-channel mean subtracted (ImageNet: [0.485, 0.456, "
+                       "0.406]).", **per_channel),
+            "std": _d("Normalisation: per-channel std divided by (ImageNet: [0.229, 0.224, 0.225]).",
+                      **{**per_channel, "items": {"type": "number", "exclusiveMinimum": 0}}),
+        },
+        additionalProperties=False)
 
 
 def node_schema(ops: Iterable[OpDef] | None = None) -> dict:
@@ -348,6 +385,13 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                             minimum=0),
             "tolerance": _d("Absolute tolerance of the check (the relative part stays the dtype's "
                             "default).", type="number", exclusiveMinimum=0),
+            "losses": _d("A symmetry of the losses: these [losses] stay unchanged when the node's "
+                         "output is permuted along the axis (kind permutation_invariance).",
+                         type="array", items={"type": "string", "pattern": IDENT}, minItems=1),
+            "view": _d("With losses: permute only this view (1-based) of the views stacked along "
+                       "the batch ([data] views).", type="integer", minimum=1),
+            "views": _d("With losses: the number of views stacked along the batch (default 2).",
+                        type="integer", minimum=1),
         },
         required=["kind", "node", "axis"],
         additionalProperties=False,

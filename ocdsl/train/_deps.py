@@ -34,6 +34,18 @@ def metrics_concat(per_batch: list) -> Any:
     return _concat(per_batch)
 
 
+def dataset_metrics(names: list[str], features, factors) -> dict:
+    """``ocdsl.metrics.DATASET_METRICS``: each named dataset-level metric (e.g. ``probe_ap``)
+    fitted on a whole evaluated set; ``{}`` when none is named."""
+    from ocdsl.metrics import DATASET_METRICS
+
+    out: dict = {}
+    for n in names:
+        if n in DATASET_METRICS:
+            out.update(DATASET_METRICS[n](features, factors))
+    return out
+
+
 def metrics_summarize(results: Any) -> Any:
     """``ocdsl.metrics.summarize``: per-image values -> mean (and friends) per metric."""
     from ocdsl.metrics import summarize as _summarize

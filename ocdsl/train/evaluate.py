@@ -280,7 +280,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
             for es in sets:
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
-                per_batch, count, fig, fig_done, strip = [], 0, None, False, None
+                per_batch, count, fig, fig_done, strip, pooled = [], 0, None, False, None, []
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
                     # .forward: eager even when the module was compiled in place for training
@@ -294,6 +294,8 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     labels = labels.to(device) if labels is not None else None
                     if names:
                         per_batch.append(_deps.metrics_evaluate(names, masks, labels, recon, image))
+                    if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
+                        pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
                     count += image.shape[0]
                     if figures_dir is not None and not fig_done and masks is not None:
                         fig_done = True
@@ -319,6 +321,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                             model.set_schedules(eval_values)
                 summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
                 metrics = {n: _mean(summary[n]) for n in names if n in summary}
+                metrics.update(_dataset_level(names, pooled, es.dataset, count))
                 for n in names:  # images where a metric is undefined (e.g. no foreground)
                     nan = summary.get(f"{n}_nan")
                     if nan:
@@ -332,6 +335,18 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
         if eval_values is not None:
             model.set_schedules(schedules_at(model, step, clock, total_steps))
     return results
+
+
+def _dataset_level(names, pooled: list, dataset, count: int) -> dict:
+    """The dataset-level metrics among ``names`` (``probe_ap``) from the pooled features of
+    the ``count`` images evaluated and the dataset's per-object factors (read again in one
+    batch: the evaluation batches do not carry them)."""
+    if not pooled or not hasattr(dataset, "batch"):
+        return {}
+    import numpy as np
+
+    factors = {k: v.numpy() for k, v in dataset.batch(np.arange(count))["factors"].items()}
+    return _deps.dataset_metrics(names, torch.cat(pooled).numpy(), factors)
 
 
 def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figures_dir, name,

@@ -10,3 +10,10 @@ def test_schema_dataset_keys_are_the_readers_keys():
     assert set(data["properties"]) == set(CONFIG_KEYS) and data["additionalProperties"] is False
     entry = schema["properties"]["eval"]["properties"]["datasets"]["items"]
     assert set(entry["properties"]) == set(EVAL_CONFIG_KEYS) and entry["additionalProperties"] is False
+
+
+def test_schema_augment_keys_are_the_views_keys():
+    from ocdsl.data.views import AUGMENT_KEYS
+
+    aug = spec_schema()["$defs"]["dataset"]["properties"]["augment"]
+    assert set(aug["properties"]) == set(AUGMENT_KEYS) and aug["additionalProperties"] is False

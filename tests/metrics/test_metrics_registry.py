@@ -9,7 +9,8 @@ import sys
 import pytest
 import torch
 
-from ocdsl.metrics import METRICS, REQUIRES, ari_fg, concat, evaluate, miou_fg, mse, summarize
+from ocdsl.metrics import (DATASET_METRICS, METRICS, REQUIRES, ari_fg, concat, evaluate, miou_fg, mse,
+                           summarize)
 
 
 def batch(b=3, k=4, h=6, w=5, seed=0):
@@ -37,7 +38,7 @@ def test_mse_conventions():
 
 def test_registry_names_and_signature():
     assert {"ari", "ari_fg", "miou", "miou_fg", "mse"} <= set(METRICS)
-    assert set(REQUIRES) == set(METRICS)
+    assert set(REQUIRES) == set(METRICS) | set(DATASET_METRICS)
     masks, labels, recon, image = batch()
     for name, fn in METRICS.items():
         out = fn(masks, labels, recon, image)
@@ -52,12 +53,15 @@ def test_registry_is_the_catalogue_and_needs_are_exact():
     from ocdsl.catalog import METRICS as CATALOG
     from ocdsl.spec.schema import spec_schema
 
-    assert list(METRICS) == list(CATALOG)
+    assert list(METRICS) == [n for n, info in CATALOG.items() if info.per_image]
+    assert list(DATASET_METRICS) == [n for n, info in CATALOG.items() if not info.per_image]
     enum = spec_schema()["properties"]["eval"]["properties"]["metrics"]["items"]["enum"]
     assert enum == list(CATALOG) and "mse_mean" in enum
     full = dict(zip(("masks", "labels", "recon", "image"), batch()))
     for name, info in CATALOG.items():
         assert info.needs <= set(METRIC_INPUTS)
+        if not info.per_image:
+            continue
         only = {k: (v if k in info.needs else None) for k, v in full.items()}
         assert METRICS[name](only["masks"], only["labels"], only["recon"], only["image"]).shape == (3,)
         for k in info.needs - {"masks"}:  # mask metrics read the masks' argmax: None is an AttributeError

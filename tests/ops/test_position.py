@@ -37,3 +37,17 @@ def test_other_resolution_at_run_time():
 def test_rank_error():
     with pytest.raises(ShapeError, match="expected 4 axes.*got 3"):
         get("soft_position_embedding").infer({"x": sym("B", 16, 8)}, {})
+
+
+def test_learned_position_embedding_adds_a_trunc_normal_parameter():
+    inferred, out, module = run_op("learned_position_embedding", {"x": sym("B", 16, 8)}, {})
+    assert inferred["out"] == sym("B", 16, 8)
+    assert module.pos.shape == (16, 8) and "pos" in module.state_dict()
+    x = torch.randn(2, 16, 8)
+    torch.testing.assert_close(module(x), x + module.pos)
+    small = get("learned_position_embedding").module(4096, 16, std=0.02)
+    assert abs(float(small.pos.std()) - 0.02) < 0.003
+    wide = get("learned_position_embedding").module(4096, 16, std=1.5)
+    assert float(wide.pos.abs().max()) <= 2.0 < 3 * 1.5                # truncated to [-2, 2] (timm)
+    with pytest.raises(ShapeError, match="expected 3 axes"):
+        get("learned_position_embedding").infer({"x": sym("B", 6, 5, 7)}, {})

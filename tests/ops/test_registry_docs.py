@@ -16,7 +16,7 @@ EXPECTED = {
     "latent_split", "glimpse_generator", "spatial_transformer", "occlusion_composite",
     "background_autoencoder", "gaussian_read", "gaussian_write", "localization_cnn",
     "region_autoencoder", "background_network", "linear", "reduce", "parameter",
-    "cross_attention",
+    "cross_attention", "learned_position_embedding",
 }
 
 

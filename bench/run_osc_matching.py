@@ -1,0 +1,78 @@
+"""Benchmark (not a timed test): what the Hungarian matching of contrastive slot attention
+(specs/osc_contrastive.toml) costs against the model's forward pass, in one process.
+
+Three zero-argument calls on the same random batch of ``2 * batch`` views, alternated in
+rounds (bench/_timing.py): the model's forward (no grad), ``match_views`` alone (cosine
+similarities, copy to numpy, scipy's ``linear_sum_assignment`` per image) on the object
+projections of view 1 and 2, and the whole object loss (``ctr_all``: matching + NT-Xent).
+Reported: each median and the ratios matching / forward and ctr_all / forward. The absolute
+times are this machine's; on a shared machine compare only the ratios.
+
+    python bench/run_osc_matching.py                       # the spec's batch (32 images, 64 views)
+    python bench/run_osc_matching.py --batch 64 --set dims.D=256 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _timing import alternate  # noqa: E402
+
+from ocdsl.losses import functions as fn  # noqa: E402
+from ocdsl.pipeline import build  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default=str(REPO / "specs" / "osc_contrastive.toml"))
+    ap.add_argument("--batch", type=int, default=None, help="images per batch (default: train.batch_size)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", help="spec override key=value")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps-per-round", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    compiled = build(args.spec, overrides=args.overrides or None)
+    spec = compiled.spec
+    b = args.batch or spec.train.batch_size
+    torch.manual_seed(0)
+    model = compiled.instantiate(torch_compile=False).eval()
+    shape = [d.value for d in spec.inputs["image"].resolve(spec.dims)[1:]]
+    x = torch.randn(2 * b, *shape)
+    with torch.no_grad():
+        proj = model(x)["object_proj"]
+    z1, z2 = fn.view(proj, 1), fn.view(proj, 2)
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    res = alternate({"forward": forward, "match_views": lambda: fn.match_views(z1, z2),
+                     "ctr_all": lambda: fn.ctr_all(z1, z2, 0.1)},
+                    rounds=args.rounds, steps_per_round=args.steps_per_round)
+    med = {k: v["median_s"] for k, v in res.items()}
+    out = {"spec": spec.name, "images": b, "views": 2 * b, "slots": int(z1.shape[1]), "threads": args.threads,
+           "median_ms": {k: 1e3 * v for k, v in med.items()},
+           "match_over_forward": med["match_views"] / med["forward"],
+           "ctr_all_over_forward": med["ctr_all"] / med["forward"]}
+    print(f"{spec.name}: {b} images ({2 * b} views), K = {out['slots']}, {args.threads} threads")
+    for k, v in out["median_ms"].items():
+        print(f"  {k:12s} {v:9.2f} ms")
+    print(f"  matching / forward = {out['match_over_forward']:.4f};  ctr_all / forward = "
+          f"{out['ctr_all_over_forward']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
