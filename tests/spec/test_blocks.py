@@ -3,6 +3,7 @@ carried state, T from [dims] or from a schedule, the generated for loop, YAML.""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import ocdsl
@@ -124,3 +125,16 @@ def test_block_errors_point_at_the_block(tmp_path):
     else:
         raise AssertionError("expected a SpecError")
     assert "blocks.step.nodes.next.inputs.y" in text and "nowhere" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_torch_compile_through_the_loop(tmp_path):
+    c = build(loads(_toy(), file=str(tmp_path / "toy.toml")))
+    eager = c.instantiate(torch_compile=False)
+    compiled = c.instantiate(torch_compile=True)
+    compiled.load_state_dict(eager.state_dict())
+    x = torch.randn(2, 4)
+    want, got = eager(x), compiled(x)
+    for k in want:
+        torch.testing.assert_close(got[k], want[k])
