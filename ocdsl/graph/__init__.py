@@ -8,5 +8,9 @@ __all__ = ["build_graph", "infer_shapes", "output_key", "output_shapes", "resolv
 def analyse(spec):
     """build_graph + infer_shapes: the checked graph of ``spec``. Its warnings (unused
     nodes and inputs) are ``G.graph["warnings"]``; ``spec`` is not changed, so analysing
-    twice gives the same graph and the same warnings."""
+    twice gives the same graph and the same warnings. A spec with ``[blocks]`` analyses
+    each block first (ocdsl/graph/blocks.py; the blocks are ``G.graph["blocks"]``)."""
+    if spec.blocks:
+        from ocdsl.graph.blocks import analyse_with_blocks
+        return analyse_with_blocks(spec)
     return infer_shapes(spec, build_graph(spec))

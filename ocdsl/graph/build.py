@@ -49,10 +49,11 @@ def referenced_outputs(spec: Spec) -> set[str]:
     return used
 
 
-def build_graph(spec: Spec) -> nx.MultiDiGraph:
+def build_graph(spec: Spec, op_of=None) -> nx.MultiDiGraph:
     """Build and check the model graph. Raises SpecError listing every problem found. The
     warnings (unused nodes and inputs, :func:`unused_warnings`) are in
-    ``G.graph["warnings"]`` (a tuple); ``spec`` is read, never changed."""
+    ``G.graph["warnings"]`` (a tuple); ``spec`` is read, never changed. ``op_of(node)``
+    gives a node's OpDef where it is not a registered op (blocks: ocdsl/graph/blocks.py)."""
     G = nx.MultiDiGraph(name=spec.name)
     diags: list[Diagnostic] = []
 
@@ -60,7 +61,7 @@ def build_graph(spec: Spec) -> nx.MultiDiGraph:
         G.add_node(name, kind="input", signature=sig, keypath=("model", "inputs", name))
     for name, node in spec.nodes.items():
         try:
-            opdef = registry.get(node.op)
+            opdef = op_of(node) if op_of is not None else registry.get(node.op)
         except registry.UnknownOp:
             diags.append(spec.diag(node.keypath + ("op",), f"unknown op '{node.op}'",
                                    did_you_mean(node.op, registry.names())))

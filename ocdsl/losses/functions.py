@@ -123,6 +123,35 @@ def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(pred, target)
 
 
+@_fn("mse_over_time", 2)
+def mse_over_time(canvases: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE over time (Çetin & Cinbiş 2022, Eq. 14): every step's canvas against the image,
+    step s weighted by s^2, so late canvases count most and the first writes are free to
+    cover a part of the scene.
+
+    Eq. 14 sums ``||x - c_t||^2 (t - 1)^2`` over t with c_1 the first canvas (weight 0);
+    here ``canvases[:, s - 1]`` is the canvas after step s = 1..T (the first canvas is not
+    passed), so its weight is s^2. Departure, stated: the per-step errors are means over the
+    pixels and the weighted sum is divided by sum_s s^2 (a weighted mean), so the loss keeps
+    its scale when T grows during training (progressive T).
+
+    Shapes:
+        canvases: b t ...   (a repeat node's stacked canvas, e.g. ``draw.canvas``)
+        target:   b ...     (the image)
+        -> a scalar
+
+    Raises:
+        ValueError: ``canvases`` is not ``target``'s shape with a step axis at 1.
+    """
+    if canvases.dim() != target.dim() + 1 or canvases.shape[:1] + canvases.shape[2:] != target.shape:
+        raise ValueError(f"mse_over_time: expected canvases (b, t, {', '.join(map(str, target.shape[1:]))}) "
+                         f"for a target {tuple(target.shape)}, got {tuple(canvases.shape)}")
+    t = canvases.shape[1]
+    err = (canvases - target.unsqueeze(1)).pow(2).flatten(2).mean(dim=(0, 2))      # t
+    w = torch.arange(1, t + 1, device=err.device, dtype=err.dtype) ** 2
+    return (w * err).sum() / w.sum()
+
+
 @_fn("l1", 2)
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute error over every element."""

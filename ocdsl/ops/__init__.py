@@ -17,6 +17,7 @@ One module per family; each registers its ops with ``register(OpDef(...))`` at i
 - ``asae``: localization_cnn, region_autoencoder, background_network
 - ``parameter``: parameter (a learned tensor)
 - ``attention``: cross_attention (queries read inputs, no competition)
+- ``arith``: add, subtract, zeros_like (element-wise)
 """
 from ocdsl.ops.registry import OpDef, Port, Symmetry, all_ops, get, names, register
 
@@ -29,5 +30,6 @@ from ocdsl.ops import glimpse  # noqa: F401,E402
 from ocdsl.ops import background  # noqa: F401,E402
 from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
 from ocdsl.ops import asae, attention, filterbank, parameter  # noqa: F401,E402
+from ocdsl.ops import arith  # noqa: F401,E402
 
 __all__ = ["OpDef", "Port", "Symmetry", "all_ops", "get", "names", "register"]

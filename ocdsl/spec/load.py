@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ocdsl.errors import SpecError
 from ocdsl.ops import registry
 from ocdsl.spec import expr as E
+from ocdsl.spec.blocks import REPEAT, build_blocks, stub_ops
 from ocdsl.spec.config import build_sections
 from ocdsl.spec.merge import Merged, apply_overrides, load_merged, resolve_extends
 from ocdsl.spec.model import NodeSpec, Ref, Signature, Spec
@@ -73,23 +74,28 @@ def build_spec(merged: Merged, checked: Checked, path: Path) -> Spec:
     """The Spec dataclass from validated data (``checked`` has no errors), with its typed
     sections (ocdsl/spec/config.py) built once."""
     data = merged.data
-    nodes: dict[str, NodeSpec] = {}
-    for name, table in data["model"]["nodes"].items():
-        kp = ("model", "nodes", name)
-        op = registry.get(table["op"])
+    calls, repeats = stub_ops(data)
+
+    def make_node(name: str, table: dict, kp: tuple, sigs: dict) -> NodeSpec:
+        op = repeats[table["block"]] if table["op"] == REPEAT else calls.get(table["op"]) or registry.get(table["op"])
         inputs: dict[str, Ref] = {}
         if "input" in table:
             inputs[op.inputs[0].name] = Ref.parse(table["input"], kp + ("input",))
         for port, text in (table.get("inputs") or {}).items():
             inputs[port] = Ref.parse(text, kp + ("inputs", port))
         outputs: dict[str, Signature] = {}
-        for port, sig in checked.outputs.get(name, {}).items():
+        for port, sig in sigs.items():
             outputs[op.outputs[0] if port is None else port] = sig
-        nodes[name] = NodeSpec(
-            name=name, op=op.name, inputs=inputs,
-            params={k: v for k, v in table.items() if k not in NODE_KEYS},
-            outputs=outputs, keypath=kp, shared_with=table.get("share"))
+        params = {k: v for k, v in table.items() if k not in NODE_KEYS}
+        if table["op"] == REPEAT and isinstance(params["times"], str) and params["times"] not in schedules:
+            params["times"] = int(E.evaluate(E.parse(params["times"]), dict(checked.dims)))  # validated
+        return NodeSpec(name=name, op=table["op"], inputs=inputs, params=params, outputs=outputs,
+                        keypath=kp, shared_with=table.get("share"))
+
     schedules = {name: checked.schedules[name] for name in (data.get("schedules") or {})}
+    nodes = {name: make_node(name, table, ("model", "nodes", name), checked.outputs.get(name, {}))
+             for name, table in data["model"]["nodes"].items()}
+    blocks = build_blocks(data, checked.blocks, make_node)
     losses = {name: checked.losses[name] for name in (data.get("losses") or {})}
     return Spec(
         path=path,
@@ -105,4 +111,5 @@ def build_spec(merged: Merged, checked: Checked, path: Path) -> Spec:
         warnings=list(checked.warnings),
         dynamic_sizes=dict(checked.dynamic),
         sections=build_sections(data, list(losses)),
+        blocks=blocks,
     )

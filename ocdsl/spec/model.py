@@ -180,6 +180,7 @@ class Spec:
     # Sizes known only at run time, named by ops (random_masking's kept = "L") -> that node.
     dynamic_sizes: dict[str, str] = field(default_factory=dict)
     sections: Sections | None = None  # the typed sections: see ``config``
+    blocks: dict[str, Any] = field(default_factory=dict)  # [blocks]: name -> ocdsl.spec.blocks.BlockSpec
 
     @property
     def meta(self) -> dict[str, Any]:

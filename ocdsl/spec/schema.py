@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from ocdsl.catalog import METRICS as METRIC_CATALOG
 from ocdsl.ops.registry import NAME_PATTERN, OpDef, all_ops
+from ocdsl.spec.blocks import REPEAT, blocks_schema, repeat_branch
 from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, EvalSpec, OptimizerSpec, PhaseSpec, TrainSpec, default_of
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
@@ -186,7 +187,7 @@ def node_schema(ops: Iterable[OpDef] | None = None) -> dict:
     ops = list(all_ops() if ops is None else ops)
     common = {
         "op": _d("Which op this node runs (a registered op name; `ocdsl ops` lists them).",
-                 type="string", **({"enum": [o.name for o in ops]} if ops else {})),
+                 type="string", **({"enum": [o.name for o in ops] + [REPEAT]} if ops else {})),
         "input": _ref("The node's input (its op's first input port): a model input, a node "
                       "(its first output) or node.port."),
         "inputs": _d("Inputs by port name: port -> model input, node or node.port.",
@@ -224,6 +225,7 @@ def node_schema(ops: Iterable[OpDef] | None = None) -> dict:
             "if": {"properties": {"op": {"const": op.name}}, "required": ["op"]},
             "then": {"properties": props, "required": list(op.required), "additionalProperties": False},
         })
+    branches.append(repeat_branch(common))
     schema = _d("One node of the model graph: an op, its inputs, its parameters and its "
                 "declared output shapes.", type="object", properties=common, required=["op"])
     if branches:
@@ -433,6 +435,7 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                                 additionalProperties={"$ref": "#/$defs/node"}, minProperties=1),
                 },
                 required=["inputs", "nodes"], additionalProperties=False),
+            "blocks": blocks_schema({"$ref": "#/$defs/node"}),
             "losses": _d("Named losses: name -> expression over node outputs, model inputs, "
                          "schedules, dims, step and other losses (e.g. \"mse(composite.image, image)\").",
                          **name_map, additionalProperties=_expression("A loss expression.")),

