@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from ocdsl.catalog import METRICS as METRIC_CATALOG
 from ocdsl.ops.registry import NAME_PATTERN, OpDef, all_ops
+from ocdsl.spec.bounds import MAX_COUNT
 from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, EvalSpec, OptimizerSpec, PhaseSpec, TrainSpec, default_of
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
@@ -67,7 +68,7 @@ def _ref(description: str) -> dict:
 
 
 def _pos_int(description: str, **extra: Any) -> dict:
-    return _d(description, type="integer", minimum=1, **extra)
+    return _d(description, type="integer", minimum=1, maximum=MAX_COUNT, **extra)
 
 
 def _optimizer_branches() -> list[dict]:

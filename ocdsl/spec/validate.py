@@ -39,6 +39,7 @@ from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
 from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
 from ocdsl.spec import expr as E
+from ocdsl.spec.bounds import number_problems, size_problem
 from ocdsl.spec.merge import OVERRIDE_FILE
 from ocdsl.catalog import METRICS
 from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, optimizer_spec
@@ -528,6 +529,7 @@ class _Validator:
     # -- the checks
     def run(self) -> None:
         self.errors += schema_diagnostics(self.data, self.locs, spec_schema(list(self.ops.values())), self.ops)
+        self.errors += [_diag(self.locs, kp, m, h) for kp, m, h in number_problems(self.data)]
         self.check_names()
         self.check_dims()
         self.check_inputs()
@@ -581,10 +583,12 @@ class _Validator:
                 failed.add(name)
                 continue
             if isinstance(value, int):
-                if value >= 1:
+                if 1 <= value and not size_problem(value, f"dim '{name}'"):
                     self.dims[name] = value
-                else:
+                else:  # the schema reports a non-positive dim
                     failed.add(name)
+                    if value >= 1:
+                        self.error(kp, size_problem(value, f"dim '{name}'"))
                 continue
             expr = self.parse_expr(value, kp) if isinstance(value, str) else None
             if expr is None:
@@ -633,6 +637,9 @@ class _Validator:
             return None
         if out < 1:
             self.error(kp, f"{what} = {text!r} evaluates to {out}; a size must be positive")
+            return None
+        if size_problem(out, what):
+            self.error(kp, size_problem(out, what) + f" ({text!r})")
             return None
         return out
 
