@@ -152,35 +152,57 @@ def _out_of_bounds(value: float, prop: dict) -> str | None:
 
 def check_values(spec: Spec, G: nx.MultiDiGraph | None = None, total_steps: int | None = None) -> list[Diagnostic]:
     """Errors for every key whose value fails at some step of the run (see the module
-    docstring); at most one per key, at its first failing step."""
+    docstring); at most one per key, at its first failing step (between two checked steps
+    of a long run, the failure is traced back by bisection to the step where it starts)."""
     total = int(total_steps or spec.total_steps or 1)
     clocks = phase_clocks(spec)
     lrs, params = _lr_keys(spec), _scheduled_params(G)
     if not spec.schedules and not lrs:
         return []
+
+    def failures(step: int) -> dict[tuple, Diagnostic]:
+        return _failures(spec, step, clocks, total, lrs, params)
+
     diags: dict[tuple, Diagnostic] = {}
+    last_ok = -1
     for step in steps_to_check(spec, total, clocks):
-        phase_step, phase_steps = _phase_at(clocks, step)
-        try:
-            values = spec.schedule_values(step, phase_step, phase_steps, total)
-        except SpecError as e:
-            for d in e.diagnostics:
-                diags.setdefault(d.keypath, _at_step(d, step))
-            if len(diags) >= len(spec.schedules):
-                break
-            continue
-        for name, v in values.items():
-            why = _bad(v)
-            if why and ("schedules", name) not in diags:
-                diags[("schedules", name)] = spec.diag(("schedules", name), f"schedule '{name}' {why} at step {step}",
-                                                       _HINT)
-        env = {**spec.dims, **values, "step": step, "total_steps": total, "phase_step": phase_step,
-               "phase_steps": phase_steps}
-        if spec.steps_per_epoch:
-            env["epoch"] = step / spec.steps_per_epoch
-        _check_lrs(spec, lrs, env, step, diags)
-        _check_params(spec, params, values, step, diags)
+        found = {k: d for k, d in failures(step).items() if k not in diags}
+        for kp, d in found.items():
+            lo, hi = last_ok, step
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                got = failures(mid).get(kp)
+                if got is not None:
+                    hi, d = mid, got
+                else:
+                    lo = mid
+            diags[kp] = d
+        if not found:
+            last_ok = step
+        if len(diags) >= len(spec.schedules) + len(lrs) + len(params):
+            break
     return list(diags.values())
+
+
+def _failures(spec: Spec, step: int, clocks, total: int, lrs, params) -> dict[tuple, Diagnostic]:
+    """keypath -> the error of every key that fails at ``step``."""
+    out: dict[tuple, Diagnostic] = {}
+    phase_step, phase_steps = _phase_at(clocks, step)
+    try:
+        values = spec.schedule_values(step, phase_step, phase_steps, total)
+    except SpecError as e:
+        return {d.keypath: _at_step(d, step) for d in e.diagnostics}
+    for name, v in values.items():
+        why = _bad(v)
+        if why:
+            out[("schedules", name)] = spec.diag(("schedules", name), f"schedule '{name}' {why} at step {step}", _HINT)
+    env = {**spec.dims, **values, "step": step, "total_steps": total, "phase_step": phase_step,
+           "phase_steps": phase_steps}
+    if spec.steps_per_epoch:
+        env["epoch"] = step / spec.steps_per_epoch
+    _check_lrs(spec, lrs, env, step, out)
+    _check_params(spec, params, values, step, out)
+    return out
 
 
 _HINT = "every schedule must be a finite number at every step of the run: guard the domain (max(x, 1e-8))"

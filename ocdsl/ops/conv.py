@@ -101,7 +101,9 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
     kernels = size_list(as_list(params.get("kernel", 5), n, "kernel"), "kernel")
     strides = size_list(as_list(params.get("stride", 1), n, "stride"), "stride")
     b, _, h, w = x
-    for k, s in zip(kernels, strides):
+    for i, (k, s) in enumerate(zip(kernels, strides)):
+        if h.is_concrete and w.is_concrete and k > min(h.value, w.value):
+            raise ShapeError(f"conv_stack: layer {i + 1}'s kernel {k} is larger than its input {h}x{w}")
         if s != 1:
             h = Dim.of(conv_out_size(h.value, k, s))
             w = Dim.of(conv_out_size(w.value, k, s))

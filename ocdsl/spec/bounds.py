@@ -8,7 +8,9 @@ what breaks the machinery; the memory estimate (``ocdsl/graph/resources.py``) th
 what the machine can hold.
 
 - :data:`MAX_INT`: any integer in the spec (``|n| <= 2**53``: exact as a float as well).
-- :data:`MAX_SIZE`: a ``[dims]`` entry or an op's size parameter (``2**24``).
+- :data:`MAX_SIZE`: a ``[dims]`` entry, an op's size parameter, the number of images of an
+  evaluation set (``2**24``).
+- :data:`MAX_BATCH`: a batch size (``2**20``); :data:`MAX_COUNT`: any other count (``2**31 - 1``).
 - non-finite floats (``inf``, ``nan``) anywhere in the spec are errors.
 """
 
@@ -17,14 +19,16 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Mapping
 
-__all__ = ["MAX_INT", "MAX_SIZE", "MAX_COUNT", "number_problems", "size_problem"]
+__all__ = ["MAX_INT", "MAX_SIZE", "MAX_BATCH", "MAX_COUNT", "number_problems", "size_problem"]
 
 #: Largest magnitude of an integer written anywhere in a spec.
 MAX_INT = 2 ** 53
 #: Largest tensor size: a [dims] entry or an op's size parameter (a side, channels, slots).
 MAX_SIZE = 2 ** 24
-#: Largest count of examples or steps (batch sizes, test sizes, steps): schema ``maximum``.
+#: Largest count of steps or examples (schema ``maximum`` of every positive integer).
 MAX_COUNT = 2 ** 31 - 1
+#: Largest batch (train.batch_size, eval.batch_size).
+MAX_BATCH = 2 ** 20
 
 
 def _walk(data: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
