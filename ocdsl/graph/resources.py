@@ -146,6 +146,13 @@ def _build_meta(data: dict):
     import torch
 
     cls = data["opdef"].module
+    with torch.random.fork_rng(devices=[]):  # analysis leaves the global RNG where it was
+        return _build_meta_rng(cls, data)
+
+
+def _build_meta_rng(cls, data: dict):
+    import torch
+
     try:
         with torch.device("meta"):
             return cls(**_kwargs(data))
@@ -252,7 +259,8 @@ def _meta_activations(spec: Spec, G: nx.MultiDiGraph, batch: int) -> tuple[int, 
     values: dict[tuple[str, str], Any] = {}
     env: dict[str, Any] = {}
     partial = []
-    with torch.device("meta"), torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+    with torch.random.fork_rng(devices=[]), torch.device("meta"), \
+            torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
         for n in nx.topological_sort(G):
             data = G.nodes[n]
             if data["kind"] == "input":

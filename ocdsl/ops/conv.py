@@ -102,8 +102,10 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
     strides = size_list(as_list(params.get("stride", 1), n, "stride"), "stride")
     b, _, h, w = x
     for i, (k, s) in enumerate(zip(kernels, strides)):
-        if h.is_concrete and w.is_concrete and k > min(h.value, w.value):
-            raise ShapeError(f"conv_stack: layer {i + 1}'s kernel {k} is larger than its input {h}x{w}")
+        pad = 2 * ((k - 1) // 2)  # 'same' padding
+        if h.is_concrete and w.is_concrete and k > min(h.value, w.value) + pad:
+            raise ShapeError(f"conv_stack: layer {i + 1}'s kernel {k} is larger than its input {h}x{w} "
+                             f"with its padding ({pad} pixels)")
         if s != 1:
             h = Dim.of(conv_out_size(h.value, k, s))
             w = Dim.of(conv_out_size(w.value, k, s))

@@ -72,6 +72,7 @@ steps = 2
 
 [data]
 dataset = "tetrominoes"
+resolution = 8
 """
 
 
