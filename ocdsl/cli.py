@@ -175,8 +175,10 @@ def cmd_run(args) -> int:
     overrides = list(args.overrides)
     c = build(args.spec, overrides=overrides, max_memory=_max_memory(args))
     if args.steps:  # the schedules over the run's real length
-        from ocdsl.graph import check_static
-        check_static(c.spec, c.graph, total_steps=args.steps)
+        from ocdsl.errors import SpecError
+        from ocdsl.graph.values import check_values
+        if errors := check_values(c.spec, c.graph, total_steps=args.steps):
+            raise SpecError(errors)
     _print_warnings(c)
     if args.resume:
         out_dir = Path(args.resume)
