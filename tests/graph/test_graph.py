@@ -72,7 +72,6 @@ steps = 2
 
 [data]
 dataset = "tetrominoes"
-resolution = 8
 """
 
 
