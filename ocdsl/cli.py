@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="override a spec value before validation, e.g. --set train.steps=100 (repeatable)")
         return sp
 
-    spec_cmd("validate", "check a spec: schema, references, graph and every tensor shape")
+    sp = spec_cmd("validate", "check a spec: schema, references, graph, every tensor shape, loss types, "
+                              "schedule values over the run, the datasets, and the memory estimate")
+    _max_memory_arg(sp)
 
     sp = spec_cmd("compile", "generate compiled/<spec>.py")
     sp.add_argument("-o", "--out", help="output file (default: compiled/<spec file stem>.py)")
@@ -44,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="run directory (default: runs/<spec stem>/<timestamp>)")
     sp.add_argument("--resume", help="continue the run in this directory from its last checkpoint")
     sp.add_argument("--no-compile", action="store_true", help="do not torch.compile the model")
+    _max_memory_arg(sp)
     sp.add_argument("--no-progress", action="store_true", help="no progress bar")
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="with --resume: continue although the spec changed since the checkpoint")
@@ -95,6 +98,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _max_memory_arg(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--max-memory", metavar="SIZE", help="refuse a spec whose memory estimate exceeds SIZE "
+                                                          "(4GB, 512MB, 2GiB; default: this machine's memory)")
+
+
+def _max_memory(args) -> int | None:
+    """``--max-memory`` in bytes (None: the machine's memory); a bad value is a user error."""
+    text = getattr(args, "max_memory", None)
+    if text is None:
+        return None
+    from ocdsl.graph.resources import parse_memory
+    try:
+        return parse_memory(text)
+    except ValueError as e:
+        raise UserError(Diagnostic(f"--max-memory: {e}", file="ocdsl")) from None
+
+
 def _version() -> str:
     from ocdsl import __version__
     return f"ocdsl {__version__}"
@@ -107,13 +127,17 @@ def _print_warnings(compiled) -> None:
 
 
 def cmd_validate(args) -> int:
-    from ocdsl.pipeline import build
+    from ocdsl.pipeline import build, check_data
     from ocdsl.invariance.declarations import resolve
-    c = build(args.spec, overrides=args.overrides)
+    c = build(args.spec, overrides=args.overrides, max_memory=_max_memory(args))
     resolve(c)  # [[invariances]] name real nodes, axes and inputs
+    data_warnings = check_data(c.spec)  # names, paths and resolutions, as `run` finds them
     _print_warnings(c)
+    for w in data_warnings:
+        print(w.format(), file=sys.stderr)
     n_ops = sum(1 for _, d in c.graph.nodes(data=True) if d["kind"] == "op")
     print(f"{args.spec}: ok ({n_ops} nodes, {len(c.spec.losses)} losses, {len(c.spec.schedules)} schedules)")
+    print(f"  estimate: {c.graph.graph['estimate'].describe()}")
     return 0
 
 
@@ -161,7 +185,12 @@ def cmd_run(args) -> int:
     device = resolve_device(args.gpu)
     dist, device = from_env(device) if not launcher else (None, device)
     overrides = list(args.overrides)
-    c = build(args.spec, overrides=overrides)
+    c = build(args.spec, overrides=overrides, max_memory=_max_memory(args))
+    if args.steps:  # the schedules over the run's real length
+        from ocdsl.errors import SpecError
+        from ocdsl.graph.values import check_values
+        if errors := check_values(c.spec, c.graph, total_steps=args.steps):
+            raise SpecError(errors)
     if launcher or dist.world == 1:
         _print_warnings(c)
     if launcher:

@@ -14,7 +14,7 @@ import networkx as nx
 
 from ocdsl.codegen import generate_source, import_generated, instantiate, should_compile, write_source
 from ocdsl.codegen.load import default_cache_dir
-from ocdsl.graph import analyse
+from ocdsl.graph import analyse, check_resources
 from ocdsl.graph.rewrites import apply_rewrites
 from ocdsl.spec import load
 from ocdsl.errors import SpecError
@@ -61,12 +61,14 @@ class Compiled:
 
 
 def build(spec_or_path: Spec | str | Path, *, overrides: list[str] | None = None,
-          out: Path | str | None = None) -> Compiled:
+          out: Path | str | None = None, max_memory: int | None = None) -> Compiled:
     """Load (if given a path), check the graph and shapes, apply the exact rewrites of
-    ``[compile] rewrites`` (ocdsl.graph.rewrites) and generate the source. With ``out``,
-    also write the source there."""
+    ``[compile] rewrites`` (ocdsl.graph.rewrites), estimate the memory (refused beyond
+    ``max_memory`` bytes, default this machine's: ocdsl/graph/resources.py) and generate
+    the source. With ``out``, also write the source there."""
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path, overrides)
     G = apply_rewrites(spec, analyse(spec))
+    check_resources(spec, G, max_memory=max_memory)
     c = Compiled(spec, G, generate_source(spec, G, source_name=_display_path(spec.path)))
     if out is not None:
         c.write(out)
@@ -127,3 +129,28 @@ def _display_path(path: Path) -> str:
         return str(p.relative_to(Path.cwd().resolve()))
     except ValueError:
         return p.name
+
+
+def check_data(spec: Spec) -> list:
+    """The checks ``ocdsl run`` makes of the spec's datasets, without reading them
+    (ocdsl/data/static.py): names, variants, paths, formats and the images' shape against
+    the model input ``image``. Raises SpecError (located at the keys) with every error;
+    returns the warnings (an optional evaluation file that is absent)."""
+    from ocdsl.data.static import check_dataset
+
+    sig = spec.inputs.get("image")
+    image = tuple(d.value for d in sig.resolve(spec.dims)[1:]) if sig is not None else None
+    tables = [(("data",), spec.data.get("data"), "train")]
+    tables += [(("eval", "datasets", i), e, str(e.get("name"))) for i, e in enumerate(spec.eval_cfg.datasets)]
+    diags = []
+    for kp, cfg, name in tables:
+        if not isinstance(cfg, dict):
+            continue
+        path = spec.resolve_path(kp + ("path",)) if cfg.get("path") is not None else None
+        for d in check_dataset(cfg, kp, path, image if image and len(image) == 3 else None, name=name,
+                               spec_file=str(spec.path)):
+            diags.append(spec.diag(d.keypath or kp, d.message, d.hint, severity=d.severity))
+    errors = [d for d in diags if d.severity == "error"]
+    if errors:
+        raise SpecError(diags)
+    return diags

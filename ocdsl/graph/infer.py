@@ -22,6 +22,7 @@ import networkx as nx
 from ocdsl.errors import Diagnostic, SpecError
 from ocdsl.ops.registry import OpDef
 from ocdsl.shapes import Shape, ShapeError, fmt_shape
+from ocdsl.spec.bounds import size_problem
 from ocdsl.spec.model import Spec
 
 __all__ = ["infer_shapes", "resolve_sizes", "resolve_scheduled", "output_shapes"]
@@ -47,6 +48,8 @@ def resolve_sizes(schema_props: Mapping[str, Any], params: Mapping[str, Any], di
             out = int(out)
         if not isinstance(out, int) or out < 1:
             raise ShapeError(f"{key} = {value!r} evaluates to {out!r}; expected a positive integer")
+        if size_problem(out, key):
+            raise ShapeError(size_problem(out, key))
         return out
 
     def is_size(prop: Mapping[str, Any]) -> bool:

@@ -101,7 +101,11 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
     kernels = size_list(as_list(params.get("kernel", 5), n, "kernel"), "kernel")
     strides = size_list(as_list(params.get("stride", 1), n, "stride"), "stride")
     b, _, h, w = x
-    for k, s in zip(kernels, strides):
+    for i, (k, s) in enumerate(zip(kernels, strides)):
+        pad = 2 * ((k - 1) // 2)  # 'same' padding
+        if h.is_concrete and w.is_concrete and k > min(h.value, w.value) + pad:
+            raise ShapeError(f"conv_stack: layer {i + 1}'s kernel {k} is larger than its input {h}x{w} "
+                             f"with its padding ({pad} pixels)")
         if s != 1:
             h = Dim.of(conv_out_size(h.value, k, s))
             w = Dim.of(conv_out_size(w.value, k, s))

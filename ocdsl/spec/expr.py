@@ -27,6 +27,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.losses.functions import FUNCTIONS
+from ocdsl.spec.bounds import MAX_INT
 from ocdsl.spec.grammars import parser
 
 __all__ = [
@@ -137,6 +138,7 @@ COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
 UNARY_OPS = ("-", "+")
 
 _RESERVED = frozenset(keyword.kwlist) | {"True", "False", "None"}
+_MAX_LITERAL_DIGITS = 40  # longer integer literals are refused unread (2**53 has 16 digits)
 
 
 class ExprError(SpecError):
@@ -219,10 +221,20 @@ class _Build(Transformer):
 
     def num(self, tok: Token) -> Num:
         s = str(tok)
+        digits = s.replace("_", "")
+        if digits.isdigit() and len(digits.lstrip("0")) > _MAX_LITERAL_DIGITS:
+            # refused before int() converts it: Python's conversion is quadratic in the length
+            self.problems.append(self.where.diag(f"integer literal of {len(digits)} digits is too large",
+                                                 tok.line, tok.column, "write a float (1e20) if you mean a "
+                                                 "large number; integers are at most 2**53"))
+            return Num(0, **self._at(tok))
         try:
-            value: int | float = int(s) if s.replace("_", "").isdigit() else float(s)
+            value: int | float = int(digits) if digits.isdigit() else float(s)
         except ValueError:  # pragma: no cover - the lexer only lets numbers through
             value = 0
+        if isinstance(value, int) and value > MAX_INT:
+            self.problems.append(self.where.diag(f"integer {s} is too large (the limit is 2**53)", tok.line,
+                                                 tok.column, "write a float (1e20) if you mean a large number"))
         if isinstance(value, float) and not math.isfinite(value):
             self.problems.append(self.where.diag(f"number {s} is too large", tok.line, tok.column))
         return Num(value, **self._at(tok))
@@ -444,6 +456,24 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+def _too_large(op: str, a: Any, b: Any) -> str | None:
+    """What ``a op b`` would produce when it is an integer beyond ``_MAX_INT_BITS`` bits,
+    judged before computing it (a tower of powers is refused, never computed); else None."""
+    if not (_is_int(a) and _is_int(b)):
+        return None
+    if op == "**" and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > _MAX_INT_BITS:
+        return f"the power {_digits(a)} ** {_digits(b)}"
+    if op == "*" and a.bit_length() + b.bit_length() > _MAX_INT_BITS + 1:
+        return "the product"
+    if op in ("+", "-") and max(a.bit_length(), b.bit_length()) >= _MAX_INT_BITS:
+        return "the sum"
+    return None
+
+
+def _digits(n: int) -> str:
+    return str(n) if n.bit_length() < 64 else f"~2**{n.bit_length() - 1}"
+
+
 def evaluate(expr: Expr, env: Mapping[str, Any], functions: Mapping[str, Any] = FUNCTIONS, *,
              file: str = "<expression>", keypath: tuple = ()) -> Any:
     """Value of ``expr`` with names looked up in ``env``.
@@ -481,9 +511,10 @@ def evaluate(expr: Expr, env: Mapping[str, Any], functions: Mapping[str, Any] = 
                 fail(e, f"cannot apply unary '{e.op}': {err}")
         if isinstance(e, BinOp):
             a, b = go(e.left), go(e.right)
-            if e.op == "**" and _is_int(a) and _is_int(b) and b > 0 and abs(a) > 1 \
-                    and b * math.log2(abs(a)) > _MAX_INT_BITS:
-                fail(e, f"{a} ** {b} is too large")
+            big = _too_large(e.op, a, b)
+            if big:
+                fail(e, f"{big} in {unparse(e)!r} is too large to compute",
+                     "expressions compute with integers of at most 4096 bits; write floats (2.0 ** 100)")
             try:
                 return _BINARY[e.op](a, b)
             except ZeroDivisionError:

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 from ocdsl.catalog import METRICS as METRIC_CATALOG
 from ocdsl.ops.registry import NAME_PATTERN, OpDef, all_ops
 from ocdsl.spec.blocks import REPEAT, blocks_schema, repeat_branch
+from ocdsl.spec.bounds import MAX_BATCH, MAX_COUNT, MAX_SIZE
 from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, EvalSpec, OptimizerSpec, PhaseSpec, TrainSpec, default_of
 
 __all__ = ["spec_schema", "node_schema", "SCHEMA_ID", "IDENT", "REF_PATTERN", "OPTIMIZERS", "METRICS",
@@ -67,8 +68,12 @@ def _ref(description: str) -> dict:
     return {"$ref": "#/$defs/ref", "description": description}
 
 
+_SIZE_HINT = "an evaluation set holds at most 2**24 images"
+_BATCH_HINT = "a batch holds at most 2**20 examples; the memory estimate (ocdsl validate) says what fits"
+
+
 def _pos_int(description: str, **extra: Any) -> dict:
-    return _d(description, type="integer", minimum=1, **extra)
+    return _d(description, **{"type": "integer", "minimum": 1, "maximum": MAX_COUNT, **extra})
 
 
 def _optimizer_branches() -> list[dict]:
@@ -280,7 +285,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         properties={
             "loss": _d("The loss to minimise: a name from [losses].", type="string", minLength=1),
             "optimizer": _optimizer(),
-            "batch_size": _pos_int("Examples per step (over all processes).", default=tdef("batch_size")),
+            "batch_size": _pos_int("Examples per step (over all processes).", default=tdef("batch_size"),
+                                   maximum=MAX_BATCH, **{"x-hint": _BATCH_HINT}),
             "steps": _pos_int("Number of optimisation steps."),
             "steps_per_epoch": _d("Length of an epoch in steps: expressions may then use `epoch` = "
                                   "step / steps_per_epoch (fractional; floor(epoch) for whole epochs).",
@@ -328,7 +334,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                     "name": _d("Name of this evaluation set (used in metric names).", type="string",
                                pattern=IDENT),
                     "optional": _d("Skip with a warning when the files are absent.", type="boolean"),
-                    "size": _pos_int("Evaluate on the first this many examples only.")},
+                    "size": _pos_int("Evaluate on the first this many examples only.", maximum=MAX_SIZE,
+                                     **{"x-hint": _SIZE_HINT})},
         required=["name"],
         additionalProperties=False,
     )
@@ -352,8 +359,9 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                           "[eval] metrics, e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=); it must hold on "
                           "every evaluated dataset. `ocdsl run --seeds` counts the seeds that fail it.",
                           type="string", minLength=1),
-            "test_size": _pos_int("Number of test examples."),
-            "batch_size": _pos_int("Batch size for evaluation.", default=default_of(EvalSpec, "batch_size")),
+            "test_size": _pos_int("Number of test examples.", maximum=MAX_SIZE, **{"x-hint": _SIZE_HINT}),
+            "batch_size": _pos_int("Batch size for evaluation.", default=default_of(EvalSpec, "batch_size"),
+                                   maximum=MAX_BATCH, **{"x-hint": _BATCH_HINT}),
             "seed": _d("Seed of the evaluation forward passes (e.g. random slot initialisation); "
                        "independent of train.seed, so seeds are evaluated alike.",
                        type="integer", minimum=0, default=default_of(EvalSpec, "seed")),

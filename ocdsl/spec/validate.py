@@ -23,29 +23,27 @@ Not checked here (graph/ does it): node input references, unused nodes, graph cy
 
 from __future__ import annotations
 
-import functools
 import keyword
-import math
-import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import networkx as nx
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import ValidationError
 
-from ocdsl.errors import Diagnostic, SpecError, did_you_mean, format_keypath
+from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.ops import registry
 from ocdsl.ops.registry import OpDef
 from ocdsl.spec import blocks
 from ocdsl.spec import expr as E
+from ocdsl.spec.bounds import number_problems, size_problem
 from ocdsl.spec.merge import OVERRIDE_FILE
-from ocdsl.catalog import METRICS
-from ocdsl.spec.config import EVAL_OUTPUTS, OPTIMIZERS, optimizer_spec
 from ocdsl.spec.model import BATCH, Locations, Signature
-from ocdsl.spec.schema import IDENT, REF_PATTERN, REWRITES, spec_schema
+from ocdsl.spec.schema import spec_schema
+from ocdsl.spec.schema_errors import (SpecValidator, _diag, dynamic_size_names, dynamic_size_params,  # noqa: F401
+                                      is_schedule_schema, is_size_schema, pattern_matches, schema_diagnostics)
 from ocdsl.spec.shape import parse_signature
+from ocdsl.spec.threshold import Threshold, parse_threshold  # noqa: F401
+from ocdsl.spec.validate_run import RunChecks, _table
 
 __all__ = ["Checked", "validate", "check", "schema_diagnostics", "is_size_schema", "Threshold", "parse_threshold",
            "pattern_matches", "SpecValidator"]
@@ -113,339 +111,9 @@ def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
     return out
 
 
-# ---- JSON Schema patterns, with their ECMA-262 meaning ---------------------------------------
-
-@functools.lru_cache(maxsize=256)
-def _ecma(pattern: str) -> re.Pattern:
-    """``pattern`` (an ECMA-262 regex, as JSON Schema patterns are) compiled for Python's
-    ``re``: outside a character class, ``$`` becomes ``\\Z``. In ECMA-262 (no ``m`` flag) ``$``
-    is the end of the text; Python's ``$`` also matches before a final newline, so
-    ``"enc\\n"`` would pass ``^[A-Za-z_][A-Za-z0-9_]*$``."""
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\":
-            out.append(pattern[i:i + 2])
-            i += 2
-            continue
-        if c == "[" and not in_class:
-            in_class = True
-        elif c == "]" and in_class:
-            in_class = False
-        out.append("\\Z" if c == "$" and not in_class else c)
-        i += 1
-    return re.compile("".join(out))
-
-
-def pattern_matches(pattern: str, text: str) -> bool:
-    """Whether ``text`` matches the JSON Schema ``pattern`` (searched, ECMA-262 ``$``)."""
-    return _ecma(pattern).search(text) is not None
-
-
-def _pattern_keyword(validator, pattern, instance, schema):
-    if validator.is_type(instance, "string") and not pattern_matches(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties_keyword(validator, patterns, instance, schema):
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in patterns.items():
-        for k, v in instance.items():
-            if pattern_matches(pattern, k):
-                yield from validator.descend(v, subschema, path=k, schema_path=pattern)
-
-
-#: Draft 2020-12 with ``pattern`` / ``patternProperties`` read as ECMA-262 (see :func:`_ecma`).
-SpecValidator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword,
-                                                         "patternProperties": _pattern_properties_keyword})
-
-
-# ---- JSON Schema errors -> human diagnostics ------------------------------------------------
-
-_TYPE_WORDS = {"integer": "an integer", "number": "a number", "string": "a string", "boolean": "true or false",
-               "array": "a list", "object": "a table", "null": "nothing"}
-
-
-def _describe(v: Any) -> str:
-    if isinstance(v, bool):
-        return f"a boolean ({str(v).lower()})"
-    if isinstance(v, int):
-        return f"an integer ({v})"
-    if isinstance(v, float):
-        return f"a number ({v})"
-    if isinstance(v, str):
-        return f"a string ({v!r})"
-    if isinstance(v, list):
-        return "a list"
-    if isinstance(v, dict):
-        return "a table"
-    return type(v).__name__
-
-
-def _types(schema: Mapping[str, Any]) -> list[str]:
-    t = schema.get("type")
-    if isinstance(t, str):
-        return [t]
-    if isinstance(t, list):
-        return list(t)
-    if "enum" in schema:
-        return ["one of " + ", ".join(repr(x) for x in schema["enum"])]
-    if "const" in schema:
-        return [repr(schema["const"])]
-    return []
-
-
-def _join_or(words: list[str]) -> str:
-    words = list(dict.fromkeys(words))
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
-
-
-def is_schedule_schema(prop: Any) -> bool:
-    """Whether an op parameter schema is schedulable (marked ``"x-schedule": true``)."""
-    return isinstance(prop, Mapping) and bool(prop.get("x-schedule"))
-
-
-def dynamic_size_params(nodes: Mapping[str, Any], ops: Mapping[str, OpDef]) -> list[tuple[str, str, str]]:
-    """``(node, param, name)`` for every run-time size the nodes' ops introduce (params
-    marked ``"x-dynamic-size"``, their default included), in spec order."""
-    out = []
-    for name, table in nodes.items():
-        op = ops.get(table.get("op")) if isinstance(table, dict) else None
-        if op is None:
-            continue
-        for key, prop in op.params.items():
-            if isinstance(prop, Mapping) and prop.get("x-dynamic-size"):
-                value = table.get(key, prop.get("default"))
-                if isinstance(value, str) and pattern_matches(IDENT, value):
-                    out.append((name, key, value))
-    return out
-
-
-def dynamic_size_names(nodes: Mapping[str, Any], ops: Mapping[str, OpDef]) -> dict[str, str]:
-    """Run-time size name -> the first node naming it."""
-    out: dict[str, str] = {}
-    for node, _, value in dynamic_size_params(nodes, ops):
-        out.setdefault(value, node)
-    return out
-
-
-def is_size_schema(prop: Any) -> bool:
-    """Whether an op parameter schema is a size (marked ``"x-size": true``)."""
-    return isinstance(prop, Mapping) and (bool(prop.get("x-size")) or
-                                          any(is_size_schema(p) for p in prop.get("anyOf", ())))
-
-
-def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any] | None = None,
-                       ops: Mapping[str, OpDef] | None = None) -> list[Diagnostic]:
-    """Every JSON Schema violation of ``data`` as a human-readable Diagnostic.
-
-    The node schema's per-op ``if/then`` branches (``$defs.node.allOf``) are not run for
-    every node against every op: each node is validated against its own op's branch only,
-    which gives the same errors in time linear in the number of nodes, independent of the
-    number of registered ops."""
-    schema = spec_schema(None if ops is None else list(ops.values())) if schema is None else schema
-    ops = {o.name: o for o in registry.all_ops()} if ops is None else ops
-    outer, per_op = _dispatch_node_branches(schema)
-    out: list[Diagnostic] = []
-    for err in SpecValidator(outer).iter_errors(data):
-        out += _from_error(err, data, locations, ops)
-    validators = {op: SpecValidator(branch) for op, branch in per_op.items()}
-    for where, node in blocks.node_tables(data):      # the model's nodes and every block's
-        op = node.get("op") if isinstance(node, dict) else None
-        if not isinstance(op, str) or op not in validators:
-            continue
-        for err in validators[op].iter_errors(node):
-            err.path.extendleft(reversed(where))   # located in the whole spec
-            out += _from_error(err, data, locations, ops)
-    return out
-
-
-def _dispatch_node_branches(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, dict]]:
-    """``schema`` without the node's per-op branches, and op name -> that op's branch as a
-    schema of one node (sharing ``$defs``)."""
-    defs = schema.get("$defs") or {}
-    node = defs.get("node")
-    if not isinstance(node, Mapping) or "allOf" not in node:
-        return schema, {}
-    per_op: dict[str, dict] = {}
-    for branch in node["allOf"]:
-        const = branch.get("if", {}).get("properties", {}).get("op", {}).get("const")
-        if const is None:                    # not a dispatch branch: keep the general path
-            return schema, {}
-        per_op[const] = {"$defs": defs, "type": "object", **branch["then"]}
-    outer = dict(schema)
-    outer["$defs"] = {**defs, "node": {k: v for k, v in node.items() if k != "allOf"}}
-    return outer, per_op
-
-
-def _diag(locations: Locations, keypath: tuple, message: str, hint: str | None = None,
-          severity: str = "error") -> Diagnostic:
-    loc = locations.get(keypath)
-    return Diagnostic(message, file=loc.file, line=loc.line, col=loc.col, keypath=tuple(keypath), hint=hint,
-                      severity=severity)
-
-
-def _node_op(data: Any, path: tuple) -> str | None:
-    """The op name of the node ``path`` is in, when path is inside model.nodes.<name>
-    (or blocks.<block>.nodes.<name>)."""
-    if len(path) >= 5 and path[0] == "blocks" and path[2] == "nodes" and isinstance(data, dict):
-        node = ((data.get("blocks") or {}).get(path[1]) or {}).get("nodes", {}).get(path[3])
-        return node.get("op") if isinstance(node, dict) and isinstance(node.get("op"), str) else None
-    if len(path) >= 3 and path[0] == "model" and path[1] == "nodes":
-        node = data.get("model", {}).get("nodes", {}).get(path[2]) if isinstance(data, dict) else None
-        if isinstance(node, dict) and isinstance(node.get("op"), str):
-            return node["op"]
-    return None
-
-
-def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[str, OpDef]) -> list[Diagnostic]:
-    path = tuple(err.absolute_path)
-    v = err.validator
-    inst = err.instance
-    schema_path = list(err.relative_schema_path)
-
-    if "propertyNames" in schema_path:
-        return [_diag(locs, path + (inst,), f"{inst!r} is not a valid name",
-                      "names use letters, digits and '_' and do not start with a digit")]
-
-    if v == "additionalProperties" and isinstance(inst, dict) and err.schema.get("x-optimizer"):
-        return _optimizer_options(err, path, inst, locs)
-
-    if v == "additionalProperties" and isinstance(inst, dict):
-        allowed = list(err.schema.get("properties", {}))
-        patterns = list(err.schema.get("patternProperties", {}))
-        unknown = [k for k in inst if k not in allowed and not any(re.search(p, k) for p in patterns)]
-        op = _node_op(data, path)
-        out = []
-        for k in unknown:
-            kp = path + (k,)
-            if op and len(path) == 4 and path[3] == "inputs":
-                msg = f"op '{op}' has no input port '{k}'"
-                hint = did_you_mean(k, allowed) or (f"input ports: {', '.join(allowed)}" if allowed
-                                                    else f"op '{op}' takes no inputs")
-            elif op and len(path) == 4 and path[3] == "output":
-                msg = f"op '{op}' has no output '{k}'"
-                hint = did_you_mean(k, allowed) or f"outputs: {', '.join(allowed)}"
-            elif op and len(path) == 3:
-                msg = f"unknown key '{k}' for op '{op}'"
-                if k in ("input", "inputs") and op in ops and not ops[op].inputs:
-                    msg = f"op '{op}' takes no inputs"
-                hint = did_you_mean(k, allowed) or f"{op} accepts: {', '.join(sorted(allowed))}"
-            else:
-                msg = f"unknown key '{k}'"
-                where = f"[{format_keypath(path)}]" if path else "the top level"
-                hint = did_you_mean(k, allowed) or (f"allowed in {where}: {', '.join(allowed)}" if allowed else None)
-            out.append(_diag(locs, kp, msg, hint))
-        return out
-
-    if v == "required":
-        m = re.match(r"'(.+)' is a required property", err.message)
-        name = m.group(1) if m else str(err.validator_value)
-        op = _node_op(data, path)
-        if path[:2] == ("model", "nodes") and len(path) == 3:
-            if name == "op":
-                return [_diag(locs, path, f"node '{path[2]}' has no 'op'",
-                              "add op = \"<name>\"; registered ops: " + ", ".join(sorted(ops)))]
-            return [_diag(locs, path, f"op '{op}' needs parameter '{name}'", _param_doc(ops, op, name))]
-        where = f"[{format_keypath(path)}]" if path else "the spec"
-        return [_diag(locs, path, f"missing required key '{name}' in {where}")]
-
-    if v == "enum":
-        if path[:2] == ("model", "nodes") and len(path) == 4 and path[3] == "op":
-            return [_diag(locs, path, f"unknown op '{inst}'",
-                          did_you_mean(inst, ops) or "registered ops: " + ", ".join(sorted(ops)))]
-        choices = list(err.validator_value)
-        hint = did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None
-        if path[:2] == ("compile", "rewrites"):
-            known = "known rewrites: " + ", ".join(REWRITES)
-            return [_diag(locs, path, f"unknown rewrite {inst!r}", f"{hint} ({known})" if hint else known)]
-        return [_diag(locs, path, f"{inst!r} is not one of {', '.join(repr(c) for c in choices)}", hint)]
-
-    if v == "type":
-        want = _types(err.schema)
-        return [_diag(locs, path, f"expected {_join_or([_TYPE_WORDS.get(t, t) for t in want])}, "
-                                  f"got {_describe(inst)}")]
-
-    if v in ("anyOf", "oneOf"):
-        # A branch of the right type that failed a constraint is the interesting one.
-        deeper = [c for c in err.context if c.validator not in ("type", "anyOf", "oneOf")]
-        if deeper:
-            best = min(deeper, key=lambda c: len(c.relative_path))
-            return _from_error(best, data, locs, ops)
-        want = []
-        for sub in err.validator_value:
-            want += [_TYPE_WORDS.get(t, t) for t in _types(sub)]
-        if want:
-            return [_diag(locs, path, f"expected {_join_or(want)}, got {_describe(inst)}")]
-        return [_diag(locs, path, err.message)]
-
-    if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-        return [_diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}",
-                      err.schema.get("x-hint"))]
-
-    if v in ("minItems", "maxItems"):
-        n = err.validator_value
-        lo = err.schema.get("minItems")
-        hi = err.schema.get("maxItems")
-        want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if v == "minItems" else f"at most {hi}")
-        return [_diag(locs, path, f"expected {want} item{'s' if n != 1 else ''}, got {len(inst)}")]
-
-    if v == "minLength":
-        return [_diag(locs, path, "must not be empty")]
-
-    if v == "minProperties":
-        return [_diag(locs, path, "must not be empty")]
-
-    if v == "uniqueItems":
-        dup = next((x for i, x in enumerate(inst) if x in inst[:i]), None)
-        return [_diag(locs, path, f"{dup!r} is listed twice" if dup is not None else "has duplicate entries")]
-
-    if v == "pattern":
-        if err.validator_value == REF_PATTERN:
-            return [_diag(locs, path, f"{inst!r} is not a tensor reference",
-                          "write a model input or node name, or node.port")]
-        if err.validator_value == IDENT:
-            return [_diag(locs, path, f"{inst!r} is not a valid name",
-                          "names use letters, digits and '_' and do not start with a digit")]
-        return [_diag(locs, path, f"{inst!r} does not match {err.validator_value}")]
-
-    if v == "const":
-        return [_diag(locs, path, f"expected {err.validator_value!r}, got {_describe(inst)}")]
-
-    return [_diag(locs, path, err.message)]
-
-
-def _optimizer_options(err: ValidationError, path: tuple, inst: dict, locs: Locations) -> list[Diagnostic]:
-    """An option the named optimizer does not take (``momentum`` with adam). Keys that no
-    optimizer takes are left to the table's own ``additionalProperties`` error."""
-    name = err.schema["x-optimizer"]
-    takes = [k for k in err.schema.get("properties", {}) if k not in ("name", "lr")]
-    out = []
-    for k in inst:
-        users = [o.name for o in OPTIMIZERS.values() if k in o.options]
-        if k in err.schema.get("properties", {}) or not users:
-            continue
-        out.append(_diag(locs, path + (k,), f"optimizer '{name}' does not take '{k}'",
-                         f"'{k}' is an option of {_join_or(users)}; {name} takes: {', '.join(takes)}"))
-    return out
-
-
-def _param_doc(ops: Mapping[str, OpDef], op: str | None, name: str) -> str | None:
-    if op in ops:
-        desc = ops[op].params.get(name, {}).get("description")
-        return f"{name}: {desc}" if desc else None
-    return None
-
-
 # ---- semantic checks ------------------------------------------------------------------------
 
-def _table(x: Any) -> dict:
-    return x if isinstance(x, dict) else {}
-
-
-class _Validator:
+class _Validator(RunChecks):
     def __init__(self, data: Mapping[str, Any], locs: Locations, ops: Mapping[str, OpDef]):
         self.data = data if isinstance(data, dict) else {}
         self.locs = locs
@@ -537,6 +205,7 @@ class _Validator:
     # -- the checks
     def run(self) -> None:
         self.errors += schema_diagnostics(self.data, self.locs, spec_schema(list(self.ops.values())), self.ops)
+        self.errors += [_diag(self.locs, kp, m, h) for kp, m, h in number_problems(self.data)]
         self.check_names()
         blocks.scheduled_sizes(self)
         self.check_dims()
@@ -546,7 +215,6 @@ class _Validator:
         self.check_expressions()
         self.check_train()
         self.check_eval()
-        self.check_augment()
         self.check_invariances()
 
     def check_names(self) -> None:
@@ -593,10 +261,12 @@ class _Validator:
                 failed.add(name)
                 continue
             if isinstance(value, int):
-                if value >= 1:
+                if 1 <= value and not size_problem(value, f"dim '{name}'"):
                     self.dims[name] = value
-                else:
+                else:  # the schema reports a non-positive dim
                     failed.add(name)
+                    if value >= 1:
+                        self.error(kp, size_problem(value, f"dim '{name}'"))
                 continue
             expr = self.parse_expr(value, kp) if isinstance(value, str) else None
             if expr is None:
@@ -645,6 +315,9 @@ class _Validator:
             return None
         if out < 1:
             self.error(kp, f"{what} = {text!r} evaluates to {out}; a size must be positive")
+            return None
+        if size_problem(out, what):
+            self.error(kp, size_problem(out, what) + f" ({text!r})")
             return None
         return out
 
@@ -857,237 +530,6 @@ class _Validator:
 
         i = min(range(len(members)), key=lambda j: rank(members[j]))
         return members[i:] + members[:i] + [members[i]]
-
-    # -- train / eval / invariances
-    def check_train(self) -> None:
-        train = self.data.get("train")
-        if not isinstance(train, dict):
-            return
-        loss = train.get("loss")
-        if isinstance(loss, str):
-            if loss not in self.loss_names:
-                self.error(("train", "loss"), f"train.loss names no loss '{loss}'",
-                           did_you_mean(loss, self.loss_names) or
-                           (f"losses: {', '.join(self.loss_names)}" if self.loss_names else "define it in [losses]"))
-        phases = train.get("phases")
-        phases = phases if isinstance(phases, list) else []
-        if loss is None and self.loss_names and not (phases and all(isinstance(p, dict) and "loss" in p for p in phases)):
-            self.error(("train",), "train.loss is missing: which loss does training minimise?",
-                       f"add loss = \"{self.loss_names[0]}\" to [train]")
-        if phases and "steps" in train:
-            self.warnings.append(_diag(self.locs, ("train", "steps"),
-                                       "train.steps is ignored: the phases' steps are used", severity="warning"))
-        names_seen: dict[str, int] = {}
-        clocks: list[str | None] = []
-        for i, ph in enumerate(phases):
-            if not isinstance(ph, dict):
-                clocks.append(None)
-                continue
-            kp = ("train", "phases", i)
-            pname = ph.get("name", f"phase{i + 1}")
-            if isinstance(pname, str):
-                if pname in names_seen:
-                    self.error(kp + ("name",), f"two phases are named '{pname}'",
-                               f"phase {names_seen[pname] + 1} already is; phase names must be unique")
-                names_seen.setdefault(pname, i)
-            clock = ph.get("clock")
-            clock = clock if isinstance(clock, str) else None
-            if clock is not None and clock in clocks and clocks[-1] != clock:
-                self.error(kp + ("clock",), f"clock '{clock}' is shared by phases that are not consecutive",
-                           "a clock spans a run of consecutive phases; give this phase its own clock")
-            clocks.append(clock)
-            if ph.get("fresh_optimizer") is False and i == 0:
-                self.error(kp + ("fresh_optimizer",), "the first phase has no previous optimizer to keep",
-                           "drop fresh_optimizer = false from the first phase")
-            elif ph.get("fresh_optimizer") is False and isinstance(phases[i - 1], dict):
-                self.check_kept_optimizer(train, phases[i - 1], ph, i)
-            if "trainable" in ph and "frozen" in ph:
-                self.error(kp + ("frozen",), "give either trainable or frozen, not both",
-                           "trainable lists what trains (every other node is frozen); frozen lists what does not")
-            pl = ph.get("loss")
-            if isinstance(pl, str) and pl not in self.loss_names:
-                self.error(kp + ("loss",), f"phase loss names no loss '{pl}'", did_you_mean(pl, self.loss_names))
-            seen: dict[str, str] = {}
-            for key in ("trainable", "frozen"):
-                names = ph.get(key)
-                if not isinstance(names, list):
-                    continue
-                for j, n in enumerate(names):
-                    if not isinstance(n, str):
-                        continue
-                    if n not in self.node_tables:
-                        self.error(kp + (key, j), f"{key}: no node '{n}'", did_you_mean(n, self.node_tables))
-                    elif n in seen and seen[n] != key:
-                        self.error(kp + (key, j), f"node '{n}' is both trainable and frozen")
-                    seen[n] = key
-
-    def check_kept_optimizer(self, train: dict, before: dict, ph: dict, i: int) -> None:
-        """Phase ``i`` keeps the optimizer of phase ``i - 1``: same optimizer settings (as
-        typed, defaults filled in) and the same frozen nodes."""
-        def frozen(p: dict) -> frozenset:
-            if isinstance(p.get("trainable"), list):
-                return frozenset(self.node_tables) - frozenset(p["trainable"])
-            return frozenset(p["frozen"]) if isinstance(p.get("frozen"), list) else frozenset()
-
-        def optimizer(p: dict) -> Any:
-            table = p.get("optimizer", train.get("optimizer"))
-            try:
-                return optimizer_spec(table, ())
-            except (TypeError, ValueError, KeyError):
-                return None  # the schema reports a malformed table
-        prev, this = before.get("name", f"phase{i}"), ph.get("name", f"phase{i + 1}")
-        hint = "drop fresh_optimizer = false (a new optimizer), or train the same nodes with the same optimizer"
-        if optimizer(before) != optimizer(ph):
-            self.error(("train", "phases", i, "fresh_optimizer"),
-                       f"phase '{this}' keeps the optimizer of '{prev}' but sets another optimizer", hint)
-        elif frozen(before) != frozen(ph):
-            self.error(("train", "phases", i, "fresh_optimizer"),
-                       f"phase '{this}' keeps the optimizer of '{prev}' but trains other nodes", hint)
-
-    def check_eval(self) -> None:
-        ev = _table(self.data.get("eval"))
-        for name in _table(ev.get("schedules")):
-            if name not in self.schedule_names:
-                self.error(("eval", "schedules", name), f"eval.schedules names no schedule '{name}'",
-                           did_you_mean(name, self.schedule_names) or "define it in [schedules]")
-        for key in EVAL_OUTPUTS:
-            ref = ev.get(key)
-            if isinstance(ref, str) and pattern_matches(REF_PATTERN, ref):
-                node, _, port = ref.partition(".")
-                if node in self.input_names:
-                    self.error(("eval", key), f"eval.{key} must be a node output, not the model input '{node}'")
-                else:
-                    self.check_port_ref(node, port or None, ref, ("eval", key))
-        self.check_success(ev)
-        self.check_metric_outputs(ev)
-        taken = {"test": None}  # the [data] test split is evaluated as "test"
-        datasets = ev.get("datasets")
-        for i, entry in enumerate(datasets if isinstance(datasets, list) else []):
-            name = entry.get("name") if isinstance(entry, dict) else None
-            if isinstance(name, str) and name in taken:
-                self.error(("eval", "datasets", i, "name"), f"two evaluation datasets are named '{name}'",
-                           "the test split of [data] is 'test'" if taken[name] is None
-                           else "give each [[eval.datasets]] entry its own name")
-            taken.setdefault(name, i)
-
-    def check_augment(self) -> None:
-        """[data.augment]: each [lo, hi] range ordered, mean and std of one length."""
-        aug = _table(_table(self.data.get("data")).get("augment"))
-        for key in ("crop_scale", "crop_ratio", "saturation"):
-            v = aug.get(key)
-            if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] > v[1]:
-                self.error(("data", "augment", key), f"data.augment.{key} is [lo, hi] with lo <= hi, got {v}",
-                           f"write [{v[1]}, {v[0]}]")
-        mean, std = aug.get("mean"), aug.get("std")
-        if isinstance(mean, list) and isinstance(std, list) and len(mean) != len(std):
-            self.error(("data", "augment", "std"), f"data.augment.std has {len(std)} values and mean "
-                       f"{len(mean)}", "give one mean and one std per image channel")
-
-    def check_metric_outputs(self, ev: dict) -> None:
-        """Each metric's needed outputs are named: masks by eval.masks, the reconstruction
-        by eval.reconstruction (ocdsl/catalog.py says which metric needs which)."""
-        metrics = ev.get("metrics")
-        for i, name in enumerate(metrics if isinstance(metrics, list) else []):
-            info = METRICS.get(name) if isinstance(name, str) else None
-            for need, key in (("masks", "masks"), ("recon", "reconstruction"), ("features", "features")):
-                if info is not None and need in info.needs and not ev.get(key):
-                    self.error(("eval", "metrics", i), f"metric '{name}' needs eval.{key}",
-                               f"set eval.{key} to the output holding the {key}")
-
-    def check_success(self, ev: dict) -> None:
-        text = ev.get("success")
-        if not isinstance(text, str) or not text.strip():
-            return  # the schema reports other types
-        metrics = ev.get("metrics")
-        metrics = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
-        try:
-            parse_threshold(text, metrics=metrics, **self.where(("eval", "success")))
-        except SpecError as e:
-            self.errors += e.diagnostics
-
-    def check_invariances(self) -> None:
-        invs = self.data.get("invariances")
-        if not isinstance(invs, list):
-            return
-        for i, inv in enumerate(invs):
-            if not isinstance(inv, dict):
-                continue
-            node = inv.get("node")
-            if not isinstance(node, str):
-                continue
-            kp = ("invariances", i)
-            if node not in self.node_tables:
-                self.error(kp + ("node",), f"no node '{node}'", did_you_mean(node, self.node_tables))
-                continue
-            port = inv.get("port")
-            opdef = self.opdef(node)
-            if isinstance(port, str) and opdef is not None and port not in opdef.outputs:
-                self.error(kp + ("port",), f"node '{node}' ({opdef.name}) has no output '{port}'",
-                           did_you_mean(port, opdef.outputs) or f"outputs: {', '.join(opdef.outputs)}")
-
-
-_COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-            "==": operator.eq, "!=": operator.ne}
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """``[eval] success = "<metric> <op> <number>"``, e.g. ``ari_fg >= 0.9``: what a run must
-    reach (on every evaluated dataset) to count as a success."""
-
-    metric: str
-    op: str
-    value: float
-
-    def passes(self, v: Any) -> bool:
-        """True when ``v`` is a finite number meeting the threshold (None / NaN never pass)."""
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            return False
-        return bool(_COMPARE[self.op](float(v), self.value))
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
-
-
-def parse_threshold(text: str, *, metrics: Iterable[str] | None = None, file: str = "<spec>", line: int = 0,
-                    col: int = 0, keypath: tuple = ("eval", "success"), exact: bool = True) -> Threshold:
-    """Parse ``eval.success`` with the expression grammar (never Python's ``eval``) and accept
-    only ``<metric> <op> <number>`` (op one of ``< <= > >= == !=``; the number may be
-    negative). With ``metrics`` (the spec's ``[eval] metrics``) the metric must be one of
-    them. Raises SpecError located at the offending part of the text."""
-    try:
-        expr = E.parse(text, file=file, line=line, col=col, keypath=keypath, exact=exact)
-    except SpecError as e:
-        raise SpecError(e.diagnostics) from None
-    where = (line, col)
-
-    def err(node: Any, message: str, hint: str | None = None) -> SpecError:
-        ln = (getattr(node, "line", 0) or where[0]) if exact else where[0]
-        cl = (getattr(node, "col", 0) or where[1]) if exact else where[1]
-        return SpecError(Diagnostic(message, file=file, line=ln, col=cl, keypath=tuple(keypath), hint=hint))
-
-    shape_hint = "write '<metric> <op> <number>', e.g. 'ari_fg >= 0.9' (op: < <= > >= == !=)"
-    if not isinstance(expr, E.Compare):
-        raise err(expr, f"success must compare one metric with a number, got {text!r}", shape_hint)
-    left, right = expr.left, expr.right
-    if not isinstance(left, E.Name):
-        raise err(left, f"success: the left side must be a metric name, got {E.unparse(left)!r}", shape_hint)
-    number = right
-    sign = 1.0
-    if isinstance(number, E.Unary) and isinstance(number.operand, E.Num):
-        sign = -1.0 if number.op == "-" else 1.0
-        number = number.operand
-    if not isinstance(number, E.Num):
-        raise err(right, f"success: the right side must be a number, got {E.unparse(right)!r}", shape_hint)
-    if metrics is not None:
-        metrics = list(metrics)
-        if left.id not in metrics:
-            hint = did_you_mean(left.id, metrics) or (
-                f"[eval] metrics computes: {', '.join(metrics)}" if metrics else "list it in [eval] metrics")
-            what = "is not among [eval] metrics" if metrics else "needs [eval] metrics to list it"
-            raise err(left, f"success: unknown metric '{left.id}' (it {what})", hint)
-    return Threshold(left.id, expr.op, sign * float(number.value))
-
 
 def _known(context: str, allowed: list[str]) -> str:
     if context == "schedule":

@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_validate_ok(tmp_path, capsys):
-    assert main(["validate", str(write(tmp_path, TINY))]) == 0
+    # the Tetrominoes generator's resolution: validate checks the data fit the model, as run does
+    assert main(["validate", str(write(tmp_path, TINY)), "--set", "dims.H=35", "--set", "dims.W=35"]) == 0
     assert "ok (5 nodes" in capsys.readouterr().out
 
 
@@ -134,6 +135,10 @@ def test_data_of_another_resolution_exits_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "(3, 35, 35)" in err and "'B C H W' = (B, 3, 8, 8)" in err and "Traceback" not in err
+    # validate finds it too, without reading the data (ocdsl/data/static.py)
+    assert main(["validate", str(write(tmp_path, TINY))]) == 2
+    err = capsys.readouterr().err
+    assert "[data] dataset 'train' gives images of shape (3, 35, 35) (C, H, W)" in err and "Traceback" not in err
 
 
 def test_run_then_resume_then_eval(tmp_path, capsys):
@@ -259,3 +264,22 @@ def test_seeds_bad_success_or_seed_list_exits_2(tmp_path, capsys):
     assert f"{p2}:" in err and "unknown metric 'ari_fgg'" in err and "did you mean 'ari_fg'?" in err
     assert main(["run", str(p), "--seeds", "1,1", "--out", str(out)]) == 2
     assert "seed 1 is given twice" in capsys.readouterr().err and not out.exists()
+
+
+def test_validate_prints_the_memory_estimate_and_honours_max_memory(tmp_path, capsys):
+    p = write(tmp_path, edit(TINY, 'dataset = "tetrominoes"', 'dataset = "tetrominoes"\nresolution = 8'))
+    assert main(["validate", str(p)]) == 0
+    out = capsys.readouterr().out
+    assert "estimate:" in out and "M parameters" in out and "per training step (batch 2)" in out
+    assert main(["validate", str(p), "--max-memory", "1KB"]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:" in err and "the spec needs about" in err and "allowed by --max-memory" in err
+    assert main(["validate", str(p), "--max-memory", "lots"]) == 2
+    assert "--max-memory: not a memory size" in capsys.readouterr().err
+
+
+def test_validate_checks_the_data_as_run_does(tmp_path, capsys):
+    p = write(tmp_path, edit(TINY, 'dataset = "tetrominoes"', 'dataset = "tetrominoes"\npath = "missing.npz"'))
+    assert main(["validate", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "[data.path] dataset file not found" in err and "Traceback" not in err

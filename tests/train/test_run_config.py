@@ -81,8 +81,10 @@ def test_every_shipped_spec_builds_its_run_configuration(path):
 # (override, accepted by validation?) on a spec without phases (slot_attention) ...
 FLAT = [
     ("train.batch_size=1", True), ("train.batch_size=0", False), ("train.batch_size=-4", False),
-    ("train.batch_size=2.0", True), ("train.batch_size=2.5", False), ("train.batch_size=100000000", True),
-    ("train.steps=1", True), ("train.steps=0", False), ("train.steps=10000000000", True),
+    ("train.batch_size=2.0", True), ("train.batch_size=2.5", False), ("train.batch_size=1048576", True),
+    ("train.batch_size=100000000", False),  # beyond the batch bound (spec/bounds.py)
+    ("train.steps=1", True), ("train.steps=0", False), ("train.steps=2000000000", True),
+    ("train.steps=10000000000", False),  # beyond 2**31 - 1
     ("train.log_every=1", True), ("train.log_every=0", False),
     ("train.checkpoint_every=1", True), ("train.checkpoint_every=0", False),
     ("train.checkpoint_every=-1", False),
