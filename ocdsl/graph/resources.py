@@ -207,7 +207,7 @@ def _block_meta(block: nx.MultiDiGraph):
     outputs only)."""
     from torch import nn
 
-    return nn.ModuleDict(meta_modules(block))
+    return nn.ModuleList(list(meta_modules(block).values()))  # node names may clash with ModuleDict's
 
 
 def parameter_counts(G: nx.MultiDiGraph) -> dict[str, int]:
