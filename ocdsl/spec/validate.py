@@ -215,6 +215,7 @@ class _Validator(RunChecks):
         self.check_expressions()
         self.check_train()
         self.check_eval()
+        self.check_augment()
         self.check_invariances()
 
     def check_names(self) -> None:

@@ -135,13 +135,26 @@ class RunChecks:
                            else "give each [[eval.datasets]] entry its own name")
             taken.setdefault(name, i)
 
+    def check_augment(self) -> None:
+        """[data.augment]: each [lo, hi] range ordered, mean and std of one length."""
+        aug = _table(_table(self.data.get("data")).get("augment"))
+        for key in ("crop_scale", "crop_ratio", "saturation"):
+            v = aug.get(key)
+            if isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v) and v[0] > v[1]:
+                self.error(("data", "augment", key), f"data.augment.{key} is [lo, hi] with lo <= hi, got {v}",
+                           f"write [{v[1]}, {v[0]}]")
+        mean, std = aug.get("mean"), aug.get("std")
+        if isinstance(mean, list) and isinstance(std, list) and len(mean) != len(std):
+            self.error(("data", "augment", "std"), f"data.augment.std has {len(std)} values and mean "
+                       f"{len(mean)}", "give one mean and one std per image channel")
+
     def check_metric_outputs(self, ev: dict) -> None:
         """Each metric's needed outputs are named: masks by eval.masks, the reconstruction
         by eval.reconstruction (ocdsl/catalog.py says which metric needs which)."""
         metrics = ev.get("metrics")
         for i, name in enumerate(metrics if isinstance(metrics, list) else []):
             info = METRICS.get(name) if isinstance(name, str) else None
-            for need, key in (("masks", "masks"), ("recon", "reconstruction")):
+            for need, key in (("masks", "masks"), ("recon", "reconstruction"), ("features", "features")):
                 if info is not None and need in info.needs and not ev.get(key):
                     self.error(("eval", "metrics", i), f"metric '{name}' needs eval.{key}",
                                f"set eval.{key} to the output holding the {key}")
