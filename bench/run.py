@@ -20,11 +20,14 @@
 4. Front-end scaling: generated specs of 10, 100 and 1000 nodes (a chain of ``linear``
    nodes, every output declared), the median time of load, graph analysis and codegen,
    and the time per node (linear scaling keeps it flat).
+5. Each rewrite: the main job's step with ``fold_broadcast`` alone and with it plus each
+   other rewrite, against the reference (wall and process CPU time, alternated rounds).
 
     python bench/run.py                   # all parts
     python bench/run.py --no-compile      # skip the torch.compile variants (fast)
     python bench/run.py --only fold --threads 1 --rounds 5 --steps-per-round 3   # part 3 only
     python bench/run.py --only scale      # part 4 only
+    python bench/run.py --only rewrites --threads 1 --rounds 5 --steps-per-round 2   # part 5 only
     python bench/run.py --json out.json   # also write the numbers
 """
 
@@ -188,6 +191,31 @@ def bench_fold_broadcast(batch: int, rounds: int, steps_per_round: int) -> dict:
             "unfolded_over_reference": med["unfolded"] / med["reference"]}
 
 
+def bench_each_rewrite(batch: int, rounds: int, steps_per_round: int) -> dict:
+    """Part 5: the main job's eager fp32 training step with ``fold_broadcast`` alone and with
+    ``fold_broadcast`` plus each other rewrite, against the hand-written reference (learned
+    initial slots, straight-through, like the main job), alternated in rounds; reported:
+    median wall and process CPU time per step and reference / variant for both."""
+    from ocdsl.graph.rewrites import PASSES
+
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 35, 35) * 2 - 1
+    spec = REPO / "specs" / "slot_attention.toml"
+    models = {"reference": ref.build_model(slot_init="learned", straight_through=True)}
+    for extra in [None, *(n for n in PASSES if n != "fold_broadcast")]:
+        names = ["fold_broadcast"] + ([extra] if extra else [])
+        listed = ", ".join(f'"{n}"' for n in names)
+        models[" + ".join(names)] = ocdsl.compile(spec, torch_compile=False, overrides=[f"compile.rewrites=[{listed}]"])
+    steps = {name: (lambda fn=_step_fn(m, name): fn(x)) for name, m in models.items()}
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=2)
+    r = t["reference"]
+    return {"batch": batch, "threads": torch.get_num_threads(), "rounds": rounds, "steps_per_round": steps_per_round,
+            "rows": {k: {"step_s": v["median_s"], "cpu_s": v["cpu_median_s"],
+                         "ref_over_this": r["median_s"] / v["median_s"],
+                         "cpu_ref_over_this": r["cpu_median_s"] / v["cpu_median_s"], "times": v["times"]}
+                     for k, v in t.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8, help="batch of part 1 (default 8, the main job's)")
@@ -196,12 +224,12 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fold-batch", type=int, default=8, help="batch of part 3 (the main job's)")
-    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale"], action="append",
+    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale", "rewrites"], action="append",
                     help="run only these parts (repeatable); default all")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    parts = set(args.only or ["step", "front-end", "fold", "scale"])
+    parts = set(args.only or ["step", "front-end", "fold", "scale", "rewrites"])
     results = {}
 
     if "fold" in parts:
@@ -215,6 +243,13 @@ def main() -> None:
               f"reference {m['reference'] * 1e3:7.1f} ms")
         print(f"  folded/unfolded {fb['folded_over_unfolded']:.3f}  folded/reference "
               f"{fb['folded_over_reference']:.3f}  unfolded/reference {fb['unfolded_over_reference']:.3f}")
+    if "rewrites" in parts:
+        er = results["each_rewrite"] = bench_each_rewrite(args.fold_batch, args.rounds, args.steps_per_round)
+        print(f"each rewrite: main job training step, batch {er['batch']}, fp32, eager, {er['threads']} thread(s), "
+              f"median of {er['rounds']} alternated rounds x {er['steps_per_round']} steps")
+        for k, v in er["rows"].items():
+            print(f"  {k:34s} wall {v['step_s'] * 1e3:8.1f} ms  ref/this {v['ref_over_this']:.3f}  "
+                  f"cpu {v['cpu_s'] * 1e3:8.1f} ms  ref/this {v['cpu_ref_over_this']:.3f}")
     if "front-end" in parts:
         fe = results["front_end"] = bench_front_end(repeats=5)
         print("front end + codegen (median ms)")
