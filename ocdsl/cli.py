@@ -281,8 +281,9 @@ def cmd_bench(args) -> int:
     for dev in dict.fromkeys([device, "cuda"]):  # here, and with --gpu (no GPU needed to say so)
         print(format_plan(plan_device(c, dev)))
     if args.scale:
-        rows = scaling_sweep(args.spec, list(args.overrides), scaling_points(c.spec), device=device,
-                             batch=args.batch, rounds=args.rounds)
+        points = [(dims, build(load(args.spec, [*args.overrides, *(f"dims.{k}={v}" for k, v in dims.items())])))
+                  for dims in scaling_points(c.spec)]
+        rows = scaling_sweep(points, device=device, batch=args.batch, rounds=args.rounds)
         print(format_scaling(rows))
     return 0
 

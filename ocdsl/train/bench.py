@@ -177,18 +177,14 @@ def scaling_points(spec) -> list[dict[str, int]]:
     return points
 
 
-def scaling_sweep(spec_path, overrides: list[str], points: list[dict[str, int]], *, device: str = "cpu",
+def scaling_sweep(points: list[tuple[dict[str, int], Any]], *, device: str = "cpu",
                   batch: int | None = None, rounds: int = 3, steps_per_round: int = 1) -> list[dict[str, Any]]:
-    """The eager training step (rewrites as the spec says) at each of ``points``: dims set
-    by ``--set dims.<name>=<value>`` (e.g. ``{"H": 70, "W": 70}`` or ``{"K": 8}``), all
-    points alternated in rounds in one process. Returns one ``{"dims", "step_s", "cpu_s",
-    "gflop"}`` per point, in order. Raises what building the spec raises (a size the model
-    cannot take is a located SpecError)."""
-    from ocdsl.pipeline import build
-
+    """The eager training step at each of ``points``: ``(dims, compiled)`` pairs, where
+    ``compiled`` is the spec built with ``--set dims.<name>=<value>`` for each of ``dims``
+    (see :func:`scaling_points`), all points alternated in rounds in one process. Returns
+    one ``{"dims", "step_s", "cpu_s", "gflop"}`` per point, in order."""
     steps, out = {}, []
-    for i, dims in enumerate(points):
-        c = build(spec_path, overrides=[*overrides, *(f"dims.{k}={v}" for k, v in dims.items())])
+    for i, (dims, c) in enumerate(points):
         ph, _ = _phase(c, None)
         torch.manual_seed(0)
         model = c.instantiate(device=device, torch_compile=False)

@@ -27,7 +27,10 @@ __all__ = ["DevicePlan", "plan_device", "format_plan"]
 class DevicePlan:
     """The decisions of a run on ``device`` (see the module docstring for where each comes
     from). ``channels_last``: names of the nodes with channels-last convolutions;
-    ``warnings``: decisions that leave the device waiting (e.g. no data workers on CUDA)."""
+    ``warnings``: decisions that leave the device waiting (e.g. no data workers on CUDA);
+    ``present``: whether this machine has the device (without it, ``precision = "auto"``
+    is resolved as the machine sees it, and :func:`format_plan` says what a GPU would get);
+    ``spec_precision``: ``train.precision`` as written."""
 
     device: str
     precision: str
@@ -37,12 +40,16 @@ class DevicePlan:
     pin_memory: bool
     non_blocking: bool
     warnings: tuple[str, ...] = ()
+    present: bool = True
+    spec_precision: str = "fp32"
 
 
 def plan_device(compiled, device: str, compile_mode: bool | str | None = None) -> DevicePlan:
     """The :class:`DevicePlan` of ``compiled`` (an ``ocdsl.pipeline.Compiled``) on ``device``
     (``"cpu"``, ``"cuda"``, ``"cuda:1"``); ``compile_mode``: ``False`` for ``--no-compile``,
     else the spec's ``train.compile``. Needs no such device: only the decisions are made."""
+    import torch
+
     from ocdsl.train.stream import resolve_precision
 
     cfg = compiled.spec.train
@@ -57,12 +64,15 @@ def plan_device(compiled, device: str, compile_mode: bool | str | None = None) -
     return DevicePlan(device=str(device), precision=resolve_precision(cfg.precision, str(device)),
                       torch_compile=compiled.will_compile(str(device), mode), channels_last=layout,
                       num_workers=int(cfg.num_workers), pin_memory=cuda, non_blocking=True,
-                      warnings=tuple(warnings))
+                      warnings=tuple(warnings), spec_precision=str(cfg.precision),
+                      present=not cuda or torch.cuda.is_available())
 
 
 def format_plan(plan: DevicePlan) -> str:
     """One line of decisions, then one line per warning."""
     arith = "bf16 autocast" if plan.precision == "bf16" else "fp32"
+    if not plan.present and plan.spec_precision == "auto":  # the answer depends on the GPU
+        arith = "bf16 autocast on a GPU that computes bf16 (precision = \"auto\"), else fp32"
     layout = f"channels-last convolutions in {', '.join(plan.channels_last)}" if plan.channels_last \
         else "no channels-last rewrite"
     data = (f"{plan.num_workers} data worker(s)" + (", pinned memory" if plan.pin_memory else "")

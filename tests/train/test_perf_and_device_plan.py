@@ -5,6 +5,7 @@ and decide, never how fast anything ran (no wall-clock assertions)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -78,11 +79,12 @@ def test_format_bench_gives_ratios_and_achieved_rates():
 
 @pytest.fixture
 def bf16_gpu(monkeypatch):
-    """A CUDA device that computes bf16 (or not: ``bf16_gpu(False)``), as the run sees it;
+    """A CUDA device, present, that computes bf16 (or not: ``bf16_gpu(False)``), as the run sees it;
     resolve_precision caches its answers, so the cache is cleared around the test."""
     def set_(supported: bool = True):
         resolve_precision.cache_clear()
         monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: supported)
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
 
     set_(True)
     yield set_
@@ -98,6 +100,8 @@ def test_gpu_plan_of_the_main_job_without_a_gpu(bf16_gpu):
     assert plan.pin_memory and plan.non_blocking
     assert any("num_workers" in w for w in plan.warnings)  # the spec keeps 0 workers
     assert "bf16 autocast, torch.compile on, channels-last convolutions in encoder, decoder" in format_plan(plan)
+    absent = replace(plan, present=False, precision="fp32")   # as a machine without CUDA sees it
+    assert 'bf16 autocast on a GPU that computes bf16 (precision = "auto"), else fp32' in format_plan(absent)
     cpu = plan_device(c, "cpu")
     assert cpu.torch_compile is False and not cpu.pin_memory and not cpu.warnings
     assert plan_device(c, "cuda", compile_mode=False).torch_compile is False   # --no-compile
