@@ -1,11 +1,14 @@
 """Benchmarks (not timed tests): ratios against a reference measured in the same process.
 
 1. Training step (forward + backward + Adam) of the model ocdsl generates from
-   specs/slot_attention.toml against the hand-written PyTorch reference of the same model
+   specs/slot_attention.toml, with its exact rewrites (the default) and without them
+   (``rewrites = []``), against the hand-written PyTorch reference of the same model
    (bench/reference_slot_attention.py), eager and torch.compile, alternating the variants
-   in rounds so that machine drift hits all of them alike. Reported: median step time and
-   the ratio ocdsl / reference for each mode, plus the cold torch.compile time. The ocdsl
-   model is the generated one, exact rewrites (part 3) included.
+   in rounds so that machine drift hits all of them alike. Reported: median step time
+   and process CPU time and their ratios to the reference in the same mode, the FLOPs of
+   each step (FlopCounterMode) and the achieved GFLOP/s against the matmul and
+   convolution peak measured in the same process. (OC-MAE against its reference:
+   bench/run_oc_mae.py.)
 2. Front end + codegen: for every shipped spec, the median time of load (parse, extends,
    validate), graph analysis (build + shape inference, then the exact rewrites) and source
    generation.
@@ -17,11 +20,14 @@
 4. Front-end scaling: generated specs of 10, 100 and 1000 nodes (a chain of ``linear``
    nodes, every output declared), the median time of load, graph analysis and codegen,
    and the time per node (linear scaling keeps it flat).
+5. Each rewrite: the main job's step with ``fold_broadcast`` alone and with it plus each
+   other rewrite, against the reference (wall and process CPU time, alternated rounds).
 
     python bench/run.py                   # all parts
     python bench/run.py --no-compile      # skip the torch.compile variants (fast)
     python bench/run.py --only fold --threads 1 --rounds 5 --steps-per-round 3   # part 3 only
     python bench/run.py --only scale      # part 4 only
+    python bench/run.py --only rewrites --threads 1 --rounds 5 --steps-per-round 2   # part 5 only
     python bench/run.py --json out.json   # also write the numbers
 """
 
@@ -48,6 +54,7 @@ from ocdsl.graph import analyse  # noqa: E402
 from ocdsl.graph.rewrites import apply_rewrites  # noqa: E402
 from ocdsl.spec import load  # noqa: E402
 from ocdsl.spec.load import loads  # noqa: E402
+from ocdsl.train.perf import measure_peaks, step_flops  # noqa: E402
 
 
 def _step_fn(model, kind: str, lr: float = 4e-4):
@@ -66,32 +73,52 @@ def _step_fn(model, kind: str, lr: float = 4e-4):
 
 
 def bench_training_step(batch: int, rounds: int, steps_per_round: int, compile_: bool) -> dict:
+    """Part 1: reference, ocdsl (rewrites on, the default) and ocdsl without rewrites, eager
+    and (with ``compile_``) torch.compile, all alternated in one process; the same weights in
+    both ocdsl builds and the main job's learned initial slots with straight-through in the
+    reference. Also the FLOPs of each eager step and the machine's peaks, same process."""
     torch.manual_seed(0)
     x = torch.rand(batch, 3, 35, 35) * 2 - 1
-    steps = {}
-    n_params = {}
+    spec = REPO / "specs" / "slot_attention.toml"
+    steps, n_params, flops = {}, {}, {}
     for mode in (["eager", "compiled"] if compile_ else ["eager"]):
-        r = ref.build_model()
-        o = ocdsl.compile(REPO / "specs" / "slot_attention.toml", torch_compile=False)
-        n_params["reference"] = sum(p.numel() for p in r.parameters())
-        n_params["ocdsl"] = sum(p.numel() for p in o.parameters())
-        for name, model in (("reference", r), ("ocdsl", o)):
+        models = {"reference": ref.build_model(slot_init="learned", straight_through=True),
+                  "ocdsl": ocdsl.compile(spec, torch_compile=False),
+                  "ocdsl, no rewrites": ocdsl.compile(spec, torch_compile=False, overrides=["compile.rewrites=[]"])}
+        models["ocdsl, no rewrites"].load_state_dict(models["ocdsl"].state_dict())
+        for name, model in models.items():
+            n_params[name] = sum(p.numel() for p in model.parameters())
             if mode == "compiled":
                 model.compile()
             fn = _step_fn(model, name)
             steps[(name, mode)] = lambda fn=fn: fn(x)
+            if mode == "eager":
+                flops[name] = step_flops(steps[(name, mode)])
     # warm-up 3 steps each (the cold compile in compiled mode)
     t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=3)
-    res = {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round, "params": n_params, "modes": {}}
-    for mode in sorted({m for _, m in steps}):
-        r, o = t[("reference", mode)], t[("ocdsl", mode)]
-        rm, om = r["median_s"], o["median_s"]
-        res["modes"][mode] = {"reference_s": rm, "ocdsl_s": om, "ratio": om / rm,
-                              "reference_warmup_s": r["warmup_s"], "ocdsl_warmup_s": o["warmup_s"]}
-    if compile_:
-        res["compiled_over_eager_reference"] = res["modes"]["compiled"]["reference_s"] / res["modes"]["eager"]["reference_s"]
-        res["compiled_over_eager_ocdsl"] = res["modes"]["compiled"]["ocdsl_s"] / res["modes"]["eager"]["ocdsl_s"]
+    res = {"batch": batch, "rounds": rounds, "steps_per_round": steps_per_round, "threads": torch.get_num_threads(),
+           "params": n_params, "flops": flops, "peaks": measure_peaks(), "rows": {}}
+    for (name, mode), v in t.items():
+        r = t[("reference", mode)]
+        res["rows"][f"{name} ({mode})"] = {
+            "step_s": v["median_s"], "cpu_s": v["cpu_median_s"], "warmup_s": v["warmup_s"],
+            "over_reference": v["median_s"] / r["median_s"], "cpu_over_reference": v["cpu_median_s"] / r["cpu_median_s"],
+            "gflops": flops[name]["total"] / v["median_s"] / 1e9, "times": v["times"]}
     return res
+
+
+def print_training_step(ts: dict) -> None:
+    p = ts["peaks"]
+    print(f"\ntraining step, Slot Attention Tetrominoes 35x35 (the main job), batch {ts['batch']}, fp32, "
+          f"{ts['threads']} threads, median of {ts['rounds']} alternated rounds x {ts['steps_per_round']} steps; "
+          f"peak here: matmul {p['matmul_gflops']:.0f}, conv {p['conv_gflops']:.0f} GFLOP/s")
+    print(f"  {'variant':32s} {'ms/step':>8s} {'/ ref':>6s} {'cpu s':>6s} {'cpu / ref':>9s} {'GFLOP':>6s} "
+          f"{'GFLOP/s':>8s} {'% conv peak':>11s}")
+    for name, r in ts["rows"].items():
+        f = ts["flops"][name.rsplit(" (", 1)[0]]
+        print(f"  {name:32s} {r['step_s'] * 1e3:8.1f} {r['over_reference']:6.3f} {r['cpu_s']:6.3f} "
+              f"{r['cpu_over_reference']:9.3f} {f['total'] / 1e9:6.2f} {r['gflops']:8.1f} "
+              f"{r['gflops'] / p['conv_gflops']:11.1%}")
 
 
 def _time_stages(load_spec, repeats: int) -> dict:
@@ -164,20 +191,45 @@ def bench_fold_broadcast(batch: int, rounds: int, steps_per_round: int) -> dict:
             "unfolded_over_reference": med["unfolded"] / med["reference"]}
 
 
+def bench_each_rewrite(batch: int, rounds: int, steps_per_round: int) -> dict:
+    """Part 5: the main job's eager fp32 training step with ``fold_broadcast`` alone and with
+    ``fold_broadcast`` plus each other rewrite, against the hand-written reference (learned
+    initial slots, straight-through, like the main job), alternated in rounds; reported:
+    median wall and process CPU time per step and reference / variant for both."""
+    from ocdsl.graph.rewrites import PASSES
+
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 35, 35) * 2 - 1
+    spec = REPO / "specs" / "slot_attention.toml"
+    models = {"reference": ref.build_model(slot_init="learned", straight_through=True)}
+    for extra in [None, *(n for n in PASSES if n != "fold_broadcast")]:
+        names = ["fold_broadcast"] + ([extra] if extra else [])
+        listed = ", ".join(f'"{n}"' for n in names)
+        models[" + ".join(names)] = ocdsl.compile(spec, torch_compile=False, overrides=[f"compile.rewrites=[{listed}]"])
+    steps = {name: (lambda fn=_step_fn(m, name): fn(x)) for name, m in models.items()}
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=2)
+    r = t["reference"]
+    return {"batch": batch, "threads": torch.get_num_threads(), "rounds": rounds, "steps_per_round": steps_per_round,
+            "rows": {k: {"step_s": v["median_s"], "cpu_s": v["cpu_median_s"],
+                         "ref_over_this": r["median_s"] / v["median_s"],
+                         "cpu_ref_over_this": r["cpu_median_s"] / v["cpu_median_s"], "times": v["times"]}
+                     for k, v in t.items()}}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8, help="batch of part 1 (default 8, the main job's)")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--steps-per-round", type=int, default=5)
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fold-batch", type=int, default=8, help="batch of part 3 (the main job's)")
-    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale"], action="append",
+    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale", "rewrites"], action="append",
                     help="run only these parts (repeatable); default all")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    parts = set(args.only or ["step", "front-end", "fold", "scale"])
+    parts = set(args.only or ["step", "front-end", "fold", "scale", "rewrites"])
     results = {}
 
     if "fold" in parts:
@@ -191,6 +243,13 @@ def main() -> None:
               f"reference {m['reference'] * 1e3:7.1f} ms")
         print(f"  folded/unfolded {fb['folded_over_unfolded']:.3f}  folded/reference "
               f"{fb['folded_over_reference']:.3f}  unfolded/reference {fb['unfolded_over_reference']:.3f}")
+    if "rewrites" in parts:
+        er = results["each_rewrite"] = bench_each_rewrite(args.fold_batch, args.rounds, args.steps_per_round)
+        print(f"each rewrite: main job training step, batch {er['batch']}, fp32, eager, {er['threads']} thread(s), "
+              f"median of {er['rounds']} alternated rounds x {er['steps_per_round']} steps")
+        for k, v in er["rows"].items():
+            print(f"  {k:34s} wall {v['step_s'] * 1e3:8.1f} ms  ref/this {v['ref_over_this']:.3f}  "
+                  f"cpu {v['cpu_s'] * 1e3:8.1f} ms  ref/this {v['cpu_ref_over_this']:.3f}")
     if "front-end" in parts:
         fe = results["front_end"] = bench_front_end(repeats=5)
         print("front end + codegen (median ms)")
@@ -209,15 +268,7 @@ def main() -> None:
     if "step" in parts:
         ts = results["training_step"] = bench_training_step(args.batch, args.rounds, args.steps_per_round,
                                                             not args.no_compile)
-        print(f"\ntraining step, Slot Attention Tetrominoes 35x35, batch {ts['batch']}, "
-              f"params reference {ts['params']['reference']:,} / ocdsl {ts['params']['ocdsl']:,}")
-        for mode, m in ts["modes"].items():
-            print(f"  {mode:9s} reference {m['reference_s'] * 1e3:7.1f} ms  ocdsl {m['ocdsl_s'] * 1e3:7.1f} ms  "
-                  f"ocdsl/reference {m['ratio']:.3f}  (warm-up incl. compile: {m['reference_warmup_s']:.1f} s / "
-                  f"{m['ocdsl_warmup_s']:.1f} s)")
-        if "compiled_over_eager_ocdsl" in ts:
-            print(f"  compiled/eager: reference {ts['compiled_over_eager_reference']:.3f}, "
-                  f"ocdsl {ts['compiled_over_eager_ocdsl']:.3f}")
+        print_training_step(ts)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

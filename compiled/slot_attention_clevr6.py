@@ -31,12 +31,12 @@ class SlotAttentionClevr6Model(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.encoder = ConvStack(in_channels=3, channels=[64, 64, 64, 64], kernel=5, stride=1, activation='relu', last_activation=True, norm='none')
+        self.encoder = ConvStack(in_channels=3, channels=[64, 64, 64, 64], kernel=5, stride=1, activation='relu', last_activation=True, norm='none', channels_last=True)  # rewrite channels_last: convolutions on NHWC-strided tensors (oneDNN's layout, no reorder per call); exact: same values, only the memory layout differs
         self.encoder_pos = SoftPositionEmbedding(channels=64, resolution=[128, 128])
         self.tokens = Rearrange(pattern='b c h w -> b (h w) c')
         self.features = MLP(in_features=64, sizes=[64, 64], activation='relu', norm='pre', residual=False, final_activation=False, ln_eps=1e-05)
-        self.slots = SlotAttention(in_features=64, num_slots=7, slot_size=64, mlp_hidden=128, iterations=3, epsilon=1e-08, ln_eps=1e-05, implicit_grad=False, init='torch', slot_init='gaussian', straight_through=False)
-        self.decoder = SpatialBroadcastDecoder(slot_size=64, resolution=[128, 128], channels=[64, 64, 64, 64, 64], out_channels=4, broadcast=[8, 8], kernel=5, strides=[2, 2, 2, 2, 1], out_kernel=3, activation='relu', fold_broadcast=True)  # rewrite fold_broadcast: layer 1 (ConvTranspose2d 5x5 stride 2) on tile(slot) + pos (8x8) = conv(pos) once per forward + M[row class, col class] @ slot over 5x5 border classes; exact: the conv is linear and reads zeros outside the grid
+        self.slots = SlotAttention(in_features=64, num_slots=7, slot_size=64, mlp_hidden=128, iterations=3, epsilon=1e-08, ln_eps=1e-05, implicit_grad=False, init='torch', slot_init='gaussian', straight_through=False, fuse_kv=True)  # rewrite fuse_kv: k, v = inputs @ [W_k; W_v]^T (128x64) split in two: one matmul over the inputs instead of two; exact: the same products, stacked
+        self.decoder = SpatialBroadcastDecoder(slot_size=64, resolution=[128, 128], channels=[64, 64, 64, 64, 64], out_channels=4, broadcast=[8, 8], kernel=5, strides=[2, 2, 2, 2, 1], out_kernel=3, activation='relu', fold_broadcast=True, channels_last=True)  # rewrite fold_broadcast: layer 1 (ConvTranspose2d 5x5 stride 2) on tile(slot) + pos (8x8) = conv(pos) once per forward + M[row class, col class] @ slot over 5x5 border classes; exact: the conv is linear and reads zeros outside the grid; rewrite channels_last: convolutions on NHWC-strided tensors (oneDNN's layout, no reorder per call); exact: same values, only the memory layout differs
         self.composite = AlphaComposite()
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:

@@ -76,8 +76,12 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--allow-spec-change", action="store_true",
                     help="export although the spec changed since the checkpoint")
 
-    sp = spec_cmd("bench", "time a training step of the spec's model here, eager vs torch.compile")
+    sp = spec_cmd("bench", "time a training step of the spec's model here: eager vs torch.compile, "
+                           "with and without the exact rewrites, FLOP/s against the measured peak")
     sp.add_argument("--gpu", action="store_true", help="on CUDA")
+    sp.add_argument("--scale", action="store_true",
+                    help="also time the eager step as the image (dims H, W x1, x2) and the slot "
+                         "count (dim K x1, x2) grow")
     sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
     sp.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     sp.add_argument("--no-compile", action="store_true", help="eager only")
@@ -297,7 +301,8 @@ def cmd_bench(args) -> int:
     from ocdsl.pipeline import build
     from ocdsl.spec import load
     from ocdsl.train import resolve_device
-    from ocdsl.train.bench import benchmark_step, format_bench
+    from ocdsl.train.bench import benchmark_step, format_bench, format_scaling, scaling_points, scaling_sweep
+    from ocdsl.train.device_plan import format_plan, plan_device
 
     device = resolve_device(args.gpu)
     t0 = time.perf_counter()
@@ -308,9 +313,20 @@ def cmd_bench(args) -> int:
     c = build(spec)
     t3 = time.perf_counter()
     modes = ("eager",) if args.no_compile else ("eager", "compiled")
-    res = benchmark_step(c, device=device, batch=args.batch, rounds=args.rounds, modes=modes, phase=args.phase)
+    rewritten = any(d.get("rewrites") for _, d in c.graph.nodes(data=True))
+    unrewritten = build(load(args.spec, [*args.overrides, "compile.rewrites=[]"])) if rewritten else None
+    res = benchmark_step(c, device=device, batch=args.batch, rounds=args.rounds, modes=modes, phase=args.phase,
+                         unrewritten=unrewritten)
     print(format_bench(c.spec.name, res, {"load": 1e3 * (t1 - t0), "graph": 1e3 * (t2 - t1),
                                           "codegen": 1e3 * (t3 - t2)}))
+    print(f"`ocdsl run {args.spec}` would run")
+    for dev in dict.fromkeys([device, "cuda"]):  # here, and with --gpu (no GPU needed to say so)
+        print(format_plan(plan_device(c, dev)))
+    if args.scale:
+        points = [(dims, build(load(args.spec, [*args.overrides, *(f"dims.{k}={v}" for k, v in dims.items())])))
+                  for dims in scaling_points(c.spec)]
+        rows = scaling_sweep(points, device=device, batch=args.batch, rounds=args.rounds)
+        print(format_scaling(rows))
     return 0
 
 

@@ -17,6 +17,15 @@ Which rewrites run: spec ``[compile] rewrites`` (names from
   position embedding`` as ``conv(position embedding)`` once per forward plus one ``o x d``
   matrix per border class times each slot (``SpatialBroadcastDecoder(fold_broadcast=True)``;
   the identity is in its docstring).
+- ``fuse_kv``: a ``slot_attention`` computes k and v with one matmul by the stacked weight
+  ``[W_k; W_v]`` (``SlotAttention(fuse_kv=True)``).
+- ``no_grad_detached``: a ``slot_attention`` with ``straight_through`` or ``implicit_grad``
+  runs the iterations before the last, whose result is detached, without autograd
+  (``SlotAttention(no_grad_detached=True)``).
+- ``channels_last``: ``conv_stack`` and ``spatial_broadcast_decoder`` run their convolutions
+  on channels-last tensors (``channels_last=True``), oneDNN's native layout on the CPU.
+
+Several rewrites on one node put several notes on its line, in :data:`PASSES` order.
 """
 
 from __future__ import annotations
@@ -51,7 +60,42 @@ def _fold_broadcast(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
     return {"fold_broadcast": True}, note
 
 
-PASSES: dict[str, Pass] = {"fold_broadcast": _fold_broadcast}
+def _fuse_kv(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    if data["opdef"].name != "slot_attention":
+        return None
+    kw = data["opdef"].init_args(data["in_shapes"], data["params"])
+    d, din = kw["slot_size"], kw["in_features"]
+    note = (f"rewrite fuse_kv: k, v = inputs @ [W_k; W_v]^T ({2 * d}x{din}) split in two: one "
+            f"matmul over the inputs instead of two; exact: the same products, stacked")
+    return {"fuse_kv": True}, note
+
+
+def _no_grad_detached(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    if data["opdef"].name != "slot_attention":
+        return None
+    kw = data["opdef"].init_args(data["in_shapes"], data["params"])
+    why = ("straight_through" if kw["straight_through"] else
+           "implicit_grad" if kw["implicit_grad"] else None)
+    if why is None or kw["iterations"] < 2:
+        return None
+    note = (f"rewrite no_grad_detached: iterations 1-{kw['iterations'] - 1} run under no_grad; "
+            f"exact: {why} detaches their result, so no gradient flows through them")
+    return {"no_grad_detached": True}, note
+
+
+_CHANNELS_LAST_OPS = ("conv_stack", "spatial_broadcast_decoder")
+
+
+def _channels_last(data: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    if data["opdef"].name not in _CHANNELS_LAST_OPS:
+        return None
+    note = ("rewrite channels_last: convolutions on NHWC-strided tensors (oneDNN's layout, no "
+            "reorder per call); exact: same values, only the memory layout differs")
+    return {"channels_last": True}, note
+
+
+PASSES: dict[str, Pass] = {"fold_broadcast": _fold_broadcast, "fuse_kv": _fuse_kv,
+                           "no_grad_detached": _no_grad_detached, "channels_last": _channels_last}
 assert set(PASSES) == set(REWRITES), "ocdsl.spec.schema.REWRITES and the passes here must agree"
 
 

@@ -49,6 +49,12 @@ class ConvStack(nn.Module):
             encoder applies ReLU after every conv, so the default is True.
         norm (`str`, *optional*, defaults to `"none"`):
             `"none"`, `"group"` (GroupNorm with gcd(32, C) groups) or `"batch"` (BatchNorm2d).
+        channels_last (`bool`, *optional*, defaults to `False`):
+            Run the stack on a channels-last (NHWC in memory) copy of the input, so oneDNN's
+            convolutions read and write their native layout instead of reordering every
+            call; the output stays channels-last (same shape and values: only the strides
+            differ). Turned on by the compiler rewrite ``channels_last``
+            (ocdsl/graph/rewrites.py; spec ``[compile] rewrites``).
 
     Shapes:
         x:   b cin h w
@@ -65,8 +71,9 @@ class ConvStack(nn.Module):
 
     def __init__(self, in_channels: int, channels: Sequence[int], kernel: int | Sequence[int] = 5,
                  stride: int | Sequence[int] = 1, activation: str = "relu",
-                 last_activation: bool = True, norm: str = "none"):
+                 last_activation: bool = True, norm: str = "none", channels_last: bool = False):
         super().__init__()
+        self.channels_last = bool(channels_last)
         n = len(channels)
         kernels = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * n
         strides = list(stride) if isinstance(stride, (list, tuple)) else [stride] * n
@@ -89,6 +96,8 @@ class ConvStack(nn.Module):
         self.layers = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)  # (B, Cin, H, W), NHWC strides
         return self.layers(x)  # (B, Cin, H, W) -> (B, Cout, H', W')
 
 

@@ -124,6 +124,12 @@ class SpatialBroadcastDecoder(nn.Module):
             parameters and state-dict keys, same outputs and gradients up to floating-point
             rounding, far fewer FLOPs. Turned on by the compiler rewrite ``fold_broadcast``
             (ocdsl/graph/rewrites.py; spec ``[compile] rewrites``).
+        channels_last (`bool`, *optional*, defaults to `False`):
+            Run the convolutions on channels-last (NHWC in memory) tensors, so oneDNN reads
+            and writes its native layout instead of reordering every call; with
+            ``fold_broadcast`` the folded first layer is gathered straight into that layout.
+            Same shapes, values and state dict: only the strides differ. Turned on by the
+            compiler rewrite ``channels_last``.
 
     Shapes:
         slots:          b k d
@@ -178,8 +184,10 @@ class SpatialBroadcastDecoder(nn.Module):
     def __init__(self, slot_size: int, resolution: Sequence[int], channels: Sequence[int],
                  out_channels: int, broadcast: Sequence[int] | None = None,
                  kernel: int | Sequence[int] = 5, strides: Sequence[int] | None = None,
-                 out_kernel: int = 3, activation: str = "relu", fold_broadcast: bool = False):
+                 out_kernel: int = 3, activation: str = "relu", fold_broadcast: bool = False,
+                 channels_last: bool = False):
         super().__init__()
+        self.channels_last = bool(channels_last)
         n = len(channels)
         kernels = list(kernel) if isinstance(kernel, (list, tuple)) else [kernel] * n
         strides = [1] * n if strides is None else list(strides)
@@ -223,11 +231,17 @@ class SpatialBroadcastDecoder(nn.Module):
         m = (weight.unsqueeze(0) * cols[:, None, None, None, :]).sum(-1)   # (c, O, D, kh)
         m = (m.unsqueeze(0) * rows[:, None, None, None, :]).sum(-1)        # (r, c, O, D)
         r, c, o, d = m.shape
+        h1, w1 = self.fold_out
+        p = self.pos.embedding(*self.broadcast, dtype=slots.dtype, device=slots.device)  # (1, D, h0, w0)
+        if self.channels_last:                                       # gather into NHWC memory
+            m = einops.rearrange(m, "r c o d -> d (r c o)")
+            y = slots.reshape(-1, d) @ m                             # ((B K), (r c) O)
+            y = y.view(-1, r * c, o).index_select(1, self.fold_index)    # ((B K), h1 w1, O)
+            y = y.view(-1, h1, w1, o).permute(0, 3, 1, 2)            # ((B K), O, h1, w1), NHWC strides
+            return y + conv(p).contiguous(memory_format=torch.channels_last)
         m = einops.rearrange(m, "r c o d -> d (o r c)")
         y = slots.reshape(-1, d) @ m                                 # ((B K), O (r c))
         y = y.view(-1, o, r * c).index_select(2, self.fold_index)    # ((B K), O, h1 w1)
-        h1, w1 = self.fold_out
-        p = self.pos.embedding(*self.broadcast, dtype=slots.dtype, device=slots.device)  # (1, D, h0, w0)
         return y.view(-1, o, h1, w1) + conv(p)                       # ((B K), O, h1, w1)
 
     def forward(self, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,6 +254,8 @@ class SpatialBroadcastDecoder(nn.Module):
         else:
             x = einops.repeat(slots, "b k d -> (b k) d h w", h=h, w=w)   # ((B K), D, h, w)
             x = self.pos(x)                                              # ((B K), D, h, w)
+            if self.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)      # NHWC strides
             x = self.layers(x)                                           # ((B K), C+1, H, W)
         x = einops.rearrange(x, "(b k) c h w -> b k c h w", b=b)     # (B, K, C+1, H, W)
         rgb, alpha = x.split([self.out_channels - 1, 1], dim=2)      # (B,K,C,H,W), (B,K,1,H,W)

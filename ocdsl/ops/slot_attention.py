@@ -87,6 +87,17 @@ class SlotAttention(nn.Module):
             code's Keras defaults (glorot-uniform Linear and GRU input kernels, orthogonal GRU
             recurrent kernel, zero biases). ``mu`` and ``log_sigma`` are glorot-uniform over
             shape [1, 1, D] (bound sqrt(6 / (1 + D))) in both modes, as in the official code.
+        fuse_kv (`bool`, *optional*, defaults to `False`):
+            Compute k and v as one matmul with the stacked weight ``[W_k; W_v]`` (``2D x
+            Din``), then split: one pass over the ``b n din`` inputs instead of two, forward
+            and backward. Same parameters (``to_k``, ``to_v``), values and gradients. Turned
+            on by the compiler rewrite ``fuse_kv`` (ocdsl/graph/rewrites.py).
+        no_grad_detached (`bool`, *optional*, defaults to `False`):
+            With ``implicit_grad`` or ``straight_through``, run the iterations before the
+            last under ``torch.no_grad()``: their result is detached before the last
+            iteration, so no gradient ever flows through them and recording them for
+            autograd only costs time and memory. Same values and gradients. Turned on by the
+            compiler rewrite ``no_grad_detached``.
 
     Shapes:
         inputs:    b n din                      input features (e.g. n = h * w)
@@ -116,8 +127,11 @@ class SlotAttention(nn.Module):
     def __init__(self, in_features: int, num_slots: int, slot_size: int,
                  mlp_hidden: int | None = None, iterations: int = 3, epsilon: float = 1e-8,
                  ln_eps: float = 1e-5, implicit_grad: bool = False, init: str = "torch",
-                 slot_init: str = "gaussian", straight_through: bool = False, heads: int = 1):
+                 slot_init: str = "gaussian", straight_through: bool = False, heads: int = 1,
+                 fuse_kv: bool = False, no_grad_detached: bool = False):
         super().__init__()
+        self.fuse_kv = bool(fuse_kv)
+        self.no_grad_detached = bool(no_grad_detached)
         if init not in ("torch", "keras"):
             raise ValueError(f"unknown init {init!r}, expected 'torch' or 'keras'")
         if implicit_grad and straight_through:
@@ -214,16 +228,23 @@ class SlotAttention(nn.Module):
                                 dtype=torch.promote_types(inputs.dtype, torch.float32))  # (B, K, D)
             slots = self.slots_mu + self.slots_log_sigma.exp() * noise
         inputs = self.norm_inputs(inputs)                            # l.3  (B, N, Din)
-        k = self.to_k(inputs)                                        #      (B, N, D)
-        v = self.to_v(inputs)                                        #      (B, N, D)
+        if self.fuse_kv:                                             # rewrite fuse_kv: one matmul
+            w = torch.cat([self.to_k.weight, self.to_v.weight])      #      (2 D, Din)
+            k, v = nn.functional.linear(inputs, w).chunk(2, dim=-1)  #      (B, N, D) each
+        else:
+            k = self.to_k(inputs)                                    #      (B, N, D)
+            v = self.to_v(inputs)                                    #      (B, N, D)
         init = slots
         attn = inputs.new_empty(0)
+        detach_last = self.implicit_grad or self.straight_through
         for t in range(self.iterations):                             # l.4
             if self.implicit_grad and t == self.iterations - 1:
                 slots = slots.detach()                               # Chang et al. 2022
             elif self.straight_through and t == self.iterations - 1:
                 slots = slots.detach() + init - init.detach()        # BO-QSA Eq. 5
-            slots, attn = self.step(slots, k, v)
+            dead = self.no_grad_detached and detach_last and t < self.iterations - 1
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not dead):
+                slots, attn = self.step(slots, k, v)                 # rewrite no_grad_detached
         return slots, attn                                           # (B, K, D), (B, K, N)
 
 

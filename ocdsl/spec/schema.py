@@ -44,6 +44,14 @@ REWRITES = {
                       "position embedding becomes conv(position embedding), once per forward, "
                       "plus one small matrix per border class times each slot (linearity of "
                       "the conv with zero padding)",
+    "fuse_kv": "slot_attention: the k and v projections of the inputs as one matmul with the "
+               "stacked weight [W_k; W_v], then split (one pass over the inputs instead of two)",
+    "no_grad_detached": "slot_attention with straight_through or implicit_grad: the iterations "
+                        "before the last, whose result is detached, run without recording "
+                        "autograd (no gradient can flow through them)",
+    "channels_last": "conv_stack and spatial_broadcast_decoder: the convolutions run on "
+                     "channels-last (NHWC) tensors, oneDNN's native layout on the CPU (no "
+                     "reorder per call); same values, other strides",
 }
 
 
