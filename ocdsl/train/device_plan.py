@@ -2,7 +2,7 @@
 takes, gathered from the functions the run itself calls, so they can be shown and tested on
 a machine without the device.
 
-- arithmetic: :func:`ocdsl.train.stream.resolve_precision` (``train.precision``; ``"auto"``
+- arithmetic: :func:`ocdsl.train.model_io.resolve_precision` (``train.precision``; ``"auto"``
   is bf16 autocast where the device computes bf16 natively, a CUDA GPU with
   ``torch.cuda.is_bf16_supported()``; ``"fp32"`` stays fp32 everywhere);
 - torch.compile: :meth:`ocdsl.pipeline.Compiled.will_compile` (``train.compile``; ``"auto"``
@@ -12,8 +12,8 @@ a machine without the device.
   native one on the CPU);
 - data: batches come from a DataLoader (``train.num_workers`` worker processes generate the
   next batches while the device computes), in pinned memory on CUDA, copied with
-  ``non_blocking=True`` (ocdsl/train/stream.py, ``make_train_loader`` and
-  ``model_inputs``).
+  ``non_blocking=True`` (``make_train_loader`` in ocdsl/train/stream.py and
+  ``model_inputs`` in ocdsl/train/model_io.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def plan_device(compiled, device: str, compile_mode: bool | str | None = None) -
     else the spec's ``train.compile``. Needs no such device: only the decisions are made."""
     import torch
 
-    from ocdsl.train.stream import resolve_precision
+    from ocdsl.train.model_io import resolve_precision
 
     cfg = compiled.spec.train
     mode = cfg.compile if compile_mode is None else compile_mode

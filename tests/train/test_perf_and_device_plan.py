@@ -16,7 +16,7 @@ from ocdsl.pipeline import build
 from ocdsl.train.bench import format_bench, scaling_points
 from ocdsl.train.device_plan import format_plan, plan_device
 from ocdsl.train.perf import alternate, measure_peaks, step_flops
-from ocdsl.train.stream import resolve_precision
+from ocdsl.train.model_io import resolve_precision
 
 REPO = Path(__file__).resolve().parents[2]
 MAIN = REPO / "specs" / "slot_attention.toml"
