@@ -1,7 +1,10 @@
 """The ``ocdsl`` command line. Thin: parses arguments, calls the pipeline, prints errors.
 
-A user error prints ``path:line:col: error: ...`` (with a hint where one helps) and exits
-2 without a traceback; Ctrl-C exits 130 after the run has saved what it had.
+A user error (the spec, its data, its checkpoint, an argument) prints
+``path:line:col: error: ...`` (or ``path: error: ...`` where no line applies, with a hint
+where one helps) and exits 2 without a traceback. Anything else is a bug in ocdsl: one line
+asks for a report and the command exits 3; ``--debug`` adds the traceback. Ctrl-C exits 130
+after the run has saved what it had.
 """
 
 from __future__ import annotations
@@ -10,19 +13,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from ocdsl.errors import Diagnostic, UserError
+from ocdsl.errors import Diagnostic, UserError, shown
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
+#: where an internal error is to be reported (README.md, "Reporting a bug", says what to send)
+REPORT_TO = "the ocdsl issue tracker (README.md, 'Reporting a bug')"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocdsl", description="Declarative compiler for object-centric learning.")
     p.add_argument("--version", action="version", version=_version())
+    debug_help = "on an internal error (exit 3), also print the Python traceback"
+    p.add_argument("--debug", action="store_true", help=debug_help)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def spec_cmd(name: str, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
+        # SUPPRESS: `ocdsl --debug run ...` is not reset to False by the subcommand's default
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         sp.add_argument("spec", help="spec file (.toml, .yaml)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec value before validation, e.g. --set train.steps=100 (repeatable)")
@@ -353,6 +363,23 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `ocdsl ops | head`
         sys.stderr.close()
         return 0
+    except Exception as e:  # noqa: BLE001 - anything else is a bug in ocdsl, not in the spec
+        return _internal_error(e, debug=getattr(args, "debug", False))
+
+
+def _internal_error(e: BaseException, *, debug: bool) -> int:
+    """An exception that is not a :class:`UserError`: with ``debug`` its traceback, then one
+    line naming it and asking for a report; :data:`EXIT_INTERNAL_ERROR`."""
+    if debug:
+        import traceback
+        traceback.print_exception(e, file=sys.stderr)
+    what = shown(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+    if len(what) > 200:
+        what = what[:197] + "..."
+    again = "" if debug else "; run the command again with --debug for the traceback"
+    print(f"ocdsl: internal error ({what}): this is a bug in ocdsl, please report it with the "
+          f"command and the spec to {REPORT_TO}{again}", file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":
