@@ -79,14 +79,14 @@ def _parser() -> argparse.ArgumentParser:
 
     sp = spec_cmd("bench", "time a training step of the spec's model here, eager vs torch.compile")
     sp.add_argument("--gpu", action="store_true", help="on CUDA")
-    sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
-    sp.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    sp.add_argument("--batch", type=_positive_int, help="batch size (default: train.batch_size)")
+    sp.add_argument("--rounds", type=_positive_int, default=5, help="alternating rounds (default 5)")
     sp.add_argument("--no-compile", action="store_true", help="eager only")
     sp.add_argument("--phase", help="the [[train.phases]] phase to time (default: the last)")
 
     sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
     sp.add_argument("--split", default="train", choices=["train", "val", "test"])
-    sp.add_argument("-n", type=int, default=16, help="images in the preview (default 16)")
+    sp.add_argument("-n", type=_positive_int, default=16, help="images in the preview (default 16)")
     sp.add_argument("-o", "--out", help="preview PNG (default: <spec stem>.data.png)")
 
     sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
@@ -97,6 +97,31 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
     return p
+
+
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (else argparse's usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _output_file(text: str, flag: str) -> Path:
+    """``text`` as the path of a file to write; a UserError where it names a directory or
+    where a file stands in the place of one of its folders."""
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(Diagnostic(f"{flag}: '{text}' is a directory, expected a file to write",
+                                   file=text, hint="name a file inside it"))
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(Diagnostic(f"{flag}: cannot write '{text}': '{blocking}' is a file, not a folder",
+                                   file=text))
+    return path
 
 
 def _version() -> str:
@@ -125,7 +150,7 @@ def cmd_compile(args) -> int:
     from ocdsl.pipeline import build, compiled_path
     c = build(args.spec, overrides=args.overrides)
     _print_warnings(c)
-    out = Path(args.out) if args.out else compiled_path(c.spec)
+    out = _output_file(args.out, "-o") if args.out else compiled_path(c.spec)
     if args.check:
         current = out.read_text() if out.exists() else None
         if current != c.source:
@@ -144,7 +169,7 @@ def cmd_graph(args) -> int:
     from ocdsl.pipeline import build
     from ocdsl.viz.graph import write_graph
     c = build(args.spec, overrides=args.overrides)
-    out = Path(args.out) if args.out else Path(f"{c.spec.path.stem}.graph.png")
+    out = _output_file(args.out, "-o") if args.out else Path(f"{c.spec.path.stem}.graph.png")
     for path in write_graph(c.spec, c.graph, out):
         print(f"wrote {path}")
     return 0
@@ -186,6 +211,9 @@ def _out_dir(args) -> Path:
     """``--out``, else ``runs/<spec file stem>/<timestamp>`` (a run, or the parent of seeds)."""
     import time
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(Diagnostic(f"--out: '{args.out}' is a file, not a run directory", file=str(args.out),
+                                   hint="name a new or existing directory"))
     return Path(args.out) if args.out else Path("runs") / Path(args.spec).stem / time.strftime("%Y%m%d-%H%M%S")
 
 
@@ -251,7 +279,7 @@ def cmd_export(args) -> int:
 
     c = build(args.spec, overrides=args.overrides)
     model = c.instantiate(device="cpu", torch_compile=False)
-    path = export_weights(c.spec, model, Path(args.run_dir), Path(args.out) if args.out else None,
+    path = export_weights(c.spec, model, Path(args.run_dir), _output_file(args.out, "-o") if args.out else None,
                           allow_spec_mismatch=args.allow_spec_change)
     n = sum(p.numel() for p in model.state_dict().values())
     print(f"wrote {path} ({n:,} numbers; safetensors.torch.load_file reads it)")
@@ -302,7 +330,7 @@ def cmd_data(args) -> int:
           f"(slot 0 = background), split {args.split}, from {source}")
     counts = [int(l.unique().numel()) - int((l == 0).any()) for l in labels]
     print(f"objects per image in the preview: min {min(counts)}, mean {sum(counts) / len(counts):.2f}, max {max(counts)}")
-    out = Path(args.out) if args.out else Path(f"{spec.path.stem}.data.png")
+    out = _output_file(args.out, "-o") if args.out else Path(f"{spec.path.stem}.data.png")
     save_data_figure(out, image, labels, max_images=args.n, title=f"{info.name} ({args.split})")
     print(f"wrote {out}")
     return 0

@@ -53,3 +53,30 @@ def test_a_missing_spec_file_is_exit_2_for_every_command(tmp_path, capsys, cmd):
     assert main([cmd, str(missing), *extra.get(cmd, [])]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.startswith(f"{missing}") and ": error:" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("cmd", ["compile", "graph", "data"])
+def test_an_output_path_that_is_a_folder_or_under_a_file_is_exit_2(tmp_path, capsys, cmd):
+    spec = str(write(tmp_path, TINY))
+    (tmp_path / "a_file").write_text("")
+    for out in (tmp_path, tmp_path / "a_file" / "x.png"):
+        assert main([cmd, spec, "-o", str(out)]) == EXIT_USER_ERROR, out
+        err = capsys.readouterr().err
+        assert err.startswith(f"{out}: error: -o: ") and "Traceback" not in err
+
+
+def test_run_out_naming_a_file_is_exit_2_and_leaves_it_alone(tmp_path, capsys):
+    target = tmp_path / "a_file"
+    target.write_text("mine")
+    assert main(["run", str(write(tmp_path, TINY)), "--out", str(target), "--steps", "1"]) == EXIT_USER_ERROR
+    assert "is a file, not a run directory" in capsys.readouterr().err
+    assert target.read_text() == "mine"
+
+
+@pytest.mark.parametrize("argv", [["data", "-n", "0"], ["data", "-n", "-3"], ["bench", "--rounds", "0"],
+                                  ["bench", "--batch", "0"]])
+def test_counts_below_one_are_usage_errors(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main([argv[0], str(write(tmp_path, TINY)), *argv[1:]])
+    assert e.value.code == EXIT_USER_ERROR
+    assert "expected an integer >= 1" in capsys.readouterr().err
