@@ -115,7 +115,7 @@ def _output_file(text: str, flag: str) -> Path:
     where a file stands in the place of one of its folders."""
     path = Path(text)
     if path.is_dir():
-        raise UserError(Diagnostic(f"{flag}: '{text}' is a directory, expected a file to write",
+        raise UserError(Diagnostic(f"{flag}: '{text}' is a folder, expected a file to write",
                                    file=text, hint="name a file inside it"))
     blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
     if blocking is not None:
