@@ -1,7 +1,10 @@
 """The ``ocdsl`` command line. Thin: parses arguments, calls the pipeline, prints errors.
 
-A user error prints ``path:line:col: error: ...`` (with a hint where one helps) and exits
-2 without a traceback; Ctrl-C exits 130 after the run has saved what it had.
+A user error (the spec, its data, its checkpoint, an argument) prints
+``path:line:col: error: ...`` (or ``path: error: ...`` where no line applies, with a hint
+where one helps) and exits 2 without a traceback. Anything else is a bug in ocdsl: one line
+asks for a report and the command exits 3; ``--debug`` adds the traceback. Ctrl-C exits 130
+after the run has saved what it had.
 """
 
 from __future__ import annotations
@@ -10,19 +13,26 @@ import argparse
 import sys
 from pathlib import Path
 
-from ocdsl.errors import Diagnostic, UserError
+from ocdsl.errors import Diagnostic, UserError, shown
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
+#: where an internal error is to be reported (README.md, "Reporting a bug", says what to send)
+REPORT_TO = "the ocdsl issue tracker (README.md, 'Reporting a bug')"
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ocdsl", description="Declarative compiler for object-centric learning.")
     p.add_argument("--version", action="version", version=_version())
+    debug_help = "on an internal error (exit 3), also print the Python traceback"
+    p.add_argument("--debug", action="store_true", help=debug_help)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def spec_cmd(name: str, help: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help)
+        # SUPPRESS: `ocdsl --debug run ...` is not reset to False by the subcommand's default
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
         sp.add_argument("spec", help="spec file (.toml, .yaml)")
         sp.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec value before validation, e.g. --set train.steps=100 (repeatable)")
@@ -82,14 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--scale", action="store_true",
                     help="also time the eager step as the image (dims H, W x1, x2) and the slot "
                          "count (dim K x1, x2) grow")
-    sp.add_argument("--batch", type=int, help="batch size (default: train.batch_size)")
-    sp.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
+    sp.add_argument("--batch", type=_positive_int, help="batch size (default: train.batch_size)")
+    sp.add_argument("--rounds", type=_positive_int, default=5, help="alternating rounds (default 5)")
     sp.add_argument("--no-compile", action="store_true", help="eager only")
     sp.add_argument("--phase", help="the [[train.phases]] phase to time (default: the last)")
 
     sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
     sp.add_argument("--split", default="train", choices=["train", "val", "test"])
-    sp.add_argument("-n", type=int, default=16, help="images in the preview (default 16)")
+    sp.add_argument("-n", type=_positive_int, default=16, help="images in the preview (default 16)")
     sp.add_argument("-o", "--out", help="preview PNG (default: <spec stem>.data.png)")
 
     sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
@@ -117,6 +127,31 @@ def _max_memory(args) -> int | None:
         return parse_memory(text)
     except ValueError as e:
         raise UserError(Diagnostic(f"--max-memory: {e}", file="ocdsl")) from None
+
+
+def _positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1 (else argparse's usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _output_file(text: str, flag: str) -> Path:
+    """``text`` as the path of a file to write; a UserError where it names a directory or
+    where a file stands in the place of one of its folders."""
+    path = Path(text)
+    if path.is_dir():
+        raise UserError(Diagnostic(f"{flag}: '{text}' is a folder, expected a file to write",
+                                   file=text, hint="name a file inside it"))
+    blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(Diagnostic(f"{flag}: cannot write '{text}': '{blocking}' is a file, not a folder",
+                                   file=text))
+    return path
 
 
 def _version() -> str:
@@ -149,7 +184,7 @@ def cmd_compile(args) -> int:
     from ocdsl.pipeline import build, compiled_path
     c = build(args.spec, overrides=args.overrides)
     _print_warnings(c)
-    out = Path(args.out) if args.out else compiled_path(c.spec)
+    out = _output_file(args.out, "-o") if args.out else compiled_path(c.spec)
     if args.check:
         current = out.read_text() if out.exists() else None
         if current != c.source:
@@ -168,7 +203,7 @@ def cmd_graph(args) -> int:
     from ocdsl.pipeline import build
     from ocdsl.viz.graph import write_graph
     c = build(args.spec, overrides=args.overrides)
-    out = Path(args.out) if args.out else Path(f"{c.spec.path.stem}.graph.png")
+    out = _output_file(args.out, "-o") if args.out else Path(f"{c.spec.path.stem}.graph.png")
     for path in write_graph(c.spec, c.graph, out):
         print(f"wrote {path}")
     return 0
@@ -222,6 +257,9 @@ def _out_dir(args) -> Path:
     """``--out``, else ``runs/<spec file stem>/<timestamp>`` (a run, or the parent of seeds)."""
     import time
 
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UserError(Diagnostic(f"--out: '{args.out}' is a file, not a run directory", file=str(args.out),
+                                   hint="name a new or existing directory"))
     return Path(args.out) if args.out else Path("runs") / Path(args.spec).stem / time.strftime("%Y%m%d-%H%M%S")
 
 
@@ -287,7 +325,7 @@ def cmd_export(args) -> int:
 
     c = build(args.spec, overrides=args.overrides)
     model = c.instantiate(device="cpu", torch_compile=False)
-    path = export_weights(c.spec, model, Path(args.run_dir), Path(args.out) if args.out else None,
+    path = export_weights(c.spec, model, Path(args.run_dir), _output_file(args.out, "-o") if args.out else None,
                           allow_spec_mismatch=args.allow_spec_change)
     n = sum(p.numel() for p in model.state_dict().values())
     print(f"wrote {path} ({n:,} numbers; safetensors.torch.load_file reads it)")
@@ -350,7 +388,7 @@ def cmd_data(args) -> int:
           f"(slot 0 = background), split {args.split}, from {source}")
     counts = [int(l.unique().numel()) - int((l == 0).any()) for l in labels]
     print(f"objects per image in the preview: min {min(counts)}, mean {sum(counts) / len(counts):.2f}, max {max(counts)}")
-    out = Path(args.out) if args.out else Path(f"{spec.path.stem}.data.png")
+    out = _output_file(args.out, "-o") if args.out else Path(f"{spec.path.stem}.data.png")
     save_data_figure(out, image, labels, max_images=args.n, title=f"{info.name} ({args.split})")
     print(f"wrote {out}")
     return 0
@@ -411,6 +449,23 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `ocdsl ops | head`
         sys.stderr.close()
         return 0
+    except Exception as e:  # noqa: BLE001 - anything else is a bug in ocdsl, not in the spec
+        return _internal_error(e, debug=getattr(args, "debug", False))
+
+
+def _internal_error(e: BaseException, *, debug: bool) -> int:
+    """An exception that is not a :class:`UserError`: with ``debug`` its traceback, then one
+    line naming it and asking for a report; :data:`EXIT_INTERNAL_ERROR`."""
+    if debug:
+        import traceback
+        traceback.print_exception(e, file=sys.stderr)
+    what = shown(f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+    if len(what) > 200:
+        what = what[:197] + "..."
+    again = "" if debug else "; run the command again with --debug for the traceback"
+    print(f"ocdsl: internal error ({what}): this is a bug in ocdsl, please report it with the "
+          f"command and the spec to {REPORT_TO}{again}", file=sys.stderr)
+    return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

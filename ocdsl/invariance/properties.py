@@ -138,17 +138,30 @@ def model_properties(compiled, model: nn.Module, *, max_batch: int = 2) -> list[
     return [_model_property(compiled, model, d, max_batch) for d in resolve(compiled)]
 
 
+def _site_wrappers(model: nn.Module, G, decl: Declaration, states: dict[str, torch.Tensor], t,
+                   moved: bool) -> dict[str, "_Intercept"]:
+    """Node name -> the :class:`_Intercept` of that node's module: the states injected at its
+    ports and, with ``moved``, the transform ``t`` applied to each declared site there."""
+    per_node: dict[str, tuple[dict, dict]] = {}
+    for s in decl.sites:
+        if s.node is None:
+            continue
+        inject, fns = per_node.setdefault(s.node, ({}, {}))
+        if s.inject:
+            inject[s.port] = states[s.label]
+        fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
+    return {n: _Intercept(getattr(model, n), G.nodes[n]["opdef"], inj, fns) for n, (inj, fns) in per_node.items()}
+
+
 def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: int) -> Property:
     from hypothesis import strategies as st
 
     from ocdsl.invariance import strategies as S
 
     spec, G = compiled.spec, compiled.graph
-    try:
-        dtype = next(model.parameters()).dtype
-    except StopIteration:
-        dtype = torch.float32
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    first = next(model.parameters(), None)
+    dtype = torch.float32 if first is None else first.dtype
+    device = torch.device("cpu") if first is None else first.device
     tol = default_tolerance(dtype, decl.atol)
     symbolic = any(d.symbols for name in spec.inputs for d in G.nodes[name]["out_shapes"]["out"])
     translation = decl.kind in TRANSLATION_KINDS
@@ -178,16 +191,7 @@ def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: in
         for s in decl.sites:
             if s.model_input is not None:
                 inputs[s.model_input] = apply_to_site(inputs[s.model_input], s.axes, t, moved, s.fill)
-        per_node: dict[str, tuple[dict, dict]] = {}
-        for s in decl.sites:
-            if s.node is None:
-                continue
-            inject, fns = per_node.setdefault(s.node, ({}, {}))
-            if s.inject:
-                inject[s.port] = states[s.label]
-            fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
-        wrappers = {n: _Intercept(getattr(model, n), G.nodes[n]["opdef"], inj, fns)
-                    for n, (inj, fns) in per_node.items()}
+        wrappers = _site_wrappers(model, G, decl, states, t, moved)
         feed = inputs[next(iter(spec.inputs))] if len(spec.inputs) == 1 else inputs
         with _wrapped(model, wrappers), torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(case.seed)

@@ -84,8 +84,16 @@ def _fold_masks(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[tor
 
 def fold_classes(broadcast: Sequence[int], kernel: int, stride: int) -> tuple[int, int]:
     """Numbers of row and column border classes of a decoder's folded first layer
-    (``fold_broadcast``) on the ``broadcast`` grid."""
-    rows, cols = _fold_masks(broadcast, kernel, stride)
+    (``fold_broadcast``) on the ``broadcast`` grid.
+
+    Counted on the grid with each side capped at ``2 * kernel + 2`` cells: a row's tap mask
+    depends only on its distance to the nearer border (up to the kernel's reach) and on its
+    index modulo ``stride``, so a longer side adds rows of classes already seen and the count
+    is the same (tests/ops/test_decoders.py compares both). Time and memory are then bounded
+    however large a spec makes the grid."""
+    cap = 2 * int(kernel) + 2
+    capped = [min(int(n), cap) for n in broadcast[:2]]
+    rows, cols = _fold_masks(capped, kernel, stride)
     return len(border_classes(rows)[0]), len(border_classes(cols)[0])
 
 

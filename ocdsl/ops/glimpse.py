@@ -157,11 +157,11 @@ def _scale_range(value: Any) -> tuple[float, float]:
 def _split_layout(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Shape, int, int]:
     x = tuple(in_shapes["input"])
     expect_rank("input", x, "B K D")
-    scaling = params.get("scaling", "isotropic")
+    scaling = params["scaling"]
     if scaling not in SCALINGS:
         raise ShapeError(f"'scaling': expected one of {', '.join(SCALINGS)}, got {scaling!r}")
     s, z = SCALINGS[scaling], size_list([params["what"]], "what")[0]
-    _scale_range(params.get("scale_range", list(DEFAULT_SCALE_RANGE)))
+    _scale_range(params["scale_range"])
     expected = 3 + s + z
     if not x[2].is_concrete or x[2].value != expected:
         raise ShapeError(
@@ -179,9 +179,9 @@ def _split_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
 
 def _split_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _, _, z = _split_layout(in_shapes, params)
-    lo, hi = _scale_range(params.get("scale_range", list(DEFAULT_SCALE_RANGE)))
-    return {"what": z, "scaling": params.get("scaling", "isotropic"), "scale_range": [lo, hi],
-            "position": params.get("position", "clamp"), "scale_offset": float(params.get("scale_offset", 0.0))}
+    lo, hi = _scale_range(params["scale_range"])
+    return {"what": z, "scaling": params["scaling"], "scale_range": [lo, hi],
+            "position": params["position"], "scale_offset": float(params["scale_offset"])}
 
 
 register(OpDef(
@@ -315,7 +315,7 @@ def _generator_layout(in_shapes: dict[str, Shape], params: dict[str, Any]
                       ) -> tuple[Shape, int, list[int]]:
     w = tuple(in_shapes["what"])
     expect_rank("what", w, "B K Z")
-    glimpse = size_list([params.get("size", 32)], "size")[0]
+    glimpse = size_list([params["size"]], "size")[0]
     n = _layers_for(glimpse)
     if params.get("channels") is None:
         channels = default_glimpse_channels(glimpse)

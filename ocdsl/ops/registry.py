@@ -37,7 +37,9 @@ tensor, several return a tuple in ``outputs`` order.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -143,7 +145,19 @@ def _with_defaults(op: OpDef) -> OpDef:
                              f"schema but to {default!r} in {op.module.__name__}(): write it once, in the "
                              f"constructor")
         params[name] = {**prop, "default": default}
-    return dataclasses.replace(op, params=params)
+    defaults = {k: p["default"] for k, p in params.items() if isinstance(p, Mapping) and "default" in p}
+    return dataclasses.replace(op, params=params, infer=_filled(op.infer, defaults),
+                               init_args=_filled(op.init_args, defaults))
+
+
+def _filled(rule: Callable[[dict, dict], Any], defaults: Mapping[str, Any]) -> Callable[[dict, dict], Any]:
+    """``rule(in_shapes, params)`` called with every parameter the node leaves out set to its
+    schema default (a fresh copy each call), so an op's shape rule and ``init_args`` read
+    ``params[name]`` and never restate a default."""
+    @functools.wraps(rule)
+    def with_defaults(in_shapes: dict, params: dict) -> Any:
+        return rule(in_shapes, {**copy.deepcopy(dict(defaults)), **params})
+    return with_defaults
 
 
 def register(op: OpDef) -> OpDef:

@@ -145,7 +145,7 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
 
 def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _check(in_shapes)
-    return {"temperature": float(params.get("temperature", 1.0))}
+    return {"temperature": float(params["temperature"])}
 
 
 register(OpDef(

@@ -296,7 +296,7 @@ def _reduce_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[s
 
 def _reduce_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     out = _init_args(in_shapes, params)
-    out["reduction"] = params.get("reduction", "mean")
+    out["reduction"] = params["reduction"]
     return out
 
 
@@ -380,7 +380,7 @@ def _split_check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[S
     parts = [Dim.of(n) for n in parts]
     if not x:
         raise ShapeError("input 'input': expected at least 1 axis, got a scalar ()")
-    axis = _axis_index(int(params.get("axis", 1)), len(x), "input", x)
+    axis = _axis_index(int(params["axis"]), len(x), "input", x)
     total = Dim.of(parts[0].value + parts[1].value) if all(p.is_concrete for p in parts) \
         else None
     if total is None or total != x[axis]:
@@ -397,7 +397,7 @@ def _split_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
 
 def _split_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _, _, parts = _split_check(in_shapes, params)
-    return {"sizes": [p.value for p in parts], "axis": int(params.get("axis", 1))}
+    return {"sizes": [p.value for p in parts], "axis": int(params["axis"])}
 
 
 register(OpDef(
@@ -459,7 +459,7 @@ def _concat_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[s
                          f"{fmt_shape(a)}, got {len(b)} axes {fmt_shape(b)}")
     if not a:
         raise ShapeError("input 'first': expected at least 1 axis, got a scalar ()")
-    axis = _axis_index(int(params.get("axis", -1)), len(a), "first", a)
+    axis = _axis_index(int(params["axis"]), len(a), "first", a)
     expected = a[:axis] + (b[axis],) + a[axis + 1:]
     if b != expected:
         raise ShapeError(f"input 'second': expected {fmt_shape(expected)} (all axes but "
@@ -478,7 +478,7 @@ def _add(x: Dim, y: Dim, a: Shape, b: Shape) -> Dim:
 
 def _concat_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _concat_infer(in_shapes, params)
-    return {"axis": int(params.get("axis", -1))}
+    return {"axis": int(params["axis"])}
 
 
 register(OpDef(

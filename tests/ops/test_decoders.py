@@ -126,6 +126,29 @@ def test_folded_decoder_is_cheaper_and_takes_the_folded_path(monkeypatch):
     assert batches == [1]
 
 
+def test_fold_classes_counts_on_a_capped_grid_as_on_the_whole_grid():
+    """fold_classes caps each side at 2 * kernel + 2 cells; the count equals the one of
+    the whole grid for every side up to three times the cap, odd and even kernels, strides
+    1 to 3."""
+    from ocdsl.ops.decoders import _fold_masks
+    from ocdsl.shapes import ShapeError
+    for kernel in range(1, 10):
+        for stride in (1, 2, 3):
+            for n in range(1, 3 * (2 * kernel + 2) + 1):
+                try:
+                    rows, cols = _fold_masks((n, n + 1), kernel, stride)
+                except ShapeError:  # an even kernel at stride > 1
+                    continue
+                whole = (len(border_classes(rows)[0]), len(border_classes(cols)[0]))
+                assert fold_classes((n, n + 1), kernel, stride) == whole, (kernel, stride, n)
+
+
+def test_fold_classes_of_a_huge_grid_allocates_nothing_of_its_size():
+    """A spec's 2**40-pixel side (validate runs the rewrite) is counted, not allocated."""
+    assert fold_classes((2**40, 2**40 + 1), 5, 1) == (5, 5)
+    assert fold_classes((2**40, 3), 5, 2) == fold_classes((12, 3), 5, 2)
+
+
 def test_tap_masks_and_border_classes():
     # 'same' 5-tap conv on 7 positions: rows 0, 1 lose 2 / 1 taps on the left, rows 5, 6 on
     # the right, rows 2-4 are interior: 5 classes.
