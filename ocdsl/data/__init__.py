@@ -188,20 +188,12 @@ class _Build:
         """No ``path``: the dataset's generator over the split's stream indices."""
         from .datasets import GeneratorSource
 
+        from .static import generator_problem
+
         info, kp = self.info, self.keypath
-        if info.generator is None:
-            raise UserError(Diagnostic(
-                f"dataset '{info.name}' has no built-in generator; it must be read from "
-                + ("a folder" if info.reader == "clevrtex" else "a file"),
-                file=self.spec_file, keypath=kp + ("dataset",),
-                hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
-                     + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
-                        else "(.tfrecords, EMORL .h5 or .npz)")))
-        if self.max_objects is not None:
-            raise UserError(Diagnostic(
-                f"`{format_keypath(kp + ('max_objects',))}` filters the scenes of a dataset file; "
-                f"the {info.name} generator draws its own number of objects",
-                file=self.spec_file, keypath=kp + ("max_objects",), hint="remove `max_objects` or set `path`"))
+        problem = generator_problem(info, self.max_objects, kp, self.spec_file)
+        if problem is not None:
+            raise UserError(problem)
         seed = int(self.cfg.get("seed", 0))
         start = SPLIT_START[self.split]
         length = int(self.size) if self.size is not None else (
@@ -247,12 +239,12 @@ class _Build:
         from .datasets import ArraySource, EmorlSource
         from .preprocess import count_objects
 
-        reader = READERS.get(full.suffix.lower())
-        if reader is None:
-            raise UserError(Diagnostic(
-                f"cannot tell the format of {full} from its extension '{full.suffix}' "
-                f"(supported: {', '.join(sorted(READERS))})",
-                file=self.spec_file, keypath=self.keypath + ("path",)))
+        from .static import format_problem
+
+        problem = format_problem(full, self.keypath, self.spec_file)
+        if problem is not None:
+            raise UserError(problem)
+        reader = READERS[full.suffix.lower()]
         info, prep, max_objects, limit = self.info, self.prep, self.max_objects, self.limit
         if reader == "hdf5":
             from .emorl import EmorlFile

@@ -19,7 +19,35 @@ from typing import Any, Mapping
 from ocdsl.errors import Diagnostic, UserError, format_keypath
 from ocdsl.data.registry import READERS, get_info
 
-__all__ = ["check_dataset"]
+__all__ = ["check_dataset", "generator_problem", "format_problem"]
+
+
+def generator_problem(info, max_objects: int | None, kp: tuple, spec_file: str) -> Diagnostic | None:
+    """Why a table without ``path`` cannot use ``info``'s generator (it has none, or
+    ``max_objects`` asks to filter a file), or None; :func:`ocdsl.data.make_dataset` raises
+    it, ``ocdsl validate`` reports it."""
+    if info.generator is None:
+        return Diagnostic(
+            f"dataset '{info.name}' has no built-in generator; it must be read from "
+            + ("a folder" if info.reader == "clevrtex" else "a file"),
+            file=spec_file, keypath=kp + ("dataset",),
+            hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
+                 + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
+                    else "(.tfrecords, EMORL .h5 or .npz)"))
+    if max_objects is not None:
+        return Diagnostic(
+            f"`{format_keypath(kp + ('max_objects',))}` filters the scenes of a dataset file; "
+            f"the {info.name} generator draws its own number of objects",
+            file=spec_file, keypath=kp + ("max_objects",), hint="remove `max_objects` or set `path`")
+    return None
+
+
+def format_problem(path: Path, kp: tuple, spec_file: str) -> Diagnostic | None:
+    """A file whose extension names no reader (``READERS``), or None."""
+    if READERS.get(path.suffix.lower()) is None:
+        return Diagnostic(f"cannot tell the format of {path} from its extension '{path.suffix}' "
+                          f"(supported: {', '.join(sorted(READERS))})", file=spec_file, keypath=kp + ("path",))
+    return None
 
 
 def check_dataset(cfg: Mapping[str, Any], keypath: tuple, path: Path | None,
@@ -41,16 +69,9 @@ def check_dataset(cfg: Mapping[str, Any], keypath: tuple, path: Path | None,
         return list(e.diagnostics)
     out: list[Diagnostic] = []
     if path is None:
-        if info.generator is None:
-            out.append(Diagnostic(f"dataset '{info.name}' has no built-in generator; it must be read from "
-                                  + ("a folder" if info.reader == "clevrtex" else "a file"),
-                                  file=spec_file, keypath=kp + ("dataset",),
-                                  hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name}"))
-        elif max_objects is not None:
-            out.append(Diagnostic(f"`{format_keypath(kp + ('max_objects',))}` filters the scenes of a dataset "
-                                  f"file; the {info.name} generator draws its own number of objects",
-                                  file=spec_file, keypath=kp + ("max_objects",),
-                                  hint="remove `max_objects` or set `path`"))
+        problem = generator_problem(info, max_objects, kp, spec_file)
+        if problem is not None:
+            out.append(problem)
     else:
         problem = _path_problem(info, path, kp, cfg, spec_file)
         if problem is not None:
@@ -78,7 +99,4 @@ def _path_problem(info, path: Path, kp: tuple, cfg: Mapping[str, Any], spec_file
         return Diagnostic(f"dataset file {what}: {path} (`{where}` = \"{cfg.get('path')}\")",
                           file=spec_file, keypath=kp + ("path",),
                           hint=f"point `{where}` at your copy of the dataset (relative to the spec's folder)")
-    if READERS.get(path.suffix.lower()) is None:
-        return Diagnostic(f"cannot tell the format of {path} from its extension '{path.suffix}' "
-                          f"(supported: {', '.join(sorted(READERS))})", file=spec_file, keypath=kp + ("path",))
-    return None
+    return format_problem(path, kp, spec_file)

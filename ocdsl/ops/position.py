@@ -141,7 +141,7 @@ def _infer_learned(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[
 def _init_learned(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     x = in_shapes["x"]
     expect_rank("x", x, "B N D")
-    return {"tokens": x[1].value, "dim": x[2].value, "std": float(params.get("std", 0.02))}
+    return {"tokens": x[1].value, "dim": x[2].value, "std": float(params["std"])}
 
 
 register(OpDef(
