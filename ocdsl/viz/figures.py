@@ -156,7 +156,7 @@ def _outline(j: int, box, h: int, w: int) -> dict:
     px0, px1 = (x0 + 1) * w / 2 - 0.5, (x1 + 1) * w / 2 - 0.5
     py0, py1 = (y0 + 1) * h / 2 - 0.5, (y1 + 1) * h / 2 - 0.5
     return {"xy": (px0, py0), "width": px1 - px0, "height": py1 - py0,
-            "color": PALETTE[(j + 1) % len(PALETTE)] / 255.0}
+            "color": PALETTE[(j + 1) % len(PALETTE)]}
 
 
 def _row_panels(r: int, image, recon, masks_c, seg, slot_rgb, true_labels, attention, masked_input, layers,

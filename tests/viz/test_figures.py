@@ -141,7 +141,7 @@ def test_object_layers_with_their_boxes(tmp_path):
         x0, y0, x1, y1 = lay.boxes[(0, lay.titles.index(col))]
         return png[round(y0 + fy * (y1 - y0)), round(x0 + fx * (x1 - x0))]
 
-    colour = [PALETTE[1] / 255, PALETTE[2] / 255]
+    colour = [PALETTE[1], PALETTE[2]]                              # RGB in [0, 1], not near-black
     # box 0's right edge runs down the middle of the input and of layer 0, in colour 1
     assert np.allclose(at("input", 0.5, 0.5), colour[0], atol=0.08)
     assert np.allclose(at("layer 0", 0.5, 0.5), colour[0], atol=0.08)
