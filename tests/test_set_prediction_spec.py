@@ -75,3 +75,27 @@ def test_a_matching_that_ignores_the_permutation_is_caught(monkeypatch):
     monkeypatch.setattr(fn, "hungarian", in_order)
     r = _loss_result(run_checks(SPEC, examples=8, overrides=TINY))
     assert not r.passed and "permutation of K" in r.counterexample
+
+
+@pytest.mark.slow                      # 20-26 s on the shared machine (128 x 128 images)
+@pytest.mark.timeout(300)
+def test_the_clevr_variant_trains_on_clevr_scene_files(tmp_path):
+    """The paper's setting reads a CLEVR_v1.0 folder (here a tiny one written by the test):
+    the frames resized to 128 (small ones here), 10 slots, the 19 CLEVR properties."""
+    import numpy as np
+
+    from ocdsl.data.clevr_scenes import write_clevr_scenes
+    from ocdsl.train import train
+
+    obj = {"3d_coords": [1.0, -2.0, 0.7], "size": "large", "material": "rubber", "shape": "cube", "color": "red"}
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        write_clevr_scenes(tmp_path / "CLEVR_v1.0", split, [{"objects": [obj] * (i + 1)} for i in range(4)],
+                           [rng.integers(0, 256, (32, 48, 3), dtype=np.uint8) for _ in range(4)])
+    variant = SPEC.parent / "variants" / "slot_attention_set_prediction_clevr.toml"
+    c = build(variant, overrides=TINY + [f"data.path={tmp_path / 'CLEVR_v1.0'}", "train.steps=1",
+                                         "train.batch_size=2", "eval.test_size=4", "eval.batch_size=4"])
+    assert (c.spec.dims["K"], c.spec.dims["P"]) == (10, 19)
+    summary = train(c.spec, c.instantiate(torch_compile=False), out_dir=tmp_path / "run", progress=False)
+    metrics = summary["eval"]["test"]["metrics"]
+    assert summary["step"] == 1 and all(0.0 <= metrics[m] <= 1.0 for m in AP)
