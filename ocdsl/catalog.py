@@ -14,8 +14,9 @@ __all__ = ["MetricInfo", "METRICS", "METRIC_INPUTS"]
 
 #: What a metric may read: the predicted ``masks`` (eval.masks), the ground-truth ``labels``
 #: (the data's masks), the ``recon`` (eval.reconstruction), the input ``image``, the per-slot
-#: ``features`` (eval.features) and the data's per-object ``factors``.
-METRIC_INPUTS = ("masks", "labels", "recon", "image", "features", "factors")
+#: ``features`` (eval.features), the per-slot property ``predictions`` (eval.predictions) and
+#: the data's per-object ``factors``.
+METRIC_INPUTS = ("masks", "labels", "recon", "image", "features", "predictions", "factors")
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,10 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
                    "shape) object\" from the max-pooled slot features (contrastive slot attention, "
                    "Table 3); fitted on half the evaluated images, scored on the other half",
        "features", "factors", per_image=False),
+    *(_m(f"ap_{t}", f"average precision of the per-slot property predictions, a detection counting "
+                    f"when its argmax classes match a real object {within} (Slot Attention set "
+                    f"prediction, Table 1; distances in scene units); over the evaluated set",
+         "predictions", "factors", per_image=False)
+      for t, within in (("inf", "at any distance"), ("1", "closer than 1"), ("0_5", "closer than 0.5"),
+                        ("0_25", "closer than 0.25"), ("0_125", "closer than 0.125"))),
 )}

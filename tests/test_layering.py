@@ -17,6 +17,8 @@ PKG = Path(__file__).resolve().parents[1] / "ocdsl"
 FORBIDDEN = {
     "catalog": {"errors", "shapes", "spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data",
                 "metrics", "viz", "ops"},
+    "attributes": {"errors", "shapes", "spec", "graph", "codegen", "train", "pipeline", "invariance", "cli",
+                   "data", "metrics", "viz", "ops", "losses", "catalog", "tables"},
     "errors": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops"},
     "tables": {"spec", "graph", "codegen", "train", "pipeline", "invariance", "cli", "data", "metrics", "viz", "ops",
                "errors", "shapes", "losses"},

@@ -8,6 +8,8 @@ Entry point: :func:`make_dataset` (the data contract of docs/internals.md). Piec
 - :mod:`.tfrecord_reader` -- DeepMind multi-object TFRecords (docs/formats.md);
 - :mod:`.emorl` -- EMORL HDF5 (docs/formats.md); :mod:`.npz` -- the canonical npz layout;
 - :mod:`.clevrtex` -- ClevrTex folders (docs/formats.md);
+- :mod:`.clevr_scenes` -- CLEVR v1.0 scene files and images (docs/formats.md);
+- :mod:`.properties` -- per-object property vectors (set-prediction targets);
 - :mod:`.preprocess` -- crop / resize / ``max_objects`` ([data] keys ``resolution``,
   ``crop``, ``antialias``, ``max_objects``);
 - :mod:`.masks` -- K-mask stack <-> label map (slot 0 = background = label 0);
@@ -104,7 +106,8 @@ def make_dataset(
     - ``path`` ending in .tfrecords/.tfrecord: decoded into memory (first ``size``
       records kept), each record cropped/resized as it is read; .h5/.hdf5: EMORL layout,
       group ``split``, read lazily; .npz: canonical npz layout, in memory; a folder:
-      ClevrTex layout (dataset ``clevrtex``), read lazily.
+      ClevrTex layout (dataset ``clevrtex``), read lazily; a CLEVR_v1.0 folder or a
+      .json scenes file (dataset ``clevr_scenes``), images read lazily.
 
     ``views`` / ``augment`` (:mod:`ocdsl.data.views`): the training split becomes
     ``views`` augmented views of each image, stacked along the batch; other splits get only
@@ -143,6 +146,8 @@ def _make_dataset(cfg, split, base_dir, size, *, spec_file, keypath):
     full = (Path(base_dir) / Path(str(cfg["path"])).expanduser()).resolve()
     if info.reader == "clevrtex" and full.is_dir():
         return b.clevrtex(full)
+    if info.reader == "clevr_scenes" and (full.is_dir() or full.is_file()):
+        return b.clevr_scenes(full)
     if not full.is_file():
         if cfg.get("optional", False):
             return None
@@ -223,6 +228,19 @@ class _Build:
         hw = tuple(folder.image_shape[:2])
         return self.dataset(self.view(EmorlSource(folder), keep, self.limit, hw), hw, str(full))
 
+    def clevr_scenes(self, full: Path):
+        """A CLEVR_v1.0 folder or one of its scenes files, images read lazily."""
+        from .clevr_scenes import ClevrScenes
+        from .datasets import EmorlSource
+
+        scenes = ClevrScenes(full, str(self.cfg.get("split", self.split)))
+        keep = None
+        if self.max_objects is not None:
+            keep = np.nonzero(scenes.object_counts() <= self.max_objects)[0]
+            _check_kept(keep, full, self.max_objects)
+        hw = tuple(scenes.image_shape[:2])
+        return self.dataset(self.view(EmorlSource(scenes), keep, self.limit, hw), hw, str(full))
+
     def missing(self, full: Path):
         where = format_keypath(self.keypath + ("path",))
         what = "is a directory" if full.is_dir() else "not found"
@@ -245,6 +263,10 @@ class _Build:
         if problem is not None:
             raise UserError(problem)
         reader = READERS[full.suffix.lower()]
+        if reader == "clevr_scenes":
+            raise UserError(Diagnostic(
+                f"{full} is a CLEVR scenes file, read by the dataset 'clevr_scenes' only (not {self.info.name})",
+                file=self.spec_file, keypath=self.keypath + ("dataset",), hint='write dataset = "clevr_scenes"'))
         info, prep, max_objects, limit = self.info, self.prep, self.max_objects, self.limit
         if reader == "hdf5":
             from .emorl import EmorlFile

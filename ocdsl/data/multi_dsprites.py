@@ -48,6 +48,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ocdsl.attributes import HUE_NAMES, object_attributes
+
+from .properties import PropertyLayout
+
 __all__ = [
     "SIZE",
     "UNIT",
@@ -61,6 +65,8 @@ __all__ = [
     "DEFAULT_VARIANT",
     "generate",
     "generate_at",
+    "property_layout",
+    "COORD_SCALE",
 ]
 
 SIZE = 64  #: image height = width, px
@@ -80,6 +86,10 @@ VARIANTS = {
 }
 VARIANT_ID = {"binarized": 0, "colored_on_grayscale": 1, "colored_on_colored": 2}
 DEFAULT_VARIANT = "colored_on_grayscale"
+#: distance units per unit of the [0, 1] position grid in the set-prediction AP metrics: the
+#: range the sprite centres span is given CLEVR's 6 units (its [-3, 3] scene), so an AP
+#: threshold is the same fraction of that range on both datasets (our choice)
+COORD_SCALE = 6.0
 
 _ELLIPSE = (1.25, 0.65)  # semi-axes in units
 # Heart curve (x^2+y^2-1)^3 <= x^2 y^3 spans x in [-1.138, 1.138], y in [-1, 1.236]:
@@ -222,9 +232,11 @@ def generate_at(indices, seed: int = 0, *, variant: str = DEFAULT_VARIANT) -> di
     n = len(idx)
     if n == 0:
         z = np.zeros((0, k), np.float32)
+        layout = property_layout(variant)
         return {"image": np.zeros((0, SIZE, SIZE, c), np.uint8), "mask": np.zeros((0, SIZE, SIZE), np.uint8),
                 **{f: z.copy() for f in ("x", "y", "shape", "scale", "orientation")},
-                "color": np.zeros((0, k, c), np.float32), "visibility": z.copy()}
+                "color": np.zeros((0, k, c), np.float32), "visibility": z.copy(),
+                "properties": np.zeros((0, layout.objects, layout.size), np.float32)}
     f = _layout(seed, idx, variant)
     image = np.zeros((n, SIZE, SIZE, c), np.uint8)
     mask = np.zeros((n, SIZE, SIZE), np.uint8)
@@ -241,7 +253,7 @@ def generate_at(indices, seed: int = 0, *, variant: str = DEFAULT_VARIANT) -> di
 
     color = (np.rint(f["color"] * 255) / 255).astype(np.float32)
     color[:, 1:][~present] = 0
-    return {
+    out = {
         "image": image,
         "mask": mask,
         "x": slots(POSITIONS[f["px"]]),
@@ -252,3 +264,35 @@ def generate_at(indices, seed: int = 0, *, variant: str = DEFAULT_VARIANT) -> di
         "color": color,
         "visibility": visible.astype(np.float32),
     }
+    out["properties"] = _properties(out, variant)
+    return out
+
+
+def property_layout(variant: str = DEFAULT_VARIANT) -> PropertyLayout:
+    """The set-prediction targets of a variant (:mod:`ocdsl.data.properties`): position
+    ``x``, ``y`` in [0, 1]; one-hot ``size`` (small: scale <= 0.75, large), ``colour`` (hue
+    sector, :func:`ocdsl.attributes.hue_bins`; not in ``binarized``, whose sprites are all
+    white) and ``shape`` (:data:`SHAPE_NAMES`); the real-object flag. Padded to the variant's
+    most sprites (3 / 5 / 4), :data:`COORD_SCALE` distance units per position unit."""
+    _, hi, c, _ = _check_variant(variant)
+    colour = () if c == 1 else (("colour", HUE_NAMES),)
+    return PropertyLayout(coords=("x", "y"),
+                          classes=(("size", ("small", "large")), *colour, ("shape", SHAPE_NAMES)),
+                          coord_scale=COORD_SCALE, objects=hi)
+
+
+def _properties(factors: dict, variant: str) -> np.ndarray:
+    """float32 [n, S, P]: the sprites' property vectors in painter order (slot k + 1 of the
+    factors is sprite k); a sprite that is absent or fully hidden (visibility 0) is a zero
+    vector, as the padding is. The classes are :func:`ocdsl.attributes.object_attributes`,
+    the probe's attributes."""
+    layout = property_layout(variant)
+    sprites = {k: v[:, 1:] for k, v in factors.items() if k not in ("image", "mask")}
+    if sprites["color"].shape[-1] == 1:
+        sprites.pop("color")
+    present, attrs = object_attributes(sprites)
+    classes = {"size": attrs["size"], "shape": attrs["shape"] - 1}
+    if "colour" in attrs:
+        classes["colour"] = attrs["colour"]
+    coords = np.stack([sprites["x"], sprites["y"]], axis=-1)
+    return layout.encode(coords, classes, present)

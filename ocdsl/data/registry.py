@@ -14,6 +14,10 @@ from typing import Any, Mapping
 
 from ocdsl.errors import Diagnostic, UserError, did_you_mean
 
+from .clevr_scenes import LAYOUT as CLEVR_LAYOUT
+from .multi_dsprites import property_layout as dsprites_layout
+from .properties import PropertyLayout
+
 __all__ = ["DatasetInfo", "DATASETS", "ALIASES", "FAMILIES", "CLEVRTEX_VARIANTS", "get_info", "names", "READERS",
            "CONFIG_KEYS"]
 
@@ -26,7 +30,8 @@ EVAL_CONFIG_KEYS = CONFIG_KEYS + ("name", "optional", "size")
 
 #: file extension -> reader name
 READERS: Mapping[str, str] = MappingProxyType(
-    {".tfrecords": "tfrecord", ".tfrecord": "tfrecord", ".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz"}
+    {".tfrecords": "tfrecord", ".tfrecord": "tfrecord", ".h5": "hdf5", ".hdf5": "hdf5", ".npz": "npz",
+     ".json": "clevr_scenes"}
 )
 
 
@@ -37,7 +42,8 @@ class DatasetInfo:
     - ``height``, ``width``, ``channels``: image size of the published files.
     - ``max_objects``: K, the number of mask slots stored per image (slot 0 = background).
     - ``reader``: the published format ("tfrecord" | "hdf5" | "npz" | "clevrtex" for
-      ClevrTex folders); a file's reader is picked by its extension, a folder's by this.
+      ClevrTex folders | "clevr_scenes" for CLEVR v1.0 scene files or folders); a file's
+      reader is picked by its extension, a folder's by this.
     - ``generator``: module under ``ocdsl.data`` with ``generate(n, seed, *, start, **args)``
       and ``generate_at(indices, seed, **args)``, or None when no built-in generator exists.
     - ``tf_shapes``: TFRecord feature -> shape stored in the file (row-major).
@@ -49,6 +55,9 @@ class DatasetInfo:
     - ``crop``: standard crop box (y0, y1, x0, x1) applied to images of the published size
       ``height`` x ``width``; ``crop_resolution``: standard output side after that crop
       (:mod:`ocdsl.data.preprocess`).
+    - ``properties``: the layout of the per-object property vectors (set-prediction
+      targets, factor ``properties``) its generator or reader gives, or None
+      (:mod:`ocdsl.data.properties`).
     """
 
     name: str
@@ -66,6 +75,7 @@ class DatasetInfo:
     variant: str | None = None
     crop: tuple[int, int, int, int] | None = None
     crop_resolution: int | None = None
+    properties: PropertyLayout | None = None
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -86,7 +96,7 @@ def _dsprites(variant: str, c: int, k: int) -> DatasetInfo:
         },
         mask_layout="HWK1",
         generator="multi_dsprites", generator_args={"variant": variant}, variant=variant,
-        source=f"{_DM} multi_dsprites.py",
+        source=f"{_DM} multi_dsprites.py", properties=dsprites_layout(variant),
     )
 
 
@@ -133,6 +143,13 @@ _ALL = [
         generator="mnist_scenes", eval_size=2000,
         source="Cetin & Cinbis 2022 Sec. 4 (64 x 64 scenes of real MNIST digits); ocdsl's generator "
                "(ocdsl/data/mnist_scenes.py, docs/formats.md): 1-3 digits, sklearn's digits by default",
+    ),
+    DatasetInfo(
+        name="clevr_scenes", height=320, width=480, channels=3, max_objects=11, reader="clevr_scenes",
+        properties=CLEVR_LAYOUT,
+        source="CLEVR v1.0 (Johnson et al., CVPR 2017): scenes/CLEVR_<split>_scenes.json + images/<split>/*.png "
+               "(docs/formats.md, CLEVR scene files); set-prediction targets as google-research/google-research "
+               "slot_attention/data.py @ 0c1bbe5; no masks",
     ),
     DatasetInfo(
         name="clevrtex", height=240, width=320, channels=3, max_objects=11, reader="clevrtex",

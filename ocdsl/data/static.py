@@ -32,8 +32,9 @@ def generator_problem(info, max_objects: int | None, kp: tuple, spec_file: str) 
             + ("a folder" if info.reader == "clevrtex" else "a file"),
             file=spec_file, keypath=kp + ("dataset",),
             hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
-                 + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
-                    else "(.tfrecords, EMORL .h5 or .npz)"))
+                 + {"clevrtex": "(the clevrtex_<variant> folder)",
+                    "clevr_scenes": "(the CLEVR_v1.0 folder or a scenes .json file)"}.get(
+                     info.reader, "(.tfrecords, EMORL .h5 or .npz)"))
     if max_objects is not None:
         return Diagnostic(
             f"`{format_keypath(kp + ('max_objects',))}` filters the scenes of a dataset file; "
@@ -89,7 +90,7 @@ def check_dataset(cfg: Mapping[str, Any], keypath: tuple, path: Path | None,
 
 def _path_problem(info, path: Path, kp: tuple, cfg: Mapping[str, Any], spec_file: str) -> Diagnostic | None:
     where = format_keypath(kp + ("path",))
-    if info.reader == "clevrtex" and path.is_dir():
+    if info.reader in ("clevrtex", "clevr_scenes") and path.is_dir():
         return None
     if not path.is_file():
         if cfg.get("optional", False):

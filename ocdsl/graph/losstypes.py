@@ -180,6 +180,19 @@ def _four_tokens(e, args):
     return _scalar(args)
 
 
+def _set_pair(e, args):
+    """``hungarian_huber(pred b k p, target b o p)``: the same b and p, o <= k where known."""
+    _need_tensors(e, args, (3,), False, 2)
+    p, t = args[0].shape, args[1].shape
+    if p is not None and t is not None:
+        k, o = p[1], t[1]
+        more = k.is_concrete and o.is_concrete and o.value > k.value
+        if p[0] != t[0] or p[2] != t[2] or more:
+            raise _Fail(e, f"{e.func}(): expected pred (b, k, p) and target (b, o, p) with o <= k",
+                        _operands(e.args, args))
+    return _scalar(args)
+
+
 def _background(e, args):
     _need_tensors(e, args, (4,), False)
     bg, err, img = (a.shape for a in args)
@@ -207,6 +220,7 @@ RULES: dict[str, Callable[[E.Call, list[LossType]], LossType]] = {
     "background_loss": _background,
     "nt_xent": _contrastive(2), "ctr_all": _contrastive(3), "ctr_img": _contrastive(3),
     "cossim_matched": _four_tokens,
+    "hungarian_huber": _set_pair,
 }
 
 

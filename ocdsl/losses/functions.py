@@ -13,11 +13,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Function", "FUNCTIONS", "get", "names", "match_views", "view"]
+from ocdsl.losses.matching import hungarian
+
+__all__ = ["Function", "FUNCTIONS", "get", "names", "match_views", "view", "huber_costs"]
 
 
 @dataclass(frozen=True)
@@ -374,12 +375,9 @@ def match_views(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     Shapes: a, b: b k d  ->  perm: b k (int64), so that ``b[i, perm[i, j]]`` is matched to
     ``a[i, j]``. Baldassarre & Azizpour 2022, Sec. 3.2."""
-    from scipy.optimize import linear_sum_assignment          # lazy: keeps `import ocdsl` fast
     with torch.no_grad():
         sim = F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).transpose(-1, -2)
-        sim = sim.cpu().numpy()                                          # b k k
-    perm = [linear_sum_assignment(s, maximize=True)[1] for s in sim]
-    return torch.as_tensor(np.stack(perm), dtype=torch.long, device=a.device)
+    return hungarian(sim, maximize=True)                                 # b k
 
 
 def _take(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -433,6 +431,48 @@ def cossim_matched(p1: torch.Tensor, p2: torch.Tensor, f1: torch.Tensor, f2: tor
     l12 = (1 - F.cosine_similarity(p1, _take(f2, perm).detach(), dim=-1).mean()) / 2
     l21 = (1 - F.cosine_similarity(p2, _take(f1, inv).detach(), dim=-1).mean()) / 2
     return (l12 + l21) / 2
+
+
+# ---- set prediction: predicted and true objects matched per image -----------------------------
+
+def huber_costs(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The Huber loss (delta 1) between every predicted and every true object, averaged over
+    the property axis: ``pred`` b k p, ``target`` b o p -> b k o (with gradient)."""
+    diff = pred[:, :, None, :] - target[:, None, :, :]                   # b k o p
+    return F.huber_loss(diff, torch.zeros_like(diff), reduction="none", delta=1.0).mean(-1)
+
+
+@_fn("hungarian_huber", 2)
+def hungarian_huber(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Slot Attention's set-prediction loss: each image's predicted objects Hungarian-matched
+    to its true objects, the Huber loss summed over the matched pairs, averaged over images.
+
+    ``pred`` b k p: one property vector per slot (e.g. a sigmoid MLP's output); ``target`` b o
+    p with o <= k: the true objects' vectors (ocdsl/data/properties.py), padding rows zero.
+    The targets are padded with zero rows ("no object") to k, so every slot is matched; the
+    cost of a pair is the Huber loss (delta 1) averaged over the p properties
+    (:func:`huber_costs`); the matching (:func:`ocdsl.losses.matching.hungarian`, scipy,
+    the whole batch, on a detached copy) minimises each image's summed cost, and the loss
+    gathers the matched costs with their gradient::
+
+        L = mean_b sum_i huber(pred[b, i], target[b, pi_b(i)])
+
+    One cost for matching and loss, Huber on every entry (coordinates, one-hot classes and
+    the object flag alike): google-research/google-research slot_attention/utils.py @
+    0c1bbe5, ``hungarian_huber_loss`` (Locatello et al. 2020, Sec. 4.2). Returns a scalar
+    >= 0, invariant to the order of the slots.
+
+    Raises:
+        ValueError: not two 3-D tensors with the same b and p, or more true objects than slots."""
+    if pred.dim() != 3 or target.dim() != 3 or pred.shape[0] != target.shape[0] \
+            or pred.shape[2] != target.shape[2] or target.shape[1] > pred.shape[1]:
+        raise ValueError(f"hungarian_huber: expected pred (b, k, p) and target (b, o, p) with o <= k, "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+    k, o = pred.shape[1], target.shape[1]
+    target = F.pad(target.to(pred.dtype), (0, 0, 0, k - o))               # b k p: zero rows appended
+    cost = huber_costs(pred, target)                                      # b k k
+    match = hungarian(cost)                                               # slot i <-> object match[b, i]
+    return cost.gather(2, match[..., None]).sum(dim=(1, 2)).mean()
 
 
 def get(name: str) -> Function:

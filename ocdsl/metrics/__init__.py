@@ -20,8 +20,10 @@ mse_mean  mean over c h w of the squared error (per-pixel MSE)         never
 otsu_iou  each slot's map > Otsu threshold, Hungarian IoU, objects     it has no foreground
 ========  ==========================================================  =======================
 
-Dataset-level metrics (:data:`DATASET_METRICS`, ``fn(features (n d), factors) -> dict``) are
-fitted on a whole evaluated set: ``probe_ap``, the linear probe of :mod:`ocdsl.metrics.probe`.
+Dataset-level metrics (:data:`DATASET_METRICS`, ``fn(inputs) -> dict``) are computed once on a
+whole evaluated set: ``probe_ap``, the linear probe of :mod:`ocdsl.metrics.probe`, and
+``ap_inf``, ``ap_1``, ``ap_0_5``, ``ap_0_25``, ``ap_0_125``, set prediction's average
+precision at those distance thresholds (:mod:`ocdsl.metrics.set_ap`).
 
 ARI degenerate cases follow sklearn (1.0 where sklearn says 1.0); ``ari(...,
 degenerate="nan")`` gives DeepMind's NaN instead (see :mod:`ocdsl.metrics.ari`).
@@ -48,10 +50,12 @@ from ocdsl.metrics.miou import _fg, matched_ious, miou, miou_fg
 from ocdsl.metrics.mse import mse
 from ocdsl.metrics.otsu import otsu_iou
 from ocdsl.metrics.probe import probe_ap
+from ocdsl.metrics.set_ap import THRESHOLDS, average_precision
 
 __all__ = [
     "METRICS", "DATASET_METRICS", "REQUIRES", "evaluate", "summarize", "concat",
     "ari", "ari_fg", "contingency", "miou", "miou_fg", "matched_ious", "mse", "otsu_iou", "probe_ap",
+    "average_precision",
 ]
 
 MetricFn = Callable[[Tensor, "Tensor | None", "Tensor | None", "Tensor | None"], Tensor]
@@ -110,10 +114,36 @@ METRICS: dict[str, MetricFn] = {
     "otsu_iou": _otsu_iou,
 }
 
-#: name -> fn(features (n d) numpy, factors {name: (n ...)}) -> {name: float, ...}: the
-#: catalogue's dataset-level entries (``per_image = False``), fitted on a whole evaluated set.
-DATASET_METRICS: dict[str, Callable[..., dict]] = {
-    "probe_ap": probe_ap,
+def _dataset_inputs(name: str, inputs: Mapping, *keys: str) -> list:
+    missing = [k for k in keys if inputs.get(k) is None]
+    if missing:
+        raise ValueError(f"metric '{name}' needs {' and '.join(missing)}, got None")
+    return [inputs[k] for k in keys]
+
+
+def _probe_ap(inputs: Mapping) -> dict:
+    return probe_ap(*_dataset_inputs("probe_ap", inputs, "features", "factors"))
+
+
+def _set_ap(name: str, threshold: float | None) -> Callable[[Mapping], dict]:
+    def fn(inputs: Mapping) -> dict:
+        predictions, factors = _dataset_inputs(name, inputs, "predictions", "factors")
+        layout = inputs.get("layout")
+        if layout is None or "properties" not in factors:
+            raise ValueError(f"metric '{name}' needs the data's per-object property vectors (factor "
+                             f"'properties' and its layout; datasets: multi_dsprites, clevr_scenes)")
+        return {name: average_precision(predictions, factors["properties"], threshold=threshold, **layout)}
+    return fn
+
+
+#: name -> fn(inputs) -> {name: float, ...}: the catalogue's dataset-level entries
+#: (``per_image = False``), computed once on a whole evaluated set. ``inputs``: ``features``
+#: (n d, the per-slot features max-pooled over the slots), ``predictions`` (n k p, per-slot
+#: property vectors), ``factors`` ({name: (n ...)} of the data) and ``layout`` (the data's
+#: ``PropertyLayout.metric_args()``, or None), numpy arrays, each None where not evaluated.
+DATASET_METRICS: dict[str, Callable[[Mapping], dict]] = {
+    "probe_ap": _probe_ap,
+    **{name: _set_ap(name, t) for name, t in THRESHOLDS.items()},
 }
 
 #: name -> the inputs it needs, among "masks", "labels", "recon", "image": the catalogue's

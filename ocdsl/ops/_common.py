@@ -12,15 +12,19 @@ from torch import nn
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
 __all__ = [
-    "ACTIVATIONS", "activation", "expect_rank", "expect_dim", "as_list", "size_list",
+    "ACTIVATIONS", "ELEMENTWISE", "activation", "expect_rank", "expect_dim", "as_list", "size_list",
     "optional_shape",
 ]
 
 ACTIVATIONS = ("relu", "leaky_relu", "gelu", "celu", "silu", "none")
+#: every element-wise function :func:`activation` builds: the hidden-layer activations and
+#: the squashing outputs (the ``activation`` op offers these)
+ELEMENTWISE = ACTIVATIONS + ("sigmoid", "tanh")
 
 
 def activation(name: str) -> nn.Module:
-    """``"relu"`` -> ``nn.ReLU()``; ``"none"`` -> ``nn.Identity()``."""
+    """``"relu"`` -> ``nn.ReLU()``; ``"sigmoid"`` -> ``nn.Sigmoid()``; ``"none"`` ->
+    ``nn.Identity()`` (one of :data:`ELEMENTWISE`; raises ValueError for another name)."""
     if name == "relu":
         return nn.ReLU()
     if name == "leaky_relu":
@@ -31,9 +35,13 @@ def activation(name: str) -> nn.Module:
         return nn.CELU()
     if name == "silu":
         return nn.SiLU()
+    if name == "sigmoid":
+        return nn.Sigmoid()
+    if name == "tanh":
+        return nn.Tanh()
     if name == "none":
         return nn.Identity()
-    raise ValueError(f"unknown activation {name!r}, expected one of {', '.join(ACTIVATIONS)}")
+    raise ValueError(f"unknown activation {name!r}, expected one of {', '.join(ELEMENTWISE)}")
 
 
 def expect_rank(port: str, got: Shape, signature: str, *, at_least: bool = False) -> None:

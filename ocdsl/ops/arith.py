@@ -1,5 +1,6 @@
-"""Element-wise arithmetic: ``add``, ``subtract`` (two tensors of one shape) and
-``zeros_like`` (a tensor of zeros shaped like its input).
+"""Element-wise ops: ``add``, ``subtract`` (two tensors of one shape), ``zeros_like`` (a
+tensor of zeros shaped like its input) and ``activation`` (a function of each element, e.g.
+a sigmoid squashing predictions into [0, 1]).
 
 These are the plumbing of iterative blocks: the attentive sequential auto-encoder's error
 image ``x - c_t`` (Eq. 1), its canvas update ``c_{t+1} = c_t + write`` (Eq. 6) and its
@@ -13,10 +14,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ocdsl.ops.registry import OpDef, Port, register
+from ocdsl.ops._common import ELEMENTWISE
+from ocdsl.ops._common import activation as make_activation
+from ocdsl.ops.registry import OpDef, Port, enum, register
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
-__all__ = ["Add", "Subtract", "ZerosLike"]
+__all__ = ["Add", "Subtract", "ZerosLike", "Activation"]
 
 
 class Add(nn.Module):
@@ -69,6 +72,36 @@ class ZerosLike(nn.Module):
         return torch.zeros_like(x)
 
 
+class Activation(nn.Module):
+    """An element-wise function: ``out = f(x)``.
+
+    Args:
+        function (`str`):
+            One of ``ocdsl.ops._common.ELEMENTWISE``: ``"sigmoid"`` (into (0, 1)), ``"tanh"``
+            (into (-1, 1)), ``"relu"``, ``"leaky_relu"`` (slope 0.01), ``"gelu"``,
+            ``"celu"``, ``"silu"`` or ``"none"`` (identity).
+
+    Shapes:
+        x: ...  -> out: ... (the same shape)
+
+    Raises:
+        ValueError: an unknown ``function`` (the schema refuses it first).
+
+    Source:
+        Locatello et al. 2020, App. E.2 / official SlotAttentionClassifier
+        (google-research/google-research slot_attention/model.py @ 0c1bbe5): the set
+        prediction MLP's last layer is a sigmoid, so every property lies in [0, 1].
+    """
+
+    def __init__(self, function: str):
+        super().__init__()
+        self.function = function
+        self.f = make_activation(function)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.f(x)
+
+
 def _same_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
     x, y = in_shapes["x"], in_shapes["y"]
     if len(x) != len(y) or any(Dim.of(a) != Dim.of(b) for a, b in zip(x, y)):
@@ -94,4 +127,15 @@ register(OpDef(
     outputs=("out",), params={},
     infer=lambda in_shapes, params: {"out": tuple(in_shapes["x"])},
     init_args=_no_args, summary="zeros shaped like x (e.g. a blank first canvas)",
+))
+
+register(OpDef(
+    name="activation", module=Activation,
+    inputs=(Port("x", "...", doc="any tensor"),),
+    outputs=("out",),
+    params={"function": enum("the element-wise function, e.g. sigmoid (into [0, 1])", list(ELEMENTWISE))},
+    infer=lambda in_shapes, params: {"out": tuple(in_shapes["x"])},
+    init_args=lambda in_shapes, params: {"function": params["function"]},
+    required=("function",),
+    summary="an element-wise function of x (sigmoid, tanh, relu, ...)",
 ))

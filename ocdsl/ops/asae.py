@@ -27,7 +27,7 @@ OUTPUT_ACTIVATIONS = ("none", "sigmoid")
 def _output_activation(name: str) -> nn.Module:
     if name not in OUTPUT_ACTIVATIONS:
         raise ValueError(f"unknown output activation {name!r}, expected one of {OUTPUT_ACTIVATIONS}")
-    return nn.Sigmoid() if name == "sigmoid" else nn.Identity()
+    return make_activation(name)
 
 
 def _concrete_hw(shape: Shape, port: str) -> tuple[int, int]:

@@ -59,6 +59,9 @@ EVAL_OUTPUTS: dict[str, str] = {
               "spatial transformer's output.",
     "features": "Output holding per-slot features (B K D) that dataset-level metrics read "
                 "(probe_ap max-pools them over the slots), e.g. object_proj.",
+    "predictions": "Output holding per-slot property predictions (B K P: coordinates, class "
+                   "scores, confidence last; the data's property layout) that the ap_* metrics "
+                   "read, e.g. properties_pred.",
     "boxes": "Output holding one box per object layer (B K 4: x0, y0, x1, y1 in "
              "normalized image coordinates, -1 / +1 = the image edges), drawn on the "
              "input and on each layer.",

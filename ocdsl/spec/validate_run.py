@@ -154,7 +154,8 @@ class RunChecks:
         metrics = ev.get("metrics")
         for i, name in enumerate(metrics if isinstance(metrics, list) else []):
             info = METRICS.get(name) if isinstance(name, str) else None
-            for need, key in (("masks", "masks"), ("recon", "reconstruction"), ("features", "features")):
+            for need, key in (("masks", "masks"), ("recon", "reconstruction"), ("features", "features"),
+                              ("predictions", "predictions")):
                 if info is not None and need in info.needs and not ev.get(key):
                     self.error(("eval", "metrics", i), f"metric '{name}' needs eval.{key}",
                                f"set eval.{key} to the output holding the {key}")

@@ -34,15 +34,16 @@ def metrics_concat(per_batch: list) -> Any:
     return _concat(per_batch)
 
 
-def dataset_metrics(names: list[str], features, factors) -> dict:
-    """``ocdsl.metrics.DATASET_METRICS``: each named dataset-level metric (e.g. ``probe_ap``)
-    fitted on a whole evaluated set; ``{}`` when none is named."""
+def dataset_metrics(names: list[str], inputs: dict) -> dict:
+    """``ocdsl.metrics.DATASET_METRICS``: each named dataset-level metric (e.g. ``probe_ap``,
+    ``ap_1``) computed on a whole evaluated set from ``inputs`` (``features``,
+    ``predictions``, ``factors``, ``layout``); ``{}`` when none is named."""
     from ocdsl.metrics import DATASET_METRICS
 
     out: dict = {}
     for n in names:
         if n in DATASET_METRICS:
-            out.update(DATASET_METRICS[n](features, factors))
+            out.update(DATASET_METRICS[n](inputs))
     return out
 
 

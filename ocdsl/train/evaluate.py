@@ -280,7 +280,8 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
             for es in sets:
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
-                per_batch, count, fig, fig_done, strip, pooled = [], 0, None, False, None, []
+                per_batch, count, fig, fig_done, strip = [], 0, None, False, None
+                pooled, predicted = [], []
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
                     # .forward: eager even when the module was compiled in place for training
@@ -296,6 +297,8 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                         per_batch.append(_deps.metrics_evaluate(names, masks, labels, recon, image))
                     if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
                         pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
+                    if ev.outputs.get("predictions"):  # and per-slot property predictions
+                        predicted.append(out[ev.outputs["predictions"]].detach().float().cpu())
                     count += image.shape[0]
                     if figures_dir is not None and not fig_done and masks is not None:
                         fig_done = True
@@ -321,7 +324,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                             model.set_schedules(eval_values)
                 summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
                 metrics = {n: _mean(summary[n]) for n in names if n in summary}
-                metrics.update(_dataset_level(names, pooled, es.dataset, count))
+                metrics.update(_dataset_level(names, pooled, predicted, es.dataset, count))
                 for n in names:  # images where a metric is undefined (e.g. no foreground)
                     nan = summary.get(f"{n}_nan")
                     if nan:
@@ -337,16 +340,21 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     return results
 
 
-def _dataset_level(names, pooled: list, dataset, count: int) -> dict:
-    """The dataset-level metrics among ``names`` (``probe_ap``) from the pooled features of
-    the ``count`` images evaluated and the dataset's per-object factors (read again in one
-    batch: the evaluation batches do not carry them)."""
-    if not pooled or not hasattr(dataset, "batch"):
+def _dataset_level(names, pooled: list, predicted: list, dataset, count: int) -> dict:
+    """The dataset-level metrics among ``names`` (``probe_ap``, ``ap_*``) from the pooled
+    features and the per-slot predictions of the ``count`` images evaluated, the dataset's
+    per-object factors (read again in one batch: the evaluation batches do not carry them)
+    and its property layout (``info.properties``, ocdsl/data/properties.py)."""
+    if not (pooled or predicted) or not hasattr(dataset, "batch"):
         return {}
     import numpy as np
 
     factors = {k: v.numpy() for k, v in dataset.batch(np.arange(count))["factors"].items()}
-    return _deps.dataset_metrics(names, torch.cat(pooled).numpy(), factors)
+    layout = getattr(getattr(dataset, "info", None), "properties", None)
+    inputs = {"features": torch.cat(pooled).numpy() if pooled else None,
+              "predictions": torch.cat(predicted).numpy() if predicted else None,
+              "factors": factors, "layout": None if layout is None else layout.metric_args()}
+    return _deps.dataset_metrics(names, inputs)
 
 
 def _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step, figures_dir, name,

@@ -76,14 +76,19 @@ class StreamSampler(Sampler):
 
 
 def collate(keys):
-    """Stack only ``keys`` of each item (others, e.g. ragged ``factors``, are dropped)."""
+    """Stack only ``keys`` of each item (others, e.g. ragged ``factors``, are dropped); a key
+    that is not an entry of the item but one of its ``factors`` (e.g. the per-object
+    ``properties`` a model input of that name reads) is taken from there."""
 
     def _collate(items: list[dict]) -> dict:
         out = {}
         for k in keys:
-            if k not in items[0]:
+            if k in items[0]:
+                vals = [it[k] for it in items]
+            elif k in (items[0].get("factors") or {}):
+                vals = [it["factors"][k] for it in items]
+            else:
                 continue
-            vals = [it[k] for it in items]
             vals = [torch.as_tensor(v) for v in vals]
             out[k] = torch.stack(vals)
         return out
@@ -143,17 +148,32 @@ def dataset_cfg(spec, keypath: tuple) -> dict:
 
 def check_data_fits(spec, name: str, dataset, keypath: tuple) -> None:
     """The dataset's images must have the shape of the model input ``image`` (minus the
-    batch axis); raises SpecError pointing at the dataset's key otherwise."""
-    sig = spec.inputs.get("image")
-    if sig is None or dataset is None or len(dataset) == 0:
+    batch axis), and every other model input (e.g. ``properties``) must be an entry or a
+    factor of the data's items with the input's shape; raises SpecError pointing at the
+    dataset's key otherwise."""
+    if dataset is None or len(dataset) == 0:
         return
-    got = tuple(dataset[0]["image"].shape)
-    want = tuple(d.value for d in sig.resolve(spec.dims)[1:])
-    if got != want:
-        raise SpecError(spec.diag(keypath, f"dataset '{name}' gives images of shape {got} (C, H, W), but "
-                                           f"model.inputs.image is {sig.text!r} = (B, {', '.join(map(str, want))})",
-                                  hint="set [dims] to the data's resolution, or point the dataset at "
-                                       "files of the model's resolution"))
+    item = dataset[0]
+    for inp, sig in spec.inputs.items():
+        value = item.get(inp, (item.get("factors") or {}).get(inp))
+        if value is None:
+            raise SpecError(spec.diag(keypath, f"dataset '{name}' has no '{inp}' for the model input "
+                                               f"'{inp}' (its items hold: {', '.join(sorted(item))}; factors: "
+                                               f"{', '.join(sorted(item.get('factors') or {})) or 'none'})",
+                                      hint="per-object property vectors ('properties') come with multi_dsprites "
+                                           "and clevr_scenes"))
+        got = tuple(torch.as_tensor(value).shape)
+        want = tuple(d.value for d in sig.resolve(spec.dims)[1:])
+        if got == want:
+            continue
+        if inp == "image":
+            raise SpecError(spec.diag(keypath, f"dataset '{name}' gives images of shape {got} (C, H, W), but "
+                                               f"model.inputs.image is {sig.text!r} = (B, {', '.join(map(str, want))})",
+                                      hint="set [dims] to the data's resolution, or point the dataset at "
+                                           "files of the model's resolution"))
+        raise SpecError(spec.diag(keypath, f"dataset '{name}' gives '{inp}' of shape {got}, but "
+                                           f"model.inputs.{inp} is {sig.text!r} = (B, {', '.join(map(str, want))})",
+                                  hint="set [dims] to the data's sizes"))
 
 
 @dataclass

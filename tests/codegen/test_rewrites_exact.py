@@ -22,12 +22,15 @@ APPLIES = {
     "slot_attention_paper": {"fold_broadcast", "fuse_kv", "channels_last"},
     "slot_attention_multi_dsprites": {"fold_broadcast", "fuse_kv", "channels_last"},
     "slot_attention_clevr6": {"fold_broadcast", "fuse_kv", "channels_last"},
+    # set prediction: the encoder and slot attention, a per-slot MLP, no decoder
+    "slot_attention_set_prediction": {"fuse_kv", "channels_last"},
+    "slot_attention_set_prediction_clevr": {"fuse_kv", "channels_last"},
     # contrastive slot attention: slot attention over learned queries, no decoder
     **{stem: {"fuse_kv"} for stem in ("osc_contrastive", "osc_cossim", "osc_cossim_no_global",
                                       "osc_ctr_all_no_global", "osc_ctr_img", "osc_ctr_img_no_global",
                                       "osc_global_only")},
 }
-SLOW = {"slot_attention_multi_dsprites", "slot_attention_clevr6", "osc_cossim", "osc_cossim_no_global",
+SLOW = {"slot_attention_multi_dsprites", "slot_attention_clevr6", "slot_attention_set_prediction_clevr", "osc_cossim", "osc_cossim_no_global",
         "osc_ctr_all_no_global", "osc_ctr_img", "osc_ctr_img_no_global", "osc_global_only"}
 
 

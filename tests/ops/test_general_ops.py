@@ -112,3 +112,20 @@ def test_an_axis_size_naming_an_unknown_dim_is_a_located_error():
         build(loads(bad))
     text = str(e.value)
     assert "axes.h" in text and "Q" in text
+
+
+@pytest.mark.parametrize("function, ref", [("sigmoid", torch.sigmoid), ("tanh", torch.tanh),
+                                           ("relu", torch.relu), ("none", lambda x: x)])
+def test_activation_is_elementwise(function, ref):
+    inferred, out, module = run_op("activation", {"x": sym("B", 5, 14)}, {"function": function})
+    assert inferred == {"out": sym("B", 5, 14)}
+    x = torch.randn(2, 5, 14)
+    assert torch.equal(module(x), ref(x))
+
+
+def test_activation_needs_a_known_function():
+    from ocdsl.ops.arith import Activation
+
+    with pytest.raises(ValueError, match="unknown activation 'softplus'"):
+        Activation("softplus")
+    assert "sigmoid" in get("activation").params["function"]["enum"]

@@ -1,0 +1,85 @@
+"""Benchmark (not a timed test): what the Hungarian matching of Slot Attention's set
+prediction (specs/slot_attention_set_prediction.toml) costs against the model's forward
+pass, in one process.
+
+Three zero-argument calls on one random batch, alternated in rounds (bench/_timing.py): the
+model's forward (no grad), the matching alone (the pairwise Huber costs of the predicted
+and true objects, then scipy's ``linear_sum_assignment`` per image,
+``ocdsl.losses.matching.hungarian``) and the whole loss (``hungarian_huber``). The targets
+are the generator's property vectors of real Multi-dSprites images. Reported: each median
+and the ratios matching / forward and loss / forward; on a shared machine compare only the
+ratios.
+
+    python bench/run_set_matching.py                      # the spec's batch (32 images)
+    python bench/run_set_matching.py --batch 512 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from _timing import alternate  # noqa: E402
+
+from ocdsl.data.multi_dsprites import generate  # noqa: E402
+from ocdsl.losses import functions as fn  # noqa: E402
+from ocdsl.losses.matching import hungarian  # noqa: E402
+from ocdsl.pipeline import build  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--spec", default=str(REPO / "specs" / "slot_attention_set_prediction.toml"))
+    ap.add_argument("--batch", type=int, default=None, help="images per batch (default: train.batch_size)")
+    ap.add_argument("--set", action="append", default=[], dest="overrides", help="spec override key=value")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--steps-per-round", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    compiled = build(args.spec, overrides=args.overrides or None)
+    spec = compiled.spec
+    b = args.batch or spec.train.batch_size
+    torch.manual_seed(0)
+    model = compiled.instantiate(torch_compile=False).eval()
+    data = generate(b, 0)
+    image = torch.from_numpy(data["image"]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    target = torch.from_numpy(data["properties"])
+    feed = {"image": image, "properties": target}
+    with torch.no_grad():
+        pred = model(feed)["properties_pred"]
+    padded = F.pad(target, (0, 0, 0, pred.shape[1] - target.shape[1]))
+
+    def forward():
+        with torch.no_grad():
+            model(feed)
+
+    res = alternate({"forward": forward, "matching": lambda: hungarian(fn.huber_costs(pred, padded)),
+                     "hungarian_huber": lambda: fn.hungarian_huber(pred, target)},
+                    rounds=args.rounds, steps_per_round=args.steps_per_round)
+    med = {k: v["median_s"] for k, v in res.items()}
+    out = {"spec": spec.name, "images": b, "slots": int(pred.shape[1]), "threads": args.threads,
+           "median_ms": {k: 1e3 * v for k, v in med.items()},
+           "match_over_forward": med["matching"] / med["forward"],
+           "loss_over_forward": med["hungarian_huber"] / med["forward"]}
+    print(f"{spec.name}: {b} images, K = {out['slots']}, {args.threads} threads")
+    for k, v in out["median_ms"].items():
+        print(f"  {k:16s} {v:9.2f} ms")
+    print(f"  matching / forward = {out['match_over_forward']:.4f};  loss / forward = "
+          f"{out['loss_over_forward']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return out
+
+
+if __name__ == "__main__":
+    main()
