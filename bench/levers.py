@@ -14,6 +14,7 @@ the spec's ``[eval] success`` threshold, and the median over seeds of each run's
     python bench/levers.py --only learned,straight_through --seeds 0-4 --steps 2000
     python bench/levers.py --jobs 2                         # two runs at a time, 1 thread each
     python bench/levers.py --table                          # only print the table of what ran
+    python bench/levers.py --only lr_hold --steps 3000 --eval-every 600 --jobs 2
 
 A (lever, seed) whose summary.json says it completed its steps is not run again, so the
 command can be repeated to fill in a study. Writes ``<out>/levers.json`` and
@@ -50,6 +51,15 @@ LEVERS: dict[str, tuple[str, str, list[str]]] = {
                       "Chang et al., NeurIPS 2022", [_NO_ST, "model.nodes.slots.implicit_grad=true"]),
     "gaussian_init": ("the paper's initial slots: samples of one shared learned Gaussian",
                       "Locatello et al. 2020, Alg. 1", [_NO_ST, "model.nodes.slots.slot_init=gaussian"]),
+    # Session 7: levers on the shipped spec (straight-through on).
+    "lr_hold": ("shipped spec; warm-up 10 % of the run, cosine reaching 0 at 7/3 of the run "
+                "(lr 0.65 x peak at the last step)",
+                "bench/recipe r3 (warm-up 300, cosine to 0 at 7000) scaled to the run",
+                ["schedules.warmup=0.1 * total_steps", "schedules.horizon=7 / 3 * total_steps",
+                 "schedules.lr=6e-4 * min(1, step / warmup) * 0.5 * (1 + cos(pi() * "
+                 "clamp((step - warmup) / (horizon - warmup), 0, 1)))"]),
+    "decoder_k3": ("shipped spec; spatial broadcast decoder kernels 3x3 instead of 5x5 (fewer FLOPs a step)",
+                   "speed lever (paper App. E.1: 5x5)", ["model.nodes.decoder.kernel=3"]),
 }
 
 DATASETS = [("test", "generated"), ("real_tetrominoes", "real")]
@@ -75,10 +85,10 @@ def _done(d: Path, steps: int) -> bool:
     return bool(s) and s.get("status") == "completed" and s.get("step") == steps
 
 
-def _command(lever: str, seed: int, steps: int, d: Path, spec: Path) -> list[str]:
+def _command(lever: str, seed: int, steps: int, d: Path, spec: Path, eval_every: int | None = None) -> list[str]:
     cmd = [sys.executable, "-m", "ocdsl", "run", str(spec), "--steps", str(steps), "--out", str(d),
            "--no-progress", "--set", f"train.seed={seed}", "--set", "train.time_limit=36000",
-           "--set", f"eval.every={max(1, steps // 2)}", "--set", f"train.checkpoint_every={steps}"]
+           "--set", f"eval.every={eval_every or max(1, steps // 2)}", "--set", f"train.checkpoint_every={steps}"]
     for s in LEVERS[lever][2]:
         cmd += ["--set", s]
     if (d / "checkpoint.pt").exists():
@@ -88,7 +98,8 @@ def _command(lever: str, seed: int, steps: int, d: Path, spec: Path) -> list[str
     return cmd
 
 
-def run_all(levers: list[str], seeds: list[int], steps: int, out: Path, jobs: int, spec: Path) -> None:
+def run_all(levers: list[str], seeds: list[int], steps: int, out: Path, jobs: int, spec: Path,
+            eval_every: int | None = None) -> None:
     # seed-major: a study cut short still has every lever on its first seeds
     todo = [(lv, s) for s in seeds for lv in levers if not _done(out / lv / f"seed{s}", steps)]
     env = dict(os.environ)
@@ -101,7 +112,7 @@ def run_all(levers: list[str], seeds: list[int], steps: int, out: Path, jobs: in
             d = out / lv / f"seed{s}"
             d.parent.mkdir(parents=True, exist_ok=True)
             log = open(out / lv / f"seed{s}.log", "a")
-            p = subprocess.Popen(_command(lv, s, steps, d, spec), stdout=log, stderr=subprocess.STDOUT,
+            p = subprocess.Popen(_command(lv, s, steps, d, spec, eval_every), stdout=log, stderr=subprocess.STDOUT,
                                  env=env, cwd=REPO)
             running.append((p, lv, s, time.time()))
             print(f"started {lv} seed {s}", flush=True)
@@ -196,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jobs", type=int, default=1, help="runs at a time (each with 1 thread when > 1)")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "levers")
     p.add_argument("--spec", type=Path, default=SPEC)
+    p.add_argument("--eval-every", type=int, help="steps between evaluations (default: half the run)")
     p.add_argument("--table", action="store_true", help="only print the table of the runs there are")
     a = p.parse_args(argv)
     levers = a.only.split(",") if a.only else list(LEVERS)
@@ -205,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = parse_seeds(a.seeds)
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.table:
-        run_all(levers, seeds, a.steps, a.out, a.jobs, a.spec)
+        run_all(levers, seeds, a.steps, a.out, a.jobs, a.spec, a.eval_every)
     print(write_table(levers, seeds, a.steps, a.out, a.spec))
     return 0
 

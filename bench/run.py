@@ -22,12 +22,16 @@
    and the time per node (linear scaling keeps it flat).
 5. Each rewrite: the main job's step with ``fold_broadcast`` alone and with it plus each
    other rewrite, against the reference (wall and process CPU time, alternated rounds).
+6. A spec variant: the main job's step as shipped and with the ``--set`` overrides given
+   (e.g. a lever of bench/levers.py), alternated in rounds; reported: median wall and
+   process CPU time per step, FLOPs per step, and variant / shipped for each.
 
     python bench/run.py                   # all parts
     python bench/run.py --no-compile      # skip the torch.compile variants (fast)
     python bench/run.py --only fold --threads 1 --rounds 5 --steps-per-round 3   # part 3 only
     python bench/run.py --only scale      # part 4 only
     python bench/run.py --only rewrites --threads 1 --rounds 5 --steps-per-round 2   # part 5 only
+    python bench/run.py --only variant --threads 1 --set model.nodes.decoder.kernel=3   # part 6
     python bench/run.py --json out.json   # also write the numbers
 """
 
@@ -216,6 +220,40 @@ def bench_each_rewrite(batch: int, rounds: int, steps_per_round: int) -> dict:
                      for k, v in t.items()}}
 
 
+def bench_variant(overrides: list[str], batch: int, rounds: int, steps_per_round: int) -> dict:
+    """Part 6: the main job's eager fp32 training step as shipped and with ``overrides``
+    (``--set`` strings), alternated in rounds; both start from seed 0's initialisation."""
+    torch.manual_seed(0)
+    x = torch.rand(batch, 3, 35, 35) * 2 - 1
+    spec = REPO / "specs" / "slot_attention.toml"
+    steps, flops = {}, {}
+    for name, ov in (("shipped", []), ("variant", overrides)):
+        torch.manual_seed(0)
+        fn = _step_fn(ocdsl.compile(spec, torch_compile=False, overrides=ov), name)
+        steps[name] = lambda fn=fn: fn(x)
+        flops[name] = step_flops(steps[name])["total"]
+    t = alternate(steps, rounds=rounds, steps_per_round=steps_per_round, warmup=2)
+    s, v = t["shipped"], t["variant"]
+    return {"overrides": overrides, "batch": batch, "threads": torch.get_num_threads(), "rounds": rounds,
+            "steps_per_round": steps_per_round, "flops": flops,
+            "median_s": {k: r["median_s"] for k, r in t.items()},
+            "cpu_median_s": {k: r["cpu_median_s"] for k, r in t.items()},
+            "times_s": {k: r["times"] for k, r in t.items()},
+            "variant_over_shipped": v["median_s"] / s["median_s"],
+            "cpu_variant_over_shipped": v["cpu_median_s"] / s["cpu_median_s"],
+            "flops_variant_over_shipped": flops["variant"] / flops["shipped"]}
+
+
+def print_variant(r: dict) -> None:
+    m, c = r["median_s"], r["cpu_median_s"]
+    print(f"variant {' '.join(r['overrides'])}: main job training step, batch {r['batch']}, fp32, eager, "
+          f"{r['threads']} thread(s), median of {r['rounds']} alternated rounds x {r['steps_per_round']} steps")
+    for k in ("shipped", "variant"):
+        print(f"  {k:8s} wall {m[k] * 1e3:7.1f} ms  cpu {c[k] * 1e3:7.1f} ms  {r['flops'][k] / 1e9:6.3f} GFLOP")
+    print(f"  variant/shipped: wall {r['variant_over_shipped']:.3f}  cpu {r['cpu_variant_over_shipped']:.3f}  "
+          f"FLOPs {r['flops_variant_over_shipped']:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batch", type=int, default=8, help="batch of part 1 (default 8, the main job's)")
@@ -224,7 +262,9 @@ def main() -> None:
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--fold-batch", type=int, default=8, help="batch of part 3 (the main job's)")
-    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale", "rewrites"], action="append",
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="the variant of part 6 (repeatable), e.g. model.nodes.decoder.kernel=3")
+    ap.add_argument("--only", choices=["step", "front-end", "fold", "scale", "rewrites", "variant"], action="append",
                     help="run only these parts (repeatable); default all")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -265,6 +305,11 @@ def main() -> None:
             print(f"  {n:6d} {v['load_ms']:9.1f} {v['graph_ms']:9.1f} {v['codegen_ms']:9.1f} "
                   f"{v['total_ms']:9.1f} {v['ms_per_node']:8.2f}")
 
+    if "variant" in parts:
+        if not args.overrides:
+            ap.error("part 'variant' needs at least one --set KEY=VALUE")
+        print_variant(results.setdefault("variant", bench_variant(args.overrides, args.fold_batch, args.rounds,
+                                                                  args.steps_per_round)))
     if "step" in parts:
         ts = results["training_step"] = bench_training_step(args.batch, args.rounds, args.steps_per_round,
                                                             not args.no_compile)
