@@ -29,10 +29,11 @@ def generator_problem(info, max_objects: int | None, kp: tuple, spec_file: str) 
     if info.generator is None:
         return Diagnostic(
             f"dataset '{info.name}' has no built-in generator; it must be read from "
-            + ("a folder" if info.reader == "clevrtex" else "a file"),
+            + ("a folder" if info.reader in ("clevrtex", "image_folder") else "a file"),
             file=spec_file, keypath=kp + ("dataset",),
             hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
                  + ("(the clevrtex_<variant> folder)" if info.reader == "clevrtex"
+                    else "(a folder of .png / .jpg images)" if info.reader == "image_folder"
                     else "(.tfrecords, EMORL .h5 or .npz)"))
     if max_objects is not None:
         return Diagnostic(
@@ -89,8 +90,14 @@ def check_dataset(cfg: Mapping[str, Any], keypath: tuple, path: Path | None,
 
 def _path_problem(info, path: Path, kp: tuple, cfg: Mapping[str, Any], spec_file: str) -> Diagnostic | None:
     where = format_keypath(kp + ("path",))
-    if info.reader == "clevrtex" and path.is_dir():
+    if info.reader in ("clevrtex", "image_folder") and path.is_dir():
         return None
+    if info.reader == "image_folder":
+        what = "not a folder" if path.exists() else "not found"
+        return Diagnostic(f"image folder {what}: {path} (`{where}` = \"{cfg.get('path')}\")",
+                          file=spec_file, keypath=kp + ("path",),
+                          severity="warning" if cfg.get("optional", False) and not path.exists() else "error",
+                          hint=f"point `{where}` at a folder of .png / .jpg images (relative to the spec's folder)")
     if not path.is_file():
         if cfg.get("optional", False):
             return Diagnostic(f"optional dataset file {path} does not exist: it will be skipped",

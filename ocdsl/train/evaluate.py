@@ -281,6 +281,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                 t0 = time.perf_counter()
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
                 per_batch, count, fig, fig_done, strip, pooled = [], 0, None, False, None, []
+                skipped: set[str] = set()
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
                     # .forward: eager even when the module was compiled in place for training
@@ -292,8 +293,9 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
                     labels = batch.get("mask")
                     labels = labels.to(device) if labels is not None else None
-                    if names:
-                        per_batch.append(_deps.metrics_evaluate(names, masks, labels, recon, image))
+                    usable = names if labels is not None else _without_masks(names, es.name, skipped, message)
+                    if usable:
+                        per_batch.append(_deps.metrics_evaluate(usable, masks, labels, recon, image))
                     if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
                         pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
                     count += image.shape[0]
@@ -335,6 +337,18 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
         if eval_values is not None:
             model.set_schedules(schedules_at(model, step, clock, total_steps))
     return results
+
+
+def _without_masks(names: list[str], dataset: str, skipped: set[str], message) -> list[str]:
+    """``names`` less the metrics that need ground-truth masks (the dataset has none, e.g.
+    an image folder); says once per dataset which were skipped."""
+    from ocdsl.catalog import METRICS
+
+    need = [n for n in names if n in METRICS and "labels" in METRICS[n].needs]
+    if need and not skipped:
+        skipped.update(need)
+        message(f"eval {dataset}: no ground-truth masks in this dataset: {', '.join(need)} skipped")
+    return [n for n in names if n not in need]
 
 
 def _dataset_level(names, pooled: list, dataset, count: int) -> dict:

@@ -73,6 +73,39 @@ def test_a_node_whose_op_changes_is_replaced_not_merged(write):
                                                   "layers": 0}
 
 
+def test_a_block_node_or_data_table_is_replaced_when_its_op_or_dataset_changes(write):
+    write("base.toml", """\
+        [blocks.step.nodes.where]
+        op = "localization_cnn"
+        channels = [8]
+        hidden = [64]
+        [data]
+        dataset = "mnist_scenes"
+        digits = "digits.csv.gz"
+        seed = 3
+        """)
+    leaf = write("leaf.toml", """\
+        extends = "base.toml"
+        [blocks.step.nodes.where]
+        op = "mlp"
+        hidden = [32]
+        [data]
+        dataset = "image_folder"
+        path = "images"
+        """)
+    m = load_merged(leaf)
+    assert m.data["blocks"]["step"]["nodes"]["where"] == {"op": "mlp", "hidden": [32]}
+    assert m.data["data"] == {"dataset": "image_folder", "path": "images"}     # no digits, no seed
+    assert ("data", "digits") not in m.locations
+    same = write("same.toml", """\
+        extends = "base.toml"
+        [data]
+        dataset = "mnist_scenes"
+        seed = 4
+        """)
+    assert load_merged(same).data["data"] == {"dataset": "mnist_scenes", "digits": "digits.csv.gz", "seed": 4}
+
+
 def test_extends_errors(write):
     a = write("a.toml", 'extends = "b.toml"\n')
     write("b.toml", 'extends = "a.toml"\n')
