@@ -32,7 +32,7 @@ class StepBlock(nn.Module):
         self.where = LocalizationCNN(in_channels=1, height=32, width=32, channels=[8, 16, 16], kernel=3, hidden=[64], norm='none', activation='relu')
         self.glimpse = GaussianRead(size=24, eps=1e-08, index_origin=1)
         self.target = GaussianRead(size=24, eps=1e-08, index_origin=1)
-        self.region = RegionAutoencoder(in_channels=1, size=24, latent=64, channels=[16, 32, 64], activation='relu', output='none')
+        self.region = RegionAutoencoder(in_channels=1, size=24, latent=64, channels=[16, 32, 64], activation='relu', out_activation='none')
         self.write = GaussianWrite(resolution=[64, 64], eps=1e-08, index_origin=1)
         self.next = Add()
 

@@ -32,7 +32,7 @@ class StepBlock(nn.Module):
         self.where = LocalizationCNN(in_channels=3, height=32, width=32, channels=[32, 64, 128], kernel=3, hidden=[256], norm='batch', activation='leaky_relu')
         self.glimpse = GaussianRead(size=24, eps=1e-08, index_origin=1)
         self.target = GaussianRead(size=24, eps=1e-08, index_origin=1)
-        self.region = RegionAutoencoder(in_channels=3, size=24, latent=64, channels=[16, 32, 64], activation='relu', output='none')
+        self.region = RegionAutoencoder(in_channels=3, size=24, latent=64, channels=[16, 32, 64], activation='relu', out_activation='none')
         self.write = GaussianWrite(resolution=[64, 64], eps=1e-08, index_origin=1)
         self.next = Add()
 
@@ -60,7 +60,7 @@ class AsaeCocoModel(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.blank = BackgroundNetwork(in_channels=3, height=64, width=64, channels=4, latent=16, activation='relu', output='sigmoid')
+        self.blank = BackgroundNetwork(in_channels=3, height=64, width=64, channels=4, latent=16, activation='relu', out_activation='sigmoid')
         self.draw = StepBlock(times=1)  # times <- schedule 't_steps'
         self.segmentation = Reduce(pattern='b t c h w -> b t h w', reduction='max')
 
