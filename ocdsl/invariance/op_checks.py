@@ -334,6 +334,26 @@ def _conditioned(ex: OpExample, coords: Mapping[str, tuple[int, str]], feed: dic
     return out
 
 
+def _op_expects(opdef: OpDef, sym: Symmetry, ex: OpExample, n_axes: int, transform) -> list[Expect]:
+    """What each output the symmetry names must do under ``transform``."""
+    translation = sym.kind in TRANSLATION_KINDS
+    out = []
+    for port, spec in sym.output.items():
+        if spec is None or sym.kind.endswith("invariance"):
+            out.append(Expect(port, "same"))
+            continue
+        coords_out = parse_coords(spec) if translation else None
+        if coords_out is not None:
+            comp, units = coords_out
+            comps = (comp,) if n_axes == 1 else tuple(range(n_axes - 1, -1, -1))
+            scales = tuple(unit_per_pixel(units, n) for n in transform.sizes)
+            out.append(Expect(port, "coords", components=comps, scales=scales))
+            continue
+        axes = _axes_of(ex.outputs[port], spec.split(), f"{opdef.name} output '{port}'")
+        out.append(Expect(port, "shift" if translation else "permute", axes))
+    return out
+
+
 def _op_property(opdef, sym, ex, factory, dtype, tol, ports, max_shift) -> Property:
     translation = sym.kind in TRANSLATION_KINDS
     coords = _coord_sites(sym, opdef) if translation else {}
@@ -358,24 +378,6 @@ def _op_property(opdef, sym, ex, factory, dtype, tol, ports, max_shift) -> Prope
             transform = draw(S.permutations_of(sizes[0], first_letters[0]))
         return _OpCase(inst, transform)
 
-    def expects(inst: OpInstance, transform) -> list[Expect]:
-        out = []
-        for port, spec in sym.output.items():
-            if spec is None or sym.kind.endswith("invariance"):
-                out.append(Expect(port, "same"))
-                continue
-            coords_out = parse_coords(spec) if translation else None
-            if coords_out is not None:
-                comp, units = coords_out
-                n_axes = len(first_letters)
-                comps = (comp,) if n_axes == 1 else tuple(range(n_axes - 1, -1, -1))
-                scales = tuple(unit_per_pixel(units, n) for n in transform.sizes)
-                out.append(Expect(port, "coords", components=comps, scales=scales))
-                continue
-            axes = _axes_of(ex.outputs[port], spec.split(), f"{opdef.name} output '{port}'")
-            out.append(Expect(port, "shift" if translation else "permute", axes))
-        return out
-
     def run(inst: OpInstance, transform, moved: bool, seed: int) -> dict[str, torch.Tensor]:
         feed = dict(inst.inputs)
         for port, axes in site_axes.items():
@@ -396,7 +398,7 @@ def _op_property(opdef, sym, ex, factory, dtype, tol, ports, max_shift) -> Prope
         base = run(inst, transform, False, 0)
         moved = run(inst, transform, True, 0)
         devs = []
-        for e in expects(inst, transform):
+        for e in _op_expects(opdef, sym, ex, len(first_letters), transform):
             exp, mask = expected_output(base[e.key], e, transform)
             devs.append(deviation(e.key, moved[e.key], exp, tol, mask))
         return Outcome(devs)

@@ -291,8 +291,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     masks = _masks(spec, out, image)
                     recon_key = ev.outputs.get("reconstruction")
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
-                    labels = batch.get("mask")
-                    labels = labels.to(device) if labels is not None else None
+                    labels = batch["mask"].to(device) if "mask" in batch else None
                     usable = names if labels is not None else _without_masks(names, es.name, skipped, message)
                     if usable:
                         per_batch.append(_deps.metrics_evaluate(usable, masks, labels, recon, image))
