@@ -103,12 +103,10 @@ def _identity(file: str) -> str:
 
 
 def _replaced_whole(kp: tuple, base: dict, over: dict) -> bool:
-    """A node table whose ``op`` changes, or ``[data]`` whose ``dataset`` changes."""
+    """A model or block node table whose ``op`` changes."""
     node = (len(kp) == 3 and kp[:2] == ("model", "nodes")) or (
         len(kp) == 4 and kp[0] == "blocks" and kp[2] == "nodes")
-    if node:
-        return "op" in over and over["op"] != base.get("op")
-    return kp == ("data",) and "dataset" in over and over["dataset"] != base.get("dataset")
+    return node and "op" in over and over["op"] != base.get("op")
 
 
 def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Locations,
@@ -116,8 +114,7 @@ def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Location
     """``over`` merged onto ``base`` (neither is modified): tables merge recursively, anything
     else in ``over`` replaces. A model or block node whose ``op`` changes is replaced whole
     (another op takes other params: a variant swapping Segformer for a U-Net must not inherit
-    ``variant = "b0"``), and so is a ``[data]`` table whose ``dataset`` changes (an image
-    folder must not inherit MNIST-Scenes' ``digits``). Returns the merged data and locations."""
+    ``variant = "b0"``). Returns the merged data and locations."""
     locs = base_locs.copy()
     over_items = list(over_locs.items())
     over_values = list(over_locs._values.items())
