@@ -382,12 +382,17 @@ def cmd_data(args) -> int:
     info = ds.info  # the size of the items it returns (after any crop / resize)
     items = [ds[i] for i in range(min(args.n, len(ds)))]
     image = torch.stack([it["image"] for it in items])
-    labels = torch.stack([it["mask"] for it in items])
+    masks = "mask" in items[0]          # an image folder has none: drawn as all background
+    labels = (torch.stack([it["mask"] for it in items]) if masks
+              else torch.zeros(image.shape[0], *image.shape[-2:], dtype=torch.long))
     source = cfg.get("path") or f"procedural generator (seed {cfg.get('seed', 0)})"
-    print(f"dataset {info.name}: {info.channels}x{info.height}x{info.width}, up to {info.max_objects} mask slots "
-          f"(slot 0 = background), split {args.split}, from {source}")
-    counts = [int(l.unique().numel()) - int((l == 0).any()) for l in labels]
-    print(f"objects per image in the preview: min {min(counts)}, mean {sum(counts) / len(counts):.2f}, max {max(counts)}")
+    slots = f"up to {info.max_objects} mask slots (slot 0 = background)" if masks else "no masks"
+    print(f"dataset {info.name}: {info.channels}x{info.height}x{info.width}, {slots}, "
+          f"split {args.split}, from {source}")
+    if masks:
+        counts = [int(l.unique().numel()) - int((l == 0).any()) for l in labels]
+        print(f"objects per image in the preview: min {min(counts)}, mean {sum(counts) / len(counts):.2f}, "
+              f"max {max(counts)}")
     out = _output_file(args.out, "-o") if args.out else Path(f"{spec.path.stem}.data.png")
     save_data_figure(out, image, labels, max_images=args.n, title=f"{info.name} ({args.split})")
     print(f"wrote {out}")

@@ -10,6 +10,7 @@ Entry point: :func:`make_dataset` (the data contract of docs/internals.md). Piec
 - :mod:`.clevrtex` -- ClevrTex folders (docs/formats.md);
 - :mod:`.clevr_scenes` -- CLEVR v1.0 scene files and images (docs/formats.md);
 - :mod:`.properties` -- per-object property vectors (set-prediction targets);
+- :mod:`.image_folder` -- any folder of PNG/JPEG images, no masks (docs/formats.md);
 - :mod:`.preprocess` -- crop / resize / ``max_objects`` ([data] keys ``resolution``,
   ``crop``, ``antialias``, ``max_objects``);
 - :mod:`.masks` -- K-mask stack <-> label map (slot 0 = background = label 0);
@@ -107,7 +108,8 @@ def make_dataset(
       records kept), each record cropped/resized as it is read; .h5/.hdf5: EMORL layout,
       group ``split``, read lazily; .npz: canonical npz layout, in memory; a folder:
       ClevrTex layout (dataset ``clevrtex``), read lazily; a CLEVR_v1.0 folder or a
-      .json scenes file (dataset ``clevr_scenes``), images read lazily.
+      .json scenes file (dataset ``clevr_scenes``), images read lazily; or any images
+      (dataset ``image_folder``: centre crop, ``resolution`` default 64, no masks), read lazily.
 
     ``views`` / ``augment`` (:mod:`ocdsl.data.views`): the training split becomes
     ``views`` augmented views of each image, stacked along the batch; other splits get only
@@ -148,6 +150,8 @@ def _make_dataset(cfg, split, base_dir, size, *, spec_file, keypath):
         return b.clevrtex(full)
     if info.reader == "clevr_scenes" and (full.is_dir() or full.is_file()):
         return b.clevr_scenes(full)
+    if info.reader == "image_folder" and full.is_dir():
+        return b.image_folder(full)
     if not full.is_file():
         if cfg.get("optional", False):
             return None
@@ -241,11 +245,30 @@ class _Build:
         hw = tuple(scenes.image_shape[:2])
         return self.dataset(self.view(EmorlSource(scenes), keep, self.limit, hw), hw, str(full))
 
+    def image_folder(self, full: Path):
+        """A folder of PNG/JPEG images, read lazily, at ``resolution`` (default 64); no masks."""
+        from .datasets import EmorlSource
+        from .image_folder import SPLITS, ImageFolder
+
+        which = str(self.cfg.get("split", self.split))
+        if which not in SPLITS:
+            raise UserError(Diagnostic(
+                f"unknown image-folder split '{which}' (known: {', '.join(SPLITS)})", file=self.spec_file,
+                keypath=self.keypath + ("split",), hint=did_you_mean(which, SPLITS)))
+        h, w = self.prep.output_hw((self.info.height, self.info.width))
+        if h != w:
+            raise UserError(Diagnostic(
+                f"an image folder gives square images (centre crop), got resolution {h}x{w}",
+                file=self.spec_file, keypath=self.keypath + ("resolution",), hint="e.g. resolution = 64"))
+        folder = ImageFolder(full, which, int(h))
+        return self.dataset(EmorlSource(folder, self.limit), (int(h), int(w)), str(full))
+
     def missing(self, full: Path):
         where = format_keypath(self.keypath + ("path",))
         what = "is a directory" if full.is_dir() else "not found"
         expected = ("the clevrtex_<variant> folder (or a .tfrecords, EMORL .h5 or .npz file)"
-                    if self.info.reader == "clevrtex" else "a DeepMind .tfrecords, EMORL .h5 or .npz file")
+                    if self.info.reader == "clevrtex" else "a folder of .png / .jpg images"
+                    if self.info.reader == "image_folder" else "a DeepMind .tfrecords, EMORL .h5 or .npz file")
         raise UserError(Diagnostic(
             f"dataset file {what}: {full} (`{where}` = \"{self.cfg['path']}\", relative to {self.base_dir}); "
             f"expected the {self.info.name} dataset as {expected}",

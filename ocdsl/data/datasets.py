@@ -3,7 +3,8 @@
 Every dataset here is map-style and yields dicts:
 
 - ``image`` float32 [C, H, W] in [0, 1];
-- ``mask`` int64 [H, W] instance labels, 0 = background, 1..K-1 objects;
+- ``mask`` int64 [H, W] instance labels, 0 = background, 1..K-1 objects (absent for a
+  dataset without masks: an image folder);
 - ``factors`` dict name -> tensor (Tetrominoes generator: ``x``, ``y``, ``shape``,
   ``color`` int64 [3]; Multi-dSprites generator: float32 [K] / [K, C] in DeepMind's
   layout, slot 0 = background; TFRecord: the float32 features of the file, [K] / [K, 3] with slot 0 =
@@ -132,19 +133,22 @@ class ObjectDataset(torch.utils.data.Dataset):
         return idx
 
     def batch(self, indices) -> dict:
-        """Collated batch: ``image`` float32 [B,C,H,W], ``mask`` int64 [B,H,W], ``factors``."""
+        """Collated batch: ``image`` float32 [B,C,H,W], ``mask`` int64 [B,H,W] (absent when
+        the source has no masks), ``factors``."""
         raw = self.source.fetch(self._index(indices))
         # in numpy: small torch ops are slow when the 2 cores are contended (thread spin)
         image = np.asarray(raw["image"]).transpose(0, 3, 1, 2).astype(np.float32, order="C")
         image = torch.from_numpy(np.divide(image, 255.0, out=image))  # [B, C, H, W]
-        mask = torch.from_numpy(np.asarray(raw["label"]).astype(np.int64, copy=False))
         factors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in raw["factors"].items()}
+        if raw["label"] is None:                      # a dataset without masks
+            return {"image": image, "factors": factors}
+        mask = torch.from_numpy(np.asarray(raw["label"]).astype(np.int64, copy=False))
         return {"image": image, "mask": mask, "factors": factors}
 
     def __getitems__(self, indices) -> list[dict]:
         b = self.batch(indices)
         return [
-            {"image": b["image"][j], "mask": b["mask"][j],
+            {**{k: b[k][j] for k in ("image", "mask") if k in b},
              "factors": {k: v[j] for k, v in b["factors"].items()}}
             for j in range(len(b["image"]))
         ]

@@ -42,8 +42,8 @@ class DatasetInfo:
     - ``height``, ``width``, ``channels``: image size of the published files.
     - ``max_objects``: K, the number of mask slots stored per image (slot 0 = background).
     - ``reader``: the published format ("tfrecord" | "hdf5" | "npz" | "clevrtex" for
-      ClevrTex folders | "clevr_scenes" for CLEVR v1.0 scene files or folders); a file's
-      reader is picked by its extension, a folder's by this.
+      ClevrTex folders | "clevr_scenes" for CLEVR v1.0 scene files or folders | "image_folder"
+      for a folder of PNG/JPEG images); a file's reader is picked by its extension, a folder's by this.
     - ``generator``: module under ``ocdsl.data`` with ``generate(n, seed, *, start, **args)``
       and ``generate_at(indices, seed, **args)``, or None when no built-in generator exists.
     - ``tf_shapes``: TFRecord feature -> shape stored in the file (row-major).
@@ -52,6 +52,8 @@ class DatasetInfo:
     - ``generator_args``: keyword arguments for the generator (``{"variant": ...}``).
     - ``variant``: the variant of its family this entry is (``binarized`` for
       ``multi_dsprites_binarized``; for ClevrTex the file-name variant asked for), or None.
+    - ``masks``: False for a dataset without ground-truth masks (an image folder): its
+      items have no ``mask`` and evaluation skips the metrics that need one.
     - ``crop``: standard crop box (y0, y1, x0, x1) applied to images of the published size
       ``height`` x ``width``; ``crop_resolution``: standard output side after that crop
       (:mod:`ocdsl.data.preprocess`).
@@ -76,6 +78,7 @@ class DatasetInfo:
     crop: tuple[int, int, int, int] | None = None
     crop_resolution: int | None = None
     properties: PropertyLayout | None = None
+    masks: bool = True
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -150,6 +153,13 @@ _ALL = [
         source="CLEVR v1.0 (Johnson et al., CVPR 2017): scenes/CLEVR_<split>_scenes.json + images/<split>/*.png "
                "(docs/formats.md, CLEVR scene files); set-prediction targets as google-research/google-research "
                "slot_attention/data.py @ 0c1bbe5; no masks",
+    ),
+    DatasetInfo(
+        name="image_folder", height=64, width=64, channels=3, max_objects=0, reader="image_folder",
+        masks=False,
+        source="any folder of PNG/JPEG images (ocdsl/data/image_folder.py, docs/formats.md): centre "
+               "crop, resize to 64 (data.resolution); no masks. The COCO setting of Cetin & Cinbis "
+               "2022 Sec. 4",
     ),
     DatasetInfo(
         name="clevrtex", height=240, width=320, channels=3, max_objects=11, reader="clevrtex",

@@ -29,11 +29,12 @@ def generator_problem(info, max_objects: int | None, kp: tuple, spec_file: str) 
     if info.generator is None:
         return Diagnostic(
             f"dataset '{info.name}' has no built-in generator; it must be read from "
-            + ("a folder" if info.reader == "clevrtex" else "a file"),
+            + ("a folder" if info.reader in ("clevrtex", "image_folder") else "a file"),
             file=spec_file, keypath=kp + ("dataset",),
             hint=f"set `{format_keypath(kp + ('path',))}` to your copy of {info.name} "
                  + {"clevrtex": "(the clevrtex_<variant> folder)",
-                    "clevr_scenes": "(the CLEVR_v1.0 folder or a scenes .json file)"}.get(
+                    "clevr_scenes": "(the CLEVR_v1.0 folder or a scenes .json file)",
+                    "image_folder": "(a folder of .png / .jpg images)"}.get(
                      info.reader, "(.tfrecords, EMORL .h5 or .npz)"))
     if max_objects is not None:
         return Diagnostic(
@@ -90,8 +91,14 @@ def check_dataset(cfg: Mapping[str, Any], keypath: tuple, path: Path | None,
 
 def _path_problem(info, path: Path, kp: tuple, cfg: Mapping[str, Any], spec_file: str) -> Diagnostic | None:
     where = format_keypath(kp + ("path",))
-    if info.reader in ("clevrtex", "clevr_scenes") and path.is_dir():
+    if info.reader in ("clevrtex", "clevr_scenes", "image_folder") and path.is_dir():
         return None
+    if info.reader == "image_folder":
+        what = "not a folder" if path.exists() else "not found"
+        return Diagnostic(f"image folder {what}: {path} (`{where}` = \"{cfg.get('path')}\")",
+                          file=spec_file, keypath=kp + ("path",),
+                          severity="warning" if cfg.get("optional", False) and not path.exists() else "error",
+                          hint=f"point `{where}` at a folder of .png / .jpg images (relative to the spec's folder)")
     if not path.is_file():
         if cfg.get("optional", False):
             return Diagnostic(f"optional dataset file {path} does not exist: it will be skipped",

@@ -48,6 +48,10 @@ output is expected to:
 - for the invariance kinds, outputs named in ``outputs`` / ``port`` must be unchanged
   whatever their axes (that is the claim); default outputs follow the rules above.
 
+**Nodes inside blocks** (``node = "draw.target"``: node ``target`` of the block that model
+node ``draw`` runs) and **coordinate inputs** (a DRAW window whose centre moves with the
+shifted image): ocdsl/invariance/op_symmetry.py.
+
 Resolving is static (the graph and its shapes, no model is run): ``ocdsl validate``
 runs it. properties.py turns each resolved declaration into a property of the model;
 report.py runs them and prints the results.
@@ -55,6 +59,7 @@ report.py runs them and prints the results.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,8 +69,9 @@ import torch
 
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.graph.build import output_key
+from ocdsl.invariance.op_symmetry import OpSymmetryMixin, block_of, node_data
 from ocdsl.invariance.transforms import (KINDS, PERMUTATION_KINDS, TRANSLATION_KINDS, Expect, Tolerance,
-                                         default_tolerance, parse_coords, unit_per_pixel)
+                                         default_tolerance)
 from ocdsl.shapes import Shape, ShapeError
 
 __all__ = ["Site", "Declaration", "resolve", "axis_tokens"]
@@ -94,6 +100,8 @@ class Site:
     port: str | None = None
     inject: bool = False         # an unconnected state: the check draws its value
     fill: float = 0.0
+    components: tuple[int, ...] = ()   # a coordinate site: the component each shifted axis
+    scales: tuple[float, ...] = ()     # moves (-1 none), in units per pixel (op_symmetry.py)
 
 
 @dataclass
@@ -120,11 +128,19 @@ class Declaration:
 
 # ---- resolving declarations against the graph ----------------------------------------------
 
-class _Resolver:
-    def __init__(self, compiled):
-        self.spec = compiled.spec
-        self.G: nx.MultiDiGraph = compiled.graph
-        self.diags: list[Diagnostic] = []
+class _Resolver(OpSymmetryMixin):
+    def __init__(self, spec, G: nx.MultiDiGraph, diags: list[Diagnostic] | None = None,
+                 in_block: bool = False):
+        self.spec = spec
+        self.G = G
+        self.diags: list[Diagnostic] = [] if diags is None else diags
+        self.in_block = in_block     # a block's graph: its inputs are not model inputs
+
+    def block_resolver(self, outer: str) -> "_Resolver | None":
+        """The resolver of the block model node ``outer`` runs (errors shared)."""
+        b = block_of(self.spec, outer)
+        sub = None if b is None else self.G.graph.get("blocks", {}).get(b)
+        return None if sub is None else _Resolver(sub[0], sub[1], self.diags, in_block=True)
 
     def error(self, kp: tuple, msg: str, hint: str | None = None) -> None:
         self.diags.append(self.spec.diag(kp, msg, hint))
@@ -209,7 +225,7 @@ class _Resolver:
         if not isinstance(entry, str) or not entry:
             self.error(kp, f"expected a model input or an input port, got {entry!r}")
             return None
-        if entry in self.spec.inputs:
+        if entry in self.spec.inputs and not self.in_block:
             return self.site_at_input(entry, names, kp)
         target, _, port = entry.rpartition(".")
         if not target:
@@ -241,7 +257,7 @@ class _Resolver:
             self.error(kp + ("kind",), f"unknown kind {kind!r}", did_you_mean(str(kind), KINDS)
                        or f"kinds: {', '.join(KINDS)}")
             return None
-        if node not in self.spec.nodes or node not in self.G:
+        if not isinstance(node, str) or node_data(self.spec, self.G, node) is None:
             self.error(kp + ("node",), f"no node '{node}'", did_you_mean(str(node), self.spec.nodes))
             return None
         names = axis_tokens(inv.get("axis", ""))
@@ -267,6 +283,10 @@ class _Resolver:
                                              f"{sizes}, {s.label} {sz}")
                 return None
         canon = sites[0].names
+        if translation:
+            sites += [Site(f"{node}.{port} (coordinates)", (), (), canon, node=node, port=port,
+                           components=c, scales=sc)
+                      for port, c, sc in self.coordinate_ports(node, sites, sizes)]
         tol = default_tolerance(torch.float32, inv.get("tolerance"))
         decl = Declaration(i, kind, node, canon, sizes, sites, [], tol,
                            where=_where(self.spec, kp), max_shift=inv.get("max_shift"),
@@ -279,6 +299,12 @@ class _Resolver:
         return decl
 
     def sites(self, i, node, inv, names, kp) -> list[Site] | None:
+        if "." in node:                 # a node inside a block: its ports in the block's graph
+            outer, _, inner = node.partition(".")
+            found = self.block_resolver(outer).sites(i, inner, inv, names, kp)
+            return None if found is None else [
+                dataclasses.replace(s, node=f"{outer}.{s.node}", label=f"{outer}.{s.label}")
+                for s in found]
         entries = inv.get("inputs")
         if entries is None:
             opdef = self.G.nodes[node]["opdef"]
@@ -324,15 +350,18 @@ class _Resolver:
                 if e is not None:
                     decl.expects.append(e)
             return
-        nodes = [node]
-        if decl.kind in PERMUTATION_KINDS:
-            order = {n: j for j, n in enumerate(self.spec.nodes)}
-            nodes += sorted(nx.descendants(self.G, node), key=lambda n: order.get(n, 1 << 30))
-        for n in nodes:
-            for p in self.G.nodes[n]["opdef"].outputs:
-                e = self.expect(decl, n, p, explicit=False, kp=kp)
-                if e is not None:
-                    decl.expects.append(e)
+        if "." in node:
+            outs = self.own_outputs(node)
+        else:
+            nodes = [node]
+            if decl.kind in PERMUTATION_KINDS:
+                order = {n: j for j, n in enumerate(self.spec.nodes)}
+                nodes += sorted(nx.descendants(self.G, node), key=lambda n: order.get(n, 1 << 30))
+            outs = [(n, p) for n in nodes for p in self.G.nodes[n]["opdef"].outputs]
+        for n, p in outs:
+            e = self.expect(decl, n, p, explicit=False, kp=kp)
+            if e is not None:
+                decl.expects.append(e)
 
     def output_ref(self, ref: str, kp: tuple) -> tuple[str, str] | None:
         n, _, p = ref.partition(".")
@@ -397,12 +426,13 @@ class _Resolver:
             else:
                 decl.notes.append("not compared: " + msg)
             return None
-        if decl.kind == "translation_equivariance" and n == decl.node:
-            coords = self.op_coords(decl, n, p)
+        own = self.own_port(decl.node, n, p)
+        if decl.kind == "translation_equivariance" and own is not None:
+            coords = self.op_coords(decl, own)
             if coords is not None:
                 return Expect(key, "coords", components=coords[0], scales=coords[1],
                               why="coordinates (op symmetry)")
-        if sig is None and decl.kind in TRANSLATION_KINDS and not self.op_says_same(decl, n, p):
+        if sig is None and decl.kind in TRANSLATION_KINDS and not self.op_says_same(decl, own):
             msg = (f"{key}: no declared signature, so whether it moves is unknown "
                    f"(declare `output` on node '{n}')")
             if explicit:
@@ -411,47 +441,6 @@ class _Resolver:
                 decl.notes.append("not compared: " + msg)
             return None
         return Expect(key, "same", why=f"no axes {' '.join(decl.names)}")
-
-    def _op_values(self, decl: Declaration, n: str, p: str) -> list[Any] | None:
-        """For each shifted axis, what the op's translation symmetry says output ``p`` does
-        (None if the op declares nothing for it)."""
-        opdef = self.G.nodes[n]["opdef"]
-        ports = {q.name: q for q in opdef.inputs}
-        out = []
-        for k in range(len(decl.names)):
-            found = None
-            for s in decl.sites:
-                if s.node != n:
-                    continue
-                letter = ports[s.port].signature.split()[s.axes[k]] if s.axes[k] < len(
-                    ports[s.port].signature.split()) else None
-                for sym in opdef.symmetries:
-                    if (sym.kind == "translation_equivariance" and p in sym.output
-                            and sym.transform.get(s.port, "").split() == [letter]):
-                        found = ("value", sym.output[p])
-                if found:
-                    break
-            if found is None:
-                return None
-            out.append(found[1])
-        return out
-
-    def op_coords(self, decl, n, p):
-        values = self._op_values(decl, n, p)
-        if values is None or not all(isinstance(v, str) and parse_coords(v) for v in values):
-            return None
-        comps, scales = [], []
-        for v, size in zip(values, decl.sizes):
-            comp, units = parse_coords(v)
-            comps.append(comp)
-            scales.append(unit_per_pixel(units, size))
-        return tuple(comps), tuple(scales)
-
-    def op_says_same(self, decl, n, p) -> bool:
-        if n != decl.node:
-            return False
-        values = self._op_values(decl, n, p)
-        return values is not None and all(v is None for v in values)
 
 
 def _where(spec, kp: tuple) -> str:
@@ -464,7 +453,7 @@ def resolve(compiled) -> list[Declaration]:
     Raises SpecError listing every problem (with file, line and column)."""
     from ocdsl.invariance.loss_checks import resolve_loss
 
-    r = _Resolver(compiled)
+    r = _Resolver(compiled.spec, compiled.graph)
     out = []
     for i, inv in enumerate(compiled.spec.invariances):
         if not isinstance(inv, dict):

@@ -19,9 +19,11 @@ from torch import nn
 
 from ocdsl.errors import Diagnostic, UserError
 from ocdsl.invariance.declarations import Declaration, resolve
+from ocdsl.invariance.op_symmetry import node_data
 from ocdsl.invariance.search import Outcome, Property, Result
 from ocdsl.invariance.transforms import (TRANSLATION_KINDS, Expect, Permutation, Shift, Tolerance,
-                                         apply_to_site, default_tolerance, deviation, expected_output)
+                                         apply_to_site, default_tolerance, deviation, expected_output,
+                                         move_coords)
 from ocdsl.shapes import Shape
 
 __all__ = ["model_properties", "run_checks", "check_op"]
@@ -84,12 +86,13 @@ class _Intercept(nn.Module):
     """Wraps a node's module: injects drawn states and transforms inputs on the way in."""
 
     def __init__(self, inner: nn.Module, opdef, inject: dict[str, torch.Tensor],
-                 fns: dict[str, Any]):
+                 fns: dict[str, Any], coord_fns: dict[str, Any] | None = None):
         super().__init__()
         self.inner = inner
         self.opdef = opdef
         self.inject = inject
         self.fns = fns
+        self.coord_fns = coord_fns or {}     # port -> fn(value, inputs, module)
 
     def forward(self, *args, **kwargs):
         names = [p.name for p in self.opdef.inputs]
@@ -97,23 +100,35 @@ class _Intercept(nn.Module):
         for name, a in zip(names, args):
             bound[name] = a
         bound.update(self.inject)
+        given = dict(bound)
         for port, fn in self.fns.items():
             bound[port] = fn(bound[port])
+        for port, fn in self.coord_fns.items():
+            bound[port] = fn(bound[port], given, self.inner)
         if len(names) == 1:
             return self.inner(bound[names[0]])
         return self.inner(**{k: v for k, v in bound.items() if k in names})
 
 
+def _owner(model: nn.Module, path: str) -> tuple[nn.Module, str]:
+    """(the module holding node ``path``'s module, its attribute): ``draw.target`` is
+    ``model.draw.target`` (a block's class holds its nodes as attributes)."""
+    *outer, last = path.split(".")
+    for name in outer:
+        model = getattr(model, name)
+    return model, last
+
+
 @contextmanager
 def _wrapped(model: nn.Module, wrappers: dict[str, _Intercept]) -> Iterator[None]:
-    saved = {n: getattr(model, n) for n in wrappers}
+    saved = {n: getattr(*_owner(model, n)) for n in wrappers}
     try:
         for n, w in wrappers.items():
-            setattr(model, n, w)
+            setattr(*_owner(model, n), w)
         yield
     finally:
         for n, m in saved.items():
-            setattr(model, n, m)
+            setattr(*_owner(model, n), m)
 
 
 @dataclass(frozen=True)
@@ -138,19 +153,39 @@ def model_properties(compiled, model: nn.Module, *, max_batch: int = 2) -> list[
     return [_model_property(compiled, model, d, max_batch) for d in resolve(compiled)]
 
 
-def _site_wrappers(model: nn.Module, G, decl: Declaration, states: dict[str, torch.Tensor], t,
+def _site_wrappers(model: nn.Module, spec, G, decl: Declaration, states: dict[str, torch.Tensor], t,
                    moved: bool) -> dict[str, "_Intercept"]:
     """Node name -> the :class:`_Intercept` of that node's module: the states injected at its
     ports and, with ``moved``, the transform ``t`` applied to each declared site there."""
-    per_node: dict[str, tuple[dict, dict]] = {}
+    per_node: dict[str, tuple[dict, dict, dict]] = {}
     for s in decl.sites:
         if s.node is None:
             continue
-        inject, fns = per_node.setdefault(s.node, ({}, {}))
+        inject, fns, coord_fns = per_node.setdefault(s.node, ({}, {}, {}))
         if s.inject:
             inject[s.port] = states[s.label]
-        fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
-    return {n: _Intercept(getattr(model, n), G.nodes[n]["opdef"], inj, fns) for n, (inj, fns) in per_node.items()}
+        if s.components:
+            coord_fns[s.port] = _coordinate_fn(spec, G, s, t, moved)
+        else:
+            fns[s.port] = (lambda x, s=s: apply_to_site(x, s.axes, t, moved, s.fill))
+    return {n: _Intercept(getattr(*_owner(model, n)), node_data(spec, G, n)["opdef"], inj, fns, cfns)
+            for n, (inj, fns, cfns) in per_node.items()}
+
+
+def _coordinate_fn(spec, G, s, t: Shift, moved: bool):
+    """What a coordinate site's value becomes: pulled inside the frame by the op's example
+    (``OpExample.inside``, margins per component), then, when ``moved``, moved by the shift."""
+    from ocdsl.invariance.op_checks import EXAMPLES
+
+    ex = EXAMPLES.get(node_data(spec, G, s.node)["opdef"].name)
+    inside = ex.inside.get(s.port) if ex is not None else None
+    margins = {c: m for c, m in zip(s.components, t.margins) if c >= 0}
+
+    def fn(x, inputs, module):
+        if inside is not None:
+            x = inside(x, inputs, module, margins)
+        return move_coords(x, s.components, s.scales, t.offsets) if moved else x
+    return fn
 
 
 def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: int) -> Property:
@@ -191,7 +226,7 @@ def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: in
         for s in decl.sites:
             if s.model_input is not None:
                 inputs[s.model_input] = apply_to_site(inputs[s.model_input], s.axes, t, moved, s.fill)
-        wrappers = _site_wrappers(model, G, decl, states, t, moved)
+        wrappers = _site_wrappers(model, spec, G, decl, states, t, moved)
         feed = inputs[next(iter(spec.inputs))] if len(spec.inputs) == 1 else inputs
         with _wrapped(model, wrappers), torch.random.fork_rng(devices=[]), torch.no_grad():
             torch.manual_seed(case.seed)
@@ -212,7 +247,8 @@ def _model_property(compiled, model: nn.Module, decl: Declaration, max_batch: in
 
     def describe(case: _ModelCase) -> list[str]:
         inputs, states = draws(case)
-        sites = ", ".join(f"{s.label} (axis {' '.join(s.names)})" for s in decl.sites)
+        sites = ", ".join(s.label if s.components else f"{s.label} (axis {' '.join(s.names)})"
+                          for s in decl.sites)
         shapes = ", ".join([f"{k} {tuple(v.shape)}" for k, v in inputs.items()]
                            + [f"{k} {tuple(v.shape)}" for k, v in states.items()])
         return [f"batch size {case.batch}, values drawn from seed {case.seed} (standard normal)",

@@ -23,7 +23,15 @@ Coordinate units (the vocabulary of ``Symmetry.output`` values such as ``"x norm
 - ``normalized``: [-1, 1] from the first to the last pixel centre, ``2 / (n - 1)`` per
   pixel (Eq. 12-13 of AST-Seg, ``align_corners=True``);
 - ``normalized_edges``: [-1, 1] from edge to edge, ``2 / n`` per pixel
-  (``align_corners=False``).
+  (``align_corners=False``);
+- ``normalized_padded``: [-1, 1] from one pixel before the first pixel centre to one
+  after the last, ``2 / (n + 1)`` per pixel (DRAW's grid centre g~, Gregor et al. 2015
+  Eq. 22-23; ASAE Eq. 7).
+
+A *coordinate site* is an input whose last axis holds such coordinates (a DRAW window):
+in the transformed run its components move by the shift (:func:`move_coords`), so an op
+that reads an image at given coordinates can be checked for reading the same content
+after both moved.
 
 Component ``x`` is index 0 of the last axis and moves with the shifted axis that is last
 in the input (w); ``y`` is index 1 and moves with the one before it (h).
@@ -40,13 +48,13 @@ import torch
 __all__ = [
     "PERMUTATION_KINDS", "TRANSLATION_KINDS", "KINDS", "Tolerance", "default_tolerance", "Permutation", "Shift", "Expect", "Deviation",
     "UNITS", "COMPONENTS", "unit_per_pixel", "parse_coords", "permute", "shift", "fill_border",
-    "apply_to_site", "expected_output", "deviation",
+    "apply_to_site", "move_coords", "expected_output", "deviation",
 ]
 
 PERMUTATION_KINDS = ("permutation_equivariance", "permutation_invariance")
 TRANSLATION_KINDS = ("translation_equivariance", "translation_invariance")
 KINDS = PERMUTATION_KINDS + TRANSLATION_KINDS
-UNITS = ("pixels", "normalized", "normalized_edges")
+UNITS = ("pixels", "normalized", "normalized_edges", "normalized_padded")
 COMPONENTS = ("x", "y", "z")
 
 
@@ -190,6 +198,18 @@ def apply_to_site(x: torch.Tensor, axes: Sequence[int], transform: Permutation |
     return shift(base, axes, transform.offsets, fill) if moved else base
 
 
+def move_coords(x: torch.Tensor, components: Sequence[int], scales: Sequence[float],
+                offsets: Sequence[int]) -> torch.Tensor:
+    """``x`` (``... D``, coordinates in its last axis) with component ``components[i]``
+    moved by ``offsets[i] * scales[i]`` (a shift of ``offsets[i]`` pixels along the i-th
+    shifted axis, ``scales[i]`` units per pixel); ``-1`` = no component moves."""
+    out = x.clone()
+    for c, s, o in zip(components, scales, offsets):
+        if c >= 0:
+            out[..., c] = out[..., c] + o * s
+    return out
+
+
 # ---- expectations --------------------------------------------------------------------------
 
 def unit_per_pixel(units: str, n: int) -> float:
@@ -200,6 +220,8 @@ def unit_per_pixel(units: str, n: int) -> float:
         return 2.0 / (n - 1) if n > 1 else math.nan
     if units == "normalized_edges":
         return 2.0 / n
+    if units == "normalized_padded":
+        return 2.0 / (n + 1)
     raise ValueError(f"unknown units {units!r}, expected one of {', '.join(UNITS)}")
 
 
@@ -257,11 +279,7 @@ def expected_output(base: torch.Tensor, e: Expect, transform: Permutation | Shif
         return (shift(base, e.axes, transform.offsets, 0.0),
                 shifted_valid(base, e.axes, transform.offsets))
     if e.action == "coords":
-        out = base.clone()
-        for c, s, o in zip(e.components, e.scales, transform.offsets):
-            if c >= 0:
-                out[..., c] = out[..., c] + o * s
-        return out, None
+        return move_coords(base, e.components, e.scales, transform.offsets), None
     raise ValueError(f"unknown expectation {e.action!r}")
 
 

@@ -113,7 +113,7 @@ class RegionAutoencoder(nn.Module):
     halves the side: Table 1's 32 -> 16 -> 8 -> 4 with 16, 32, 64 channels), flatten, Linear
     to ``latent``. Decoder: Linear(latent -> the last feature map) + activation, then
     ConvTranspose2d(4, stride 2, padding 1) back through the channels in reverse (each
-    doubles the side), the last to the image's channels, then ``output`` (none by default:
+    doubles the side), the last to the image's channels, then ``out_activation`` (none by default:
     the write adds the patch to the canvas, Eq. 6, so a step may also subtract).
 
     Args:
@@ -122,7 +122,7 @@ class RegionAutoencoder(nn.Module):
         channels (`list[int]`, *optional*, defaults to `[16, 32, 64]`): encoder channels.
         latent (`int`): the bottleneck size z.
         activation (`str`, *optional*, defaults to `"relu"`).
-        output (`str`, *optional*, defaults to `"none"`): `"none"` or `"sigmoid"`.
+        out_activation (`str`, *optional*, defaults to `"none"`): `"none"` or `"sigmoid"`.
 
     Shapes:
         glimpse: b c N N      N divisible by 2^len(channels)
@@ -142,7 +142,7 @@ class RegionAutoencoder(nn.Module):
 
     def __init__(self, in_channels: int, size: int, latent: int,
                  channels: Sequence[int] = (16, 32, 64), activation: str = "relu",
-                 output: str = "none"):
+                 out_activation: str = "none"):
         super().__init__()
         channels = list(channels)
         enc: list[nn.Module] = []
@@ -161,7 +161,7 @@ class RegionAutoencoder(nn.Module):
             if i < len(outs) - 1:
                 dec.append(make_activation(activation))
             c_in = c
-        dec.append(_output_activation(output))
+        dec.append(_output_activation(out_activation))
         self.decoder = nn.Sequential(*dec)
         self.last_channels = channels[-1]
 
@@ -177,7 +177,7 @@ class BackgroundNetwork(nn.Module):
 
     Conv2d(4, stride 2, padding 1) to ``channels`` maps + activation, flatten, Linear to
     ``latent`` (no activation), Linear back + activation, ConvTranspose2d(4, stride 2,
-    padding 1) to the image's channels, then ``output`` (sigmoid by default: images in
+    padding 1) to the image's channels, then ``out_activation`` (sigmoid by default: images in
     [0, 1]).
 
     Args:
@@ -186,7 +186,7 @@ class BackgroundNetwork(nn.Module):
         channels (`int`, *optional*, defaults to 4): maps after the conv.
         latent (`int`, *optional*, defaults to 16): the bottleneck size.
         activation (`str`, *optional*, defaults to `"relu"`).
-        output (`str`, *optional*, defaults to `"sigmoid"`): `"none"` or `"sigmoid"`.
+        out_activation (`str`, *optional*, defaults to `"sigmoid"`): `"none"` or `"sigmoid"`.
 
     Shapes:
         image: b c h w     h, w even
@@ -202,7 +202,7 @@ class BackgroundNetwork(nn.Module):
     """
 
     def __init__(self, in_channels: int, height: int, width: int, channels: int = 4,
-                 latent: int = 16, activation: str = "relu", output: str = "sigmoid"):
+                 latent: int = 16, activation: str = "relu", out_activation: str = "sigmoid"):
         super().__init__()
         self.grid = (channels, height // 2, width // 2)
         n_flat = channels * (height // 2) * (width // 2)
@@ -210,7 +210,7 @@ class BackgroundNetwork(nn.Module):
                                      make_activation(activation), nn.Flatten(), nn.Linear(n_flat, latent))
         self.from_latent = nn.Sequential(nn.Linear(latent, n_flat), make_activation(activation))
         self.decoder = nn.Sequential(nn.ConvTranspose2d(channels, in_channels, 4, stride=2, padding=1),
-                                     _output_activation(output))
+                                     _output_activation(out_activation))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(image)                                       # (b, z)
@@ -257,7 +257,8 @@ def _region_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
     return {"in_channels": Dim.of(x[1]).value, "size": _concrete_hw(x, "glimpse")[0],
             "latent": int(params["latent"]),
             "channels": size_list(params.get("channels", [16, 32, 64]), "channels"),
-            "activation": params.get("activation", "relu"), "output": params.get("output", "none")}
+            "activation": params.get("activation", "relu"),
+            "out_activation": params.get("out_activation", "none")}
 
 
 def _bg_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -274,7 +275,8 @@ def _bg_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, A
     h, w = _concrete_hw(x, "image")
     return {"in_channels": Dim.of(x[1]).value, "height": h, "width": w,
             "channels": int(params.get("channels", 4)), "latent": int(params.get("latent", 16)),
-            "activation": params.get("activation", "relu"), "output": params.get("output", "sigmoid")}
+            "activation": params.get("activation", "relu"),
+            "out_activation": params.get("out_activation", "sigmoid")}
 
 
 _ACT = enum("activation after each hidden layer", ACTIVATIONS, default="relu")
@@ -310,7 +312,7 @@ register(OpDef(
         "channels": sizes("encoder channels, each conv halving the side (Table 1: [16, 32, 64])",
                           default=[16, 32, 64]),
         "activation": _ACT,
-        "output": enum(_OUT, OUTPUT_ACTIVATIONS, default="none"),
+        "out_activation": enum(_OUT, OUTPUT_ACTIVATIONS, default="none"),
     },
     infer=_region_infer,
     init_args=_region_init,
@@ -327,7 +329,7 @@ register(OpDef(
         "channels": size("maps after the stride-2 conv (Table 2: 4)", default=4),
         "latent": size("bottleneck size (Table 2: 16)", default=16),
         "activation": _ACT,
-        "output": enum(_OUT, OUTPUT_ACTIVATIONS, default="sigmoid"),
+        "out_activation": enum(_OUT, OUTPUT_ACTIVATIONS, default="sigmoid"),
     },
     infer=_bg_infer,
     init_args=_bg_init,

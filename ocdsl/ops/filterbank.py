@@ -17,10 +17,11 @@ import torch
 from torch import nn
 
 from ocdsl.ops._common import expect_rank, size_list
-from ocdsl.ops.registry import OpDef, Port, enum, number, register, size, sizes
+from ocdsl.ops.registry import OpDef, Port, Symmetry, enum, number, register, size, sizes
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
-__all__ = ["gaussian_filterbank", "GaussianRead", "GaussianWrite", "WINDOW_SIZE", "INDEX_ORIGINS"]
+__all__ = ["gaussian_filterbank", "grid_centre", "window_inside", "GaussianRead", "GaussianWrite",
+           "WINDOW_SIZE", "INDEX_ORIGINS"]
 
 #: Numbers per window: (g~x, g~y, log sigma^2, log delta~, log gamma).
 WINDOW_SIZE = 5
@@ -30,6 +31,31 @@ WINDOW_SIZE = 5
 #: draw.py ``filterbank``: ``tf.range(A)`` and ``tf.range(N)``, which put the grid's mean
 #: ``delta - 1`` pixels off the centre).
 INDEX_ORIGINS = (1, 0)
+
+
+def _check_args(window: torch.Tensor, height: int, width: int, size: int, index_origin: int) -> None:
+    if window.shape[-1] != WINDOW_SIZE:
+        raise ValueError(f"window: expected a last axis of {WINDOW_SIZE} "
+                         f"(g~x, g~y, log sigma^2, log delta~, log gamma), got {tuple(window.shape)}")
+    if size < 2:
+        raise ValueError(f"size: expected N >= 2 filters per axis (Eq. 8 divides by N - 1), got {size}")
+    if height < 1 or width < 1:
+        raise ValueError(f"height, width: expected positive image sizes, got {height} x {width}")
+    if index_origin not in INDEX_ORIGINS:
+        raise ValueError(f"index_origin: expected 0 or 1, got {index_origin}")
+
+
+def grid_centre(g_tilde: torch.Tensor, n_pixels: int) -> torch.Tensor:
+    """The grid centre in pixels from its normalised coordinate (ASAE Eq. 7; DRAW Eq. 22-23):
+    ``g = (n + 1) / 2 * (g~ + 1)``.
+
+    One pixel of shift is ``2 / (n + 1)`` in g~ (the unit ``normalized_padded`` of the
+    symmetry checks, ocdsl/invariance/transforms.py): g~ = -1 and +1 sit one pixel before
+    the first and one after the last pixel centre (pixels at 1 .. n).
+
+    Shapes: g_tilde: ``...`` (unconstrained) -> ``...`` pixels.
+    """
+    return (n_pixels + 1) / 2 * (g_tilde + 1)
 
 
 def gaussian_filterbank(window: torch.Tensor, height: int, width: int, size: int, *,
@@ -76,18 +102,10 @@ def gaussian_filterbank(window: torch.Tensor, height: int, width: int, size: int
         Eq. 19-26; Çetin & Cinbiş, "Attentive sequential auto-encoding towards unsupervised
         object-centric scene modeling", 2022, Eq. 7-10 (the same parameterisation).
     """
-    if window.shape[-1] != WINDOW_SIZE:
-        raise ValueError(f"window: expected a last axis of {WINDOW_SIZE} "
-                         f"(g~x, g~y, log sigma^2, log delta~, log gamma), got {tuple(window.shape)}")
-    if size < 2:
-        raise ValueError(f"size: expected N >= 2 filters per axis (Eq. 8 divides by N - 1), got {size}")
-    if height < 1 or width < 1:
-        raise ValueError(f"height, width: expected positive image sizes, got {height} x {width}")
-    if index_origin not in INDEX_ORIGINS:
-        raise ValueError(f"index_origin: expected 0 or 1, got {index_origin}")
+    _check_args(window, height, width, size, index_origin)
     gx_, gy_, log_sigma2, log_delta_, log_gamma = window.unbind(-1)              # ... each
-    gx = (width + 1) / 2 * (gx_ + 1)                                             # Eq. 7
-    gy = (height + 1) / 2 * (gy_ + 1)                                            # Eq. 7
+    gx = grid_centre(gx_, width)                                                 # Eq. 7
+    gy = grid_centre(gy_, height)                                                # Eq. 7
     delta = (max(height, width) - 1) / (size - 1) * log_delta_.exp()            # Eq. 8
     sigma2 = log_sigma2.exp()                                                    # Eq. 9
     gamma = log_gamma.exp()                                                      # Eq. 9
@@ -102,6 +120,53 @@ def gaussian_filterbank(window: torch.Tensor, height: int, width: int, size: int
         return f / f.sum(dim=-1, keepdim=True).clamp_min(eps)
 
     return bank(mu_x, width), bank(mu_y, height), gamma
+
+
+def window_inside(window: torch.Tensor, height: int, width: int, size: int, *,
+                  margins: tuple[int, int] = (0, 0), index_origin: int = 1,
+                  tails: float = 6.0) -> torch.Tensor:
+    """A window near ``window`` whose N x N filters keep ``tails`` standard deviations from
+    the first pixel outside an ``height x width`` frame, even after the window moves by up
+    to ``margins = (mx, my)`` pixels.
+
+    Translation equivariance of the filterbank holds only for such windows: a filter that
+    reaches past the frame loses part of its mass, and its normaliser Z (Eq. 10) changes
+    when the window moves. The symmetry checks pull a drawn (or a localizer's) window inside
+    with this before shifting; sigma and the stride shrink as needed (the stride never
+    grows), and the centre is clamped. With ``tails = 6`` a pixel outside the frame weighs
+    under 1.6e-8 of the filter's nearest pixel inside.
+
+    Shapes: window: ``... 5`` -> ``... 5`` (log gamma unchanged).
+
+    Raises:
+        ValueError: as :func:`gaussian_filterbank`.
+
+    Source: the geometry of DRAW Eq. 19-24 (Gregor et al. 2015), ASAE Eq. 7-10.
+    """
+    _check_args(window, height, width, size, index_origin)
+    gx_, gy_, log_sigma2, log_delta_, log_gamma = window.unbind(-1)
+    # After a move by up to m pixels, a filter centre mu must be `reach` from the first pixel
+    # outside the frame: at least 1 (mu on a pixel centre of the frame, so the nearest pixel
+    # is inside) and sqrt((tails sigma)^2 + 1/4) (an outside pixel's weight is under
+    # exp(-tails^2 / 2) of the nearest pixel's, which is within 1/2 pixel). `room`: the
+    # reach the frame allows from its middle, >= 1 for m <= (n - 1) / 2.
+    room = max(1.0, min((n + 1) / 2 - m for n, m in ((width, margins[0]), (height, margins[1]))))
+    tail = max(room / 2, 1.0)
+    sigma = (log_sigma2 / 2).exp().clamp(max=(tail ** 2 - 0.25) ** 0.5 / tails)
+    scale = (max(height, width) - 1) / (size - 1)                         # Eq. 8
+    first, last = index_origin - size / 2 - 0.5, index_origin + size / 2 - 1.5   # mu - g, in strides
+    delta = (scale * log_delta_.exp()).clamp(
+        min=1e-4, max=max((room - tail) / max(-first, last), 1e-4))
+    reach = ((tails * sigma) ** 2 + 0.25).sqrt().clamp_min(1.0)
+
+    def centre(g_: torch.Tensor, n: int, m: int) -> torch.Tensor:
+        lo = index_origin - 1 + m + reach - first * delta
+        hi = index_origin + n - m - reach - last * delta
+        g = grid_centre(g_, n).maximum(lo).minimum(hi.maximum(lo))
+        return 2 * g / (n + 1) - 1                                       # Eq. 7 inverted
+
+    return torch.stack([centre(gx_, width, margins[0]), centre(gy_, height, margins[1]),
+                        2 * sigma.log(), (delta / scale).log(), log_gamma], -1)
 
 
 def _check_window(shape: Shape, port: str, batch: Dim) -> None:
@@ -135,7 +200,8 @@ class GaussianRead(nn.Module):
         Linear in ``image``. Translation equivariance: shifting the image by (u, v) pixels
         and the window centre by the same amount (g~x += 2u / (w + 1), g~y += 2v / (h + 1))
         gives the same glimpse, as long as the filters' mass stays inside the frame before
-        and after (tested in float64 at 1e-9).
+        and after (:func:`window_inside`). Declared in the registry and checked by
+        ``ocdsl check`` (ocdsl/invariance); tested in float64 at 1e-9.
 
     Raises:
         ShapeError (shape rule): ``image`` not 4-D, ``window`` not (b, 5), or N < 2.
@@ -262,6 +328,16 @@ register(OpDef(
     infer=_read_infer,
     init_args=_read_init,
     required=("size",),
+    symmetries=(
+        Symmetry("translation_equivariance", {"image": "W", "window": "x normalized_padded"},
+                 {"glimpse": None},
+                 doc="DRAW Eq. 19-22 / ASAE Eq. 7-10: shifting the image by u pixels along w and "
+                     "the grid centre g~x by 2u/(w+1) leaves the glimpse unchanged (filters inside "
+                     "the frame: ocdsl.ops.filterbank.window_inside)"),
+        Symmetry("translation_equivariance", {"image": "H", "window": "y normalized_padded"},
+                 {"glimpse": None},
+                 doc="along h: the image by v pixels and g~y by 2v/(h+1)"),
+    ),
     summary="DRAW Gaussian read: an N x N glimpse through a window's filterbank (Eq. 11)",
 ))
 

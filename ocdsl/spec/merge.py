@@ -102,11 +102,18 @@ def _identity(file: str) -> str:
         return file
 
 
+def _replaced_whole(kp: tuple, base: dict, over: dict) -> bool:
+    """A model or block node table whose ``op`` changes."""
+    node = (len(kp) == 3 and kp[:2] == ("model", "nodes")) or (
+        len(kp) == 4 and kp[0] == "blocks" and kp[2] == "nodes")
+    return node and "op" in over and over["op"] != base.get("op")
+
+
 def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Locations,
                ) -> tuple[dict, Locations]:
     """``over`` merged onto ``base`` (neither is modified): tables merge recursively, anything
-    else in ``over`` replaces. A model node whose ``op`` changes is replaced whole (another
-    op takes other params: a variant swapping Segformer for a U-Net must not inherit
+    else in ``over`` replaces. A model or block node whose ``op`` changes is replaced whole
+    (another op takes other params: a variant swapping Segformer for a U-Net must not inherit
     ``variant = "b0"``). Returns the merged data and locations."""
     locs = base_locs.copy()
     over_items = list(over_locs.items())
@@ -126,9 +133,7 @@ def deep_merge(base: dict, base_locs: Locations, over: dict, over_locs: Location
         for key, bv in b.items():
             kp = path + (key,)
             av = out.get(key)
-            new_op = (len(kp) == 3 and kp[:2] == ("model", "nodes") and isinstance(av, dict)
-                      and isinstance(bv, dict) and "op" in bv and bv["op"] != av.get("op"))
-            if isinstance(av, dict) and isinstance(bv, dict) and not new_op:
+            if isinstance(av, dict) and isinstance(bv, dict) and not _replaced_whole(kp, av, bv):
                 if kp in over_locs:
                     locs.set(kp, over_locs.get(kp))
                 out[key] = merge(av, bv, kp)

@@ -32,6 +32,7 @@ SCHEMA_ID = "https://ocdsl.dev/schema/spec.json"
 # JSON Schema says: `$` is the end of the text (ocdsl.spec.validate checks them that way).
 IDENT = NAME_PATTERN
 REF_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$"   # node, or node.inner...
 METRICS = tuple(METRIC_CATALOG)  # the names of ocdsl/catalog.py (OPTIMIZERS: ocdsl/spec/config.py)
 INVARIANCE_KINDS = ("permutation_equivariance", "permutation_invariance",
                     "translation_equivariance", "translation_invariance")
@@ -384,7 +385,8 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
         type="object",
         properties={
             "kind": _d("Which symmetry.", enum=list(INVARIANCE_KINDS)),
-            "node": _d("The node whose output has the symmetry.", type="string", pattern=IDENT),
+            "node": _d("The node whose output has the symmetry; `node.inner` names node `inner` of "
+                       "the block that `node` runs.", type="string", pattern=PATH_PATTERN),
             "port": _d("Compare only this output port of the node (default: every output of the "
                        "node, plus downstream outputs for permutation kinds).", type="string",
                        pattern=IDENT),

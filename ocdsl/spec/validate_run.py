@@ -182,11 +182,40 @@ class RunChecks:
             if not isinstance(node, str):
                 continue
             kp = ("invariances", i)
-            if node not in self.node_tables:
+            if "." in node:
+                table = self.block_node_table(node, kp + ("node",))
+                if table is None:
+                    continue
+                opdef = self.ops.get(table.get("op")) if isinstance(table.get("op"), str) else None
+            elif node not in self.node_tables:
                 self.error(kp + ("node",), f"no node '{node}'", did_you_mean(node, self.node_tables))
                 continue
+            else:
+                opdef = self.opdef(node)
             port = inv.get("port")
-            opdef = self.opdef(node)
             if isinstance(port, str) and opdef is not None and port not in opdef.outputs:
                 self.error(kp + ("port",), f"node '{node}' ({opdef.name}) has no output '{port}'",
                            did_you_mean(port, opdef.outputs) or f"outputs: {', '.join(opdef.outputs)}")
+
+    def block_node_table(self, path: str, kp: tuple) -> dict | None:
+        """The table of the node a path ``outer.inner`` names: node ``inner`` of the block that
+        model node ``outer`` runs (deeper paths go on through nested blocks). None after
+        reporting a located error."""
+        blocks = _table(self.data.get("blocks"))
+        tables, where = self.node_tables, "the model"
+        names = path.split(".")
+        for depth, name in enumerate(names):
+            t = tables.get(name)
+            if not isinstance(t, dict):
+                self.error(kp, f"no node '{name}' in {where} (in '{path}')",
+                           did_you_mean(name, list(tables)) or f"its nodes: {', '.join(tables)}")
+                return None
+            if depth == len(names) - 1:
+                return t
+            b = t.get("block") if t.get("op") == "repeat" else t.get("op")
+            if b not in blocks:
+                self.error(kp, f"node '{name}' runs no block, so '{path}' names nothing",
+                           "a path 'node.inner' names node 'inner' of the block that 'node' runs")
+                return None
+            tables, where = _table(_table(blocks[b]).get("nodes")), f"block '{b}'"
+        return None

@@ -282,6 +282,7 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                 loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
                 per_batch, count, fig, fig_done, strip = [], 0, None, False, None
                 pooled, predicted = [], []
+                skipped: set[str] = set()
                 for batch in loader:
                     arg, _ = model_inputs(batch, inputs_names, rng, device)
                     # .forward: eager even when the module was compiled in place for training
@@ -291,10 +292,10 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
                     masks = _masks(spec, out, image)
                     recon_key = ev.outputs.get("reconstruction")
                     recon = from_range(out[recon_key].float(), rng) if recon_key else None
-                    labels = batch.get("mask")
-                    labels = labels.to(device) if labels is not None else None
-                    if names:
-                        per_batch.append(_deps.metrics_evaluate(names, masks, labels, recon, image))
+                    labels = batch["mask"].to(device) if "mask" in batch else None
+                    usable = names if labels is not None else _without_masks(names, es.name, skipped, message)
+                    if usable:
+                        per_batch.append(_deps.metrics_evaluate(usable, masks, labels, recon, image))
                     if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
                         pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
                     if ev.outputs.get("predictions"):  # and per-slot property predictions
@@ -338,6 +339,18 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
         if eval_values is not None:
             model.set_schedules(schedules_at(model, step, clock, total_steps))
     return results
+
+
+def _without_masks(names: list[str], dataset: str, skipped: set[str], message) -> list[str]:
+    """``names`` less the metrics that need ground-truth masks (the dataset has none, e.g.
+    an image folder); says once per dataset which were skipped."""
+    from ocdsl.catalog import METRICS
+
+    need = [n for n in names if n in METRICS and "labels" in METRICS[n].needs]
+    if need and not skipped:
+        skipped.update(need)
+        message(f"eval {dataset}: no ground-truth masks in this dataset: {', '.join(need)} skipped")
+    return [n for n in names if n not in need]
 
 
 def _dataset_level(names, pooled: list, predicted: list, dataset, count: int) -> dict:

@@ -200,7 +200,7 @@ def eval_sets(spec, *, warn: Callable[[str], None] | None = None) -> list[EvalSe
         entry = dataset_cfg(spec, kp)
         if entry.get("path") is not None:
             path = Path(entry["path"])
-            if not path.is_file():
+            if not path.exists():            # a file, or a folder (ClevrTex, image folder)
                 if optional:
                     warn(spec.diag(kp + ("path",), f"skipping optional evaluation dataset '{name}': "
                                    f"{path} does not exist", severity="warning").format())

@@ -31,7 +31,7 @@ def test_region_autoencoder_has_table_1_sizes():
     # the output is unbounded by default (a write may subtract), sigmoid on request
     assert not isinstance(module.decoder[-1], nn.Sigmoid)
     _, _, sig = run_op("region_autoencoder", {"glimpse": sym("B", 1, 32, 32)},
-                       {"latent": 8, "output": "sigmoid"})
+                       {"latent": 8, "out_activation": "sigmoid"})
     assert isinstance(sig.decoder[-1], nn.Sigmoid)
 
 

@@ -5,6 +5,7 @@ import inspect
 import pytest
 
 import ocdsl.ops
+from ocdsl.invariance.transforms import parse_coords
 from ocdsl.ops import all_ops, get, names
 
 EXPECTED = {
@@ -47,6 +48,9 @@ def test_ports_and_symmetries_are_consistent(name):
     assert not op.inputs[0].optional, "the first (default) input port must be required"
     for sym in op.symmetries:
         for port, axis in sym.transform.items():
+            if parse_coords(axis) is not None:       # a coordinate input (a DRAW window)
+                assert sym.kind == "translation_equivariance", (name, port, axis)
+                continue
             assert axis in in_ports[port].signature.split(), (name, port, axis)
         for port in sym.output:
             assert port in op.outputs, (name, port)
@@ -128,3 +132,13 @@ def test_a_schema_default_other_than_the_constructors_is_refused():
     with pytest.raises(ValueError, match="'depth' defaults to 3 in its schema but to 2 in Mod"):
         register(op)
     assert "_two_defaults" not in names()
+
+
+def test_no_op_param_is_shadowed_by_a_node_key():
+    """A param named like a node key (``output``, ``input`` ...) could never be set from a
+    spec: the node key wins (region_autoencoder's output activation was such a param)."""
+    from ocdsl.ops import all_ops
+    from ocdsl.spec.schema import NODE_KEYS
+
+    clashes = {op.name: sorted(set(op.params) & set(NODE_KEYS)) for op in all_ops()}
+    assert not {k: v for k, v in clashes.items() if v}

@@ -73,6 +73,31 @@ def test_a_node_whose_op_changes_is_replaced_not_merged(write):
                                                   "layers": 0}
 
 
+def test_a_block_node_whose_op_changes_is_replaced_and_data_still_merges(write):
+    write("base.toml", """\
+        [blocks.step.nodes.where]
+        op = "localization_cnn"
+        channels = [8]
+        hidden = [64]
+        [data]
+        dataset = "tetrominoes"
+        range = [-1.0, 1.0]
+        """)
+    leaf = write("leaf.toml", """\
+        extends = "base.toml"
+        [blocks.step.nodes.where]
+        op = "mlp"
+        hidden = [32]
+        [data]
+        dataset = "clevr_with_masks"
+        path = "clevr.tfrecords"
+        """)
+    m = load_merged(leaf)
+    assert m.data["blocks"]["step"]["nodes"]["where"] == {"op": "mlp", "hidden": [32]}
+    # [data] merges key by key even when the dataset changes (CLEVR6 variants keep the range)
+    assert m.data["data"] == {"dataset": "clevr_with_masks", "path": "clevr.tfrecords", "range": [-1.0, 1.0]}
+
+
 def test_extends_errors(write):
     a = write("a.toml", 'extends = "b.toml"\n')
     write("b.toml", 'extends = "a.toml"\n')
