@@ -19,7 +19,7 @@ from torch import nn
 
 from ocdsl.ops._common import expect_dim, expect_rank, size_list
 from ocdsl.ops.registry import OpDef, Port, Symmetry, number, register, size, sizes
-from ocdsl.ops.vit import unpatchify
+from ocdsl.ops.vit_tokens import unpatchify
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
 __all__ = ["ObjectFunction", "BroadcastUnshuffle", "Unpatchify"]
