@@ -15,7 +15,6 @@ import networkx as nx
 
 from ocdsl.errors import did_you_mean
 from ocdsl.spec import expr as E
-from ocdsl.spec.merge import OVERRIDE_FILE
 from ocdsl.spec.validate_run import _table
 
 __all__ = ["ExpressionChecks", "RESERVED", "STEP", "EPOCH", "PHASE_STEP", "PHASE_STEPS", "TOTAL_STEPS"]
@@ -148,11 +147,7 @@ class ExpressionChecks:
         a cycle is told so at its own line, not at the base's."""
         members = cycle[:-1]
 
-        def rank(name: str) -> int:
-            f = self.locs.get((kinds[name], name)).file
-            return 0 if f.startswith(OVERRIDE_FILE) else (1 if f == self.locs.default_file else 2)
-
-        i = min(range(len(members)), key=lambda j: rank(members[j]))
+        i = min(range(len(members)), key=lambda j: self.locs.derivation((kinds[members[j]], members[j])))
         return members[i:] + members[:i] + [members[i]]
 
 
