@@ -219,9 +219,9 @@ def _encoder_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[
 
 def _block_args(params: dict[str, Any]) -> dict[str, Any]:
     return {"depth": int(params["depth"]), "heads": int(params["heads"]),
-            "mlp_ratio": float(params.get("mlp_ratio", 4.0)),
-            "qkv_bias": bool(params.get("qkv_bias", True)),
-            "ln_eps": float(params.get("ln_eps", 1e-5))}
+            "mlp_ratio": float(params["mlp_ratio"]),
+            "qkv_bias": bool(params["qkv_bias"]),
+            "ln_eps": float(params["ln_eps"])}
 
 
 def _encoder_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:

@@ -293,7 +293,7 @@ class RandomMasking(nn.Module):
 
 
 def _ratio_ok(params: dict[str, Any]) -> float:
-    r = float(params.get("ratio", 0.75))
+    r = float(params["ratio"])
     if not 0.0 <= r < 1.0:
         raise ShapeError(f"'ratio': expected a value in [0, 1), got {r}")
     return r
@@ -304,12 +304,12 @@ def _masking_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[
     expect_rank("x", x, "B N D")
     _ratio_ok(params)
     b, n, d = x
-    return {"tokens": (b, Dim.of(str(params.get("kept", "L"))), d), "mask": (b, n),
+    return {"tokens": (b, Dim.of(str(params["kept"])), d), "mask": (b, n),
             "ids_restore": (b, n)}
 
 
 def _masking_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
-    return {"ratio": _ratio_ok(params), "kept": str(params.get("kept", "L"))}
+    return {"ratio": _ratio_ok(params), "kept": str(params["kept"])}
 
 
 register(OpDef(
@@ -388,11 +388,11 @@ def _cls_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
 
 
 def _cls_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
-    noise = float(params.get("noise", 0.0))
+    noise = float(params["noise"])
     if noise < 0:
         raise ShapeError(f"'noise': expected a value >= 0, got {noise}")
     return {"num_tokens": int(params["num_tokens"]), "dim": int(params["dim"]),
-            "init_std": float(params.get("init_std", 0.002)), "noise": noise}
+            "init_std": float(params["init_std"]), "noise": noise}
 
 
 register(OpDef(
