@@ -390,27 +390,27 @@ class _Resolver:
             sizes = [d.value for d in shape[1:] if d.is_concrete]
             if decl.sizes[0] not in sizes:
                 return Expect(key, "same", why=f"no axis of size {decl.sizes[0]}")
-            msg = (f"{key}: no declared signature, so which axis is {decl.names[0]} is unknown "
-                   f"(declare `output` on node '{n}')")
-            if explicit:
-                self.error(kp, msg)
-            else:
-                decl.notes.append("not compared: " + msg)
-            return None
+            return self.not_compared(decl, kp, explicit,
+                                     f"{key}: no declared signature, so which axis is {decl.names[0]} "
+                                     f"is unknown (declare `output` on node '{n}')")
         if decl.kind == "translation_equivariance" and n == decl.node:
             coords = self.op_coords(decl, n, p)
             if coords is not None:
                 return Expect(key, "coords", components=coords[0], scales=coords[1],
                               why="coordinates (op symmetry)")
         if sig is None and decl.kind in TRANSLATION_KINDS and not self.op_says_same(decl, n, p):
-            msg = (f"{key}: no declared signature, so whether it moves is unknown "
-                   f"(declare `output` on node '{n}')")
-            if explicit:
-                self.error(kp, msg)
-            else:
-                decl.notes.append("not compared: " + msg)
-            return None
+            return self.not_compared(decl, kp, explicit,
+                                     f"{key}: no declared signature, so whether it moves is unknown "
+                                     f"(declare `output` on node '{n}')")
         return Expect(key, "same", why=f"no axes {' '.join(decl.names)}")
+
+    def not_compared(self, decl: Declaration, kp: tuple, explicit: bool, msg: str) -> None:
+        """An output whose expected behaviour is unknown: an error where the declaration
+        names it (``explicit``), else a note on the declaration that it is not compared."""
+        if explicit:
+            self.error(kp, msg)
+        else:
+            decl.notes.append("not compared: " + msg)
 
     def _op_values(self, decl: Declaration, n: str, p: str) -> list[Any] | None:
         """For each shifted axis, what the op's translation symmetry says output ``p`` does
