@@ -20,10 +20,9 @@ from typing import Any, Mapping
 import networkx as nx
 
 from ocdsl.errors import Diagnostic, SpecError
-from ocdsl.ops.registry import OpDef
 from ocdsl.shapes import Shape, ShapeError, fmt_shape
 from ocdsl.spec.bounds import size_problem
-from ocdsl.spec.model import Spec
+from ocdsl.spec.model import Location, NodeSpec, Spec
 
 __all__ = ["infer_shapes", "resolve_sizes", "resolve_scheduled", "output_shapes"]
 
@@ -161,7 +160,7 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return G
 
 
-def _mismatch_at(spec: Spec, node) -> tuple[tuple, str]:
+def _mismatch_at(spec: Spec, node: NodeSpec) -> tuple[tuple, str]:
     """Where to report a node output that differs from its declaration, and how to name the
     declaration there. At the declaration, unless one of the node's own keys (its inputs or
     a parameter) was set after it: by the variant that extends the declaring spec, or by an
@@ -180,7 +179,7 @@ def _mismatch_at(spec: Spec, node) -> tuple[tuple, str]:
     return at, f" (at {_where(loc)}" + (f"; also set since: {', '.join(others)}" if others else "") + ")"
 
 
-def _where(loc) -> str:
+def _where(loc: Location) -> str:
     return f"{loc.file}:{loc.line}" if loc.line else loc.file
 
 
