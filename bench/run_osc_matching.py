@@ -14,7 +14,6 @@ times are this machine's; on a shared machine compare only the ratios.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,28 +23,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from _timing import alternate  # noqa: E402
+from _timing import alternate, matching_bench  # noqa: E402
 
 from ocdsl.losses import functions as fn  # noqa: E402
-from ocdsl.pipeline import build  # noqa: E402
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--spec", default=str(REPO / "specs" / "osc_contrastive.toml"))
-    ap.add_argument("--batch", type=int, default=None, help="images per batch (default: train.batch_size)")
-    ap.add_argument("--set", action="append", default=[], dest="overrides", help="spec override key=value")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--steps-per-round", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    compiled = build(args.spec, overrides=args.overrides or None)
-    spec = compiled.spec
-    b = args.batch or spec.train.batch_size
-    torch.manual_seed(0)
-    model = compiled.instantiate(torch_compile=False).eval()
+    args, spec, b, model = matching_bench(__doc__.splitlines()[0],
+                                          str(REPO / "specs" / "osc_contrastive.toml"), argv)
     shape = [d.value for d in spec.inputs["image"].resolve(spec.dims)[1:]]
     x = torch.randn(2 * b, *shape)
     with torch.no_grad():

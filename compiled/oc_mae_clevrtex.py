@@ -14,12 +14,12 @@ from ocdsl.ops.composite import AlphaComposite
 from ocdsl.ops.oc_mae import BroadcastUnshuffle
 from ocdsl.ops.oc_mae import ObjectFunction
 from ocdsl.ops.oc_mae import Unpatchify
-from ocdsl.ops.vit import ClassTokens
-from ocdsl.ops.vit import PatchEmbedding
-from ocdsl.ops.vit import RandomMasking
-from ocdsl.ops.vit import SinCosPositionEmbedding
 from ocdsl.ops.vit import TransformerEncoder
 from ocdsl.ops.vit import ViTDecoder
+from ocdsl.ops.vit_tokens import ClassTokens
+from ocdsl.ops.vit_tokens import PatchEmbedding
+from ocdsl.ops.vit_tokens import RandomMasking
+from ocdsl.ops.vit_tokens import SinCosPositionEmbedding
 
 
 class OcMaeClevrtexModel(nn.Module):

@@ -15,8 +15,8 @@ from ocdsl.ops.mlp import MLP
 from ocdsl.ops.parameter import LearnedTensor
 from ocdsl.ops.position import LearnedPositionEmbedding
 from ocdsl.ops.tensor import Reduce
-from ocdsl.ops.vit import PatchEmbedding
 from ocdsl.ops.vit import TransformerEncoder
+from ocdsl.ops.vit_tokens import PatchEmbedding
 
 
 class OscCrossAttentionCossimModel(nn.Module):

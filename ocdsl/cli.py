@@ -51,6 +51,41 @@ def _parser() -> argparse.ArgumentParser:
                                         "the DOT file is written beside it")
 
     sp = spec_cmd("run", "train a spec and evaluate it")
+    _run_args(sp)
+
+    sp = spec_cmd("eval", "evaluate a run's checkpoint")
+    sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
+    sp.add_argument("--gpu", action="store_true", help="evaluate on CUDA")
+    sp.add_argument("--allow-spec-change", action="store_true",
+                    help="evaluate although the spec changed since the checkpoint")
+
+    sp = spec_cmd("export", "write a run's weights as safetensors (model.safetensors in the run)")
+    sp.add_argument("run_dir", help="run directory (holds checkpoint.pt)")
+    sp.add_argument("-o", "--out", help="output file (default: <run_dir>/model.safetensors)")
+    sp.add_argument("--allow-spec-change", action="store_true",
+                    help="export although the spec changed since the checkpoint")
+
+    sp = spec_cmd("bench", "time a training step of the spec's model here: eager vs torch.compile, "
+                           "with and without the exact rewrites, FLOP/s against the measured peak")
+    _bench_args(sp)
+
+    sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
+    sp.add_argument("--split", default="train", choices=["train", "val", "test"])
+    sp.add_argument("-n", type=_positive_int, default=16, help="images in the preview (default 16)")
+    sp.add_argument("-o", "--out", help="preview PNG (default: <spec stem>.data.png)")
+
+    sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
+    sp.add_argument("--examples", type=int, default=20, help="examples per property (default 20)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the example search")
+
+    sub.add_parser("ops", help="list the registered ops with their ports and parameters")
+
+    sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
+    return p
+
+
+def _run_args(sp: argparse.ArgumentParser) -> None:
+    """The options of `ocdsl run`."""
     sp.add_argument("--gpu", action="store_true", help="train on CUDA (an error where there is none)")
     sp.add_argument("--steps", type=int, help="number of training steps (overrides train.steps)")
     sp.add_argument("--out", help="run directory (default: runs/<spec stem>/<timestamp>)")
@@ -74,20 +109,9 @@ def _parser() -> argparse.ArgumentParser:
                  "--master-port"):
         sp.add_argument(flag, help=f"with --devices: torchrun's {flag}")
 
-    sp = spec_cmd("eval", "evaluate a run's checkpoint")
-    sp.add_argument("run_dir", help="run directory holding checkpoint.pt")
-    sp.add_argument("--gpu", action="store_true", help="evaluate on CUDA")
-    sp.add_argument("--allow-spec-change", action="store_true",
-                    help="evaluate although the spec changed since the checkpoint")
 
-    sp = spec_cmd("export", "write a run's weights as safetensors (model.safetensors in the run)")
-    sp.add_argument("run_dir", help="run directory (holds checkpoint.pt)")
-    sp.add_argument("-o", "--out", help="output file (default: <run_dir>/model.safetensors)")
-    sp.add_argument("--allow-spec-change", action="store_true",
-                    help="export although the spec changed since the checkpoint")
-
-    sp = spec_cmd("bench", "time a training step of the spec's model here: eager vs torch.compile, "
-                           "with and without the exact rewrites, FLOP/s against the measured peak")
+def _bench_args(sp: argparse.ArgumentParser) -> None:
+    """The options of `ocdsl bench`."""
     sp.add_argument("--gpu", action="store_true", help="on CUDA")
     sp.add_argument("--scale", action="store_true",
                     help="also time the eager step as the image (dims H, W x1, x2) and the slot "
@@ -96,20 +120,6 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--rounds", type=_positive_int, default=5, help="alternating rounds (default 5)")
     sp.add_argument("--no-compile", action="store_true", help="eager only")
     sp.add_argument("--phase", help="the [[train.phases]] phase to time (default: the last)")
-
-    sp = spec_cmd("data", "describe the spec's dataset and write a preview of images and masks")
-    sp.add_argument("--split", default="train", choices=["train", "val", "test"])
-    sp.add_argument("-n", type=_positive_int, default=16, help="images in the preview (default 16)")
-    sp.add_argument("-o", "--out", help="preview PNG (default: <spec stem>.data.png)")
-
-    sp = spec_cmd("check", "run the spec's declared symmetries as property-based tests")
-    sp.add_argument("--examples", type=int, default=20, help="examples per property (default 20)")
-    sp.add_argument("--seed", type=int, default=0, help="seed of the example search")
-
-    sub.add_parser("ops", help="list the registered ops with their ports and parameters")
-
-    sub.add_parser("schema", help="print the JSON Schema of the spec language (for editors)")
-    return p
 
 
 def _max_memory_arg(sp: argparse.ArgumentParser) -> None:

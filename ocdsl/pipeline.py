@@ -6,6 +6,7 @@ runs the same passes.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,10 @@ class Compiled:
 
     def instantiate(self, *, device: str = "cpu", torch_compile: bool | str = "auto"):
         if self.path is None:
-            self.write(default_cache_dir() / f"{self.spec.path.stem}_{self.spec.source_hash[:12]}.py")
+            # named by the generated code's own hash: two ocdsl versions (or checkouts) sharing
+            # the cache never overwrite each other's module for the same spec
+            digest = hashlib.sha256(self.source.encode("utf-8")).hexdigest()[:12]
+            self.write(default_cache_dir() / f"{self.spec.path.stem}_{digest}.py")
         model = instantiate(import_generated(self.path), self.spec, device)
         load_pretrained(self.spec, self.graph, model)
         if should_compile(self.graph, device, torch_compile):

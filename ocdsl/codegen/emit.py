@@ -132,7 +132,6 @@ def _ordered(exprs: dict[str, Any]) -> list[str]:
 
 def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None = None) -> str:
     """The generated module's source text for a checked, shape-annotated graph."""
-    cls = class_name(spec)
     nodes = topological_nodes(spec, G)
     imports = op_imports(G, nodes)
     block_graphs = G.graph.get("blocks") or {}
@@ -142,6 +141,20 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     taken: set[str] = set()
     var = variables(spec, G, nodes, taken)
 
+    L = _module_head(spec, G, imports, source_name)
+    for sub, subG in block_graphs.values():
+        L.extend(block_class(sub, subG))
+    L.extend(_class_head(spec, G, nodes))
+    L.extend(_forward(spec, G, nodes, var, taken))
+    L.extend(_schedule_methods(spec, G, nodes))
+    L.extend(_loss_method(spec, G))
+    return "\n".join(L) + "\n"
+
+
+# The parts of the generated module, in order, for :func:`generate_source`.
+
+def _module_head(spec: Spec, G: nx.MultiDiGraph, imports: set, source_name: str | None) -> list[str]:
+    """The provenance comment, the module docstring and the imports."""
     L: list[str] = []
     w = L.append
     src = source_name or str(spec.path.name)
@@ -166,9 +179,14 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
         w(f"from {module} import {name}")
     w("")
     w("")
-    for sub, subG in block_graphs.values():
-        L.extend(block_class(sub, subG))
-    w(f"class {cls}(nn.Module):")
+    return L
+
+
+def _class_head(spec: Spec, G: nx.MultiDiGraph, nodes: list[str]) -> list[str]:
+    """The class line, its docstring and constants, and ``__init__``."""
+    L: list[str] = []
+    w = L.append
+    w(f"class {class_name(spec)}(nn.Module):")
     inputs_doc = ", ".join(f"{k} {v.text}" for k, v in spec.inputs.items())
     w(f'    """{_doc_text(f"{spec.name}: {len(nodes)} nodes, inputs {inputs_doc}.", lines=False)}"""')
     w("")
@@ -184,7 +202,13 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
     for n in nodes:
         w(init_line(n, G.nodes[n]))
     w("")
-    # forward
+    return L
+
+
+def _forward(spec: Spec, G: nx.MultiDiGraph, nodes: list[str], var: dict, taken: set[str]) -> list[str]:
+    """``forward``: one line per node, returning every node output by its key."""
+    L: list[str] = []
+    w = L.append
     if len(spec.inputs) == 1:
         (only,) = spec.inputs
         w(f"    def forward(self, {var[(only, 'out')]}: Tensor) -> dict[str, Tensor]:")
@@ -201,6 +225,13 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             w(f"            {output_key(n, port, opdef.outputs)!r}: {var[(n, port)]},")
     w("        }")
     w("")
+    return L
+
+
+def _schedule_methods(spec: Spec, G: nx.MultiDiGraph, nodes: list[str]) -> list[str]:
+    """``schedules`` and, when an op parameter is scheduled, ``set_schedules``."""
+    L: list[str] = []
+    w = L.append
     w("    def schedules(self, step: int, phase_step: int | None = None, phase_steps: int | None = None,")
     w("                  total_steps: int | None = None) -> dict[str, float]:")
     clock = _uses_phase_clock(spec.schedules.values())
@@ -226,13 +257,20 @@ def generate_source(spec: Spec, G: nx.MultiDiGraph, *, source_name: str | None =
             value = f"round(sched[{sname!r}])" if G.nodes[n]["node"].op == REPEAT else f"sched[{sname!r}]"
             w(f"        self.{n}.{p} = {value}")
         w("")
+    return L
+
+
+def _loss_method(spec: Spec, G: nx.MultiDiGraph) -> list[str]:
+    """``losses``: every [losses] term."""
+    L: list[str] = []
+    w = L.append
     w("    def losses(self, inputs: dict[str, Tensor], outputs: dict[str, Tensor],")
     w("               sched: dict[str, float], step: int) -> dict[str, Tensor]:")
     w('        """[losses]: every named loss term; train.loss is minimised."""')
     okeys = _output_keys(G)
     L.extend(_epoch_line(spec, spec.losses.values()))
     L.extend(_assignments(spec.losses, lambda ref, names: _loss_ref(ref, spec, names, okeys)))
-    return "\n".join(L) + "\n"
+    return L
 
 
 def variables(spec: Spec, G: nx.MultiDiGraph, nodes: list[str], taken: set[str]) -> dict[tuple[str, str], str]:

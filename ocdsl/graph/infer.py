@@ -20,10 +20,9 @@ from typing import Any, Mapping
 import networkx as nx
 
 from ocdsl.errors import Diagnostic, SpecError
-from ocdsl.ops.registry import OpDef
 from ocdsl.shapes import Shape, ShapeError, fmt_shape
 from ocdsl.spec.bounds import size_problem
-from ocdsl.spec.model import Spec
+from ocdsl.spec.model import Location, NodeSpec, Spec
 
 __all__ = ["infer_shapes", "resolve_sizes", "resolve_scheduled", "output_shapes"]
 
@@ -150,14 +149,38 @@ def infer_shapes(spec: Spec, G: nx.MultiDiGraph) -> nx.MultiDiGraph:
             if declared != got:
                 failed.add(name)  # its consumers would only repeat this error
                 label = "output" if len(opdef.outputs) == 1 else f"output '{port}'"
+                at, where = _mismatch_at(spec, node)
                 diags.append(spec.diag(
-                    node.keypath + ("output",),
-                    f"node '{name}' ({opdef.name}) {label}: declared {sig.text!r} = {fmt_shape(declared)}, "
-                    f"but the op produces {fmt_shape(got)}",
+                    at,
+                    f"node '{name}' ({opdef.name}) {label}: declared {sig.text!r} = {fmt_shape(declared)}"
+                    f"{where}, but the op produces {fmt_shape(got)}",
                     _input_hint(sources, in_shapes)))
     if diags:
         raise SpecError(diags)
     return G
+
+
+def _mismatch_at(spec: Spec, node: NodeSpec) -> tuple[tuple, str]:
+    """Where to report a node output that differs from its declaration, and how to name the
+    declaration there. At the declaration, unless one of the node's own keys (its inputs or
+    a parameter) was set after it: by the variant that extends the declaring spec, or by an
+    override. Then at that key, the change that broke the declaration, naming the
+    declaration's file and line (a variant is told at its own line, not at the base's)."""
+    locs = spec.locations
+    declared_at = node.keypath + ("output",)
+    rank = locs.derivation(declared_at)
+    later = [kp for kp in (node.keypath + (k,) for k in ("input", "inputs", *node.params))
+             if kp in locs and locs.derivation(kp) < rank]
+    if not later:
+        return declared_at, ""
+    at = min(later, key=locs.derivation)
+    loc = locs.get(declared_at)
+    others = [f"'{kp[-1]}' ({_where(locs.get(kp))})" for kp in later if kp != at]
+    return at, f" (at {_where(loc)}" + (f"; also set since: {', '.join(others)}" if others else "") + ")"
+
+
+def _where(loc: Location) -> str:
+    return f"{loc.file}:{loc.line}" if loc.line else loc.file
 
 
 def _src_text(G: nx.MultiDiGraph, node: str, port: str) -> str:

@@ -191,7 +191,7 @@ def _failures(spec: Spec, step: int, clocks, total: int, lrs, params) -> dict[tu
     try:
         values = spec.schedule_values(step, phase_step, phase_steps, total)
     except SpecError as e:
-        return {d.keypath: _at_step(d, step) for d in e.diagnostics}
+        return {d.keypath: _set_since(spec, _at_step(d, step)) for d in e.diagnostics}
     for name, v in values.items():
         why = _bad(v)
         if why:
@@ -206,6 +206,28 @@ def _failures(spec: Spec, step: int, clocks, total: int, lrs, params) -> dict[tu
 
 
 _HINT = "every schedule must be a finite number at every step of the run: guard the domain (max(x, 1e-8))"
+
+
+def _set_since(spec: Spec, d: Diagnostic) -> Diagnostic:
+    """``d``, an error in evaluating schedule ``d.keypath``, moved to a schedule or dim its
+    expression uses that was set after it (by a variant of the spec that wrote the
+    expression, or by an override), naming where the expression is: the change that made
+    it fail is reported at its own line (a variant is told at its own line, not the base's)."""
+    if len(d.keypath) != 2 or d.keypath[0] != "schedules" or d.keypath[1] not in spec.schedules:
+        return d
+    locs = spec.locations
+    rank = locs.derivation(d.keypath)
+    later = [kp for kp in (("schedules", n) if n in spec.schedules else ("dims", n)
+                           for n in sorted(E.names(spec.schedules[d.keypath[1]]))
+                           if n in spec.schedules or n in spec.dims)
+             if locs.derivation(kp) < rank]
+    if not later:
+        return d
+    at = min(later, key=locs.derivation)
+    loc = locs.get(at)
+    where = f"{d.file}:{d.line}:{d.col}" if d.line else d.file
+    return Diagnostic(f"{d.message} (in {d.keypath[0]}.{d.keypath[1]} at {where})", file=loc.file,
+                      line=loc.line, col=loc.col, keypath=at, hint=d.hint, severity=d.severity)
 
 
 def _at_step(d: Diagnostic, step: int) -> Diagnostic:

@@ -419,13 +419,9 @@ class _Resolver(OpSymmetryMixin):
             sizes = [d.value for d in shape[1:] if d.is_concrete]
             if decl.sizes[0] not in sizes:
                 return Expect(key, "same", why=f"no axis of size {decl.sizes[0]}")
-            msg = (f"{key}: no declared signature, so which axis is {decl.names[0]} is unknown "
-                   f"(declare `output` on node '{n}')")
-            if explicit:
-                self.error(kp, msg)
-            else:
-                decl.notes.append("not compared: " + msg)
-            return None
+            return self.not_compared(decl, kp, explicit,
+                                     f"{key}: no declared signature, so which axis is {decl.names[0]} "
+                                     f"is unknown (declare `output` on node '{n}')")
         own = self.own_port(decl.node, n, p)
         if decl.kind == "translation_equivariance" and own is not None:
             coords = self.op_coords(decl, own)
@@ -433,14 +429,18 @@ class _Resolver(OpSymmetryMixin):
                 return Expect(key, "coords", components=coords[0], scales=coords[1],
                               why="coordinates (op symmetry)")
         if sig is None and decl.kind in TRANSLATION_KINDS and not self.op_says_same(decl, own):
-            msg = (f"{key}: no declared signature, so whether it moves is unknown "
-                   f"(declare `output` on node '{n}')")
-            if explicit:
-                self.error(kp, msg)
-            else:
-                decl.notes.append("not compared: " + msg)
-            return None
+            return self.not_compared(decl, kp, explicit,
+                                     f"{key}: no declared signature, so whether it moves is unknown "
+                                     f"(declare `output` on node '{n}')")
         return Expect(key, "same", why=f"no axes {' '.join(decl.names)}")
+
+    def not_compared(self, decl: Declaration, kp: tuple, explicit: bool, msg: str) -> None:
+        """An output whose expected behaviour is unknown: an error where the declaration
+        names it (``explicit``), else a note on the declaration that it is not compared."""
+        if explicit:
+            self.error(kp, msg)
+        else:
+            decl.notes.append("not compared: " + msg)
 
 
 def _where(spec, kp: tuple) -> str:

@@ -10,8 +10,8 @@ One module per family; each registers its ops with ``register(OpDef(...))`` at i
 - ``segformer`` (feature generators): segformer, unet_features
 - ``glimpse``: latent_split, glimpse_generator, spatial_transformer
 - ``background``: background_autoencoder
-- ``vit``: patch_embedding, sincos_position_embedding, random_masking, class_tokens,
-  transformer_encoder, vit_decoder
+- ``vit_tokens``: patch_embedding, sincos_position_embedding, random_masking, class_tokens
+- ``vit``: transformer_encoder, vit_decoder
 - ``oc_mae``: object_function, broadcast_unshuffle, unpatchify
 - ``filterbank``: gaussian_read, gaussian_write (DRAW attention)
 - ``asae``: localization_cnn, region_autoencoder, background_network
@@ -28,7 +28,7 @@ from ocdsl.ops import soft_argmax  # noqa: F401,E402
 from ocdsl.ops import refinement, segformer  # noqa: F401,E402
 from ocdsl.ops import glimpse  # noqa: F401,E402
 from ocdsl.ops import background  # noqa: F401,E402
-from ocdsl.ops import oc_mae, vit  # noqa: F401,E402
+from ocdsl.ops import oc_mae, vit, vit_tokens  # noqa: F401,E402
 from ocdsl.ops import asae, attention, filterbank, parameter  # noqa: F401,E402
 from ocdsl.ops import arith  # noqa: F401,E402
 

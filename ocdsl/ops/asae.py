@@ -235,9 +235,9 @@ def _loc_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, 
     h, w = _concrete_hw(x, "image")
     return {"in_channels": Dim.of(x[1]).value, "height": h, "width": w,
             "channels": size_list(params["channels"], "channels"),
-            "kernel": int(params.get("kernel", 5)),
-            "hidden": size_list(params.get("hidden", []), "hidden"),
-            "norm": params.get("norm", "none"), "activation": params.get("activation", "relu")}
+            "kernel": int(params["kernel"]),
+            "hidden": size_list(params["hidden"], "hidden"),
+            "norm": params["norm"], "activation": params["activation"]}
 
 
 def _region_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -246,7 +246,7 @@ def _region_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[s
     h, w = _concrete_hw(x, "glimpse")
     if h != w:
         raise ShapeError(f"input 'glimpse': expected a square N x N glimpse, got {fmt_shape(x)}")
-    n = len(params.get("channels", [16, 32, 64]))
+    n = len(params["channels"])
     _halvings(h, w, n, "glimpse", x, f"{n} stride-2 convs")
     return {"patch": tuple(x), "latent": (x[0], Dim.of(int(params["latent"])))}
 
@@ -256,9 +256,9 @@ def _region_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
     x = in_shapes["glimpse"]
     return {"in_channels": Dim.of(x[1]).value, "size": _concrete_hw(x, "glimpse")[0],
             "latent": int(params["latent"]),
-            "channels": size_list(params.get("channels", [16, 32, 64]), "channels"),
-            "activation": params.get("activation", "relu"),
-            "out_activation": params.get("out_activation", "none")}
+            "channels": size_list(params["channels"], "channels"),
+            "activation": params["activation"],
+            "out_activation": params["out_activation"]}
 
 
 def _bg_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -266,7 +266,7 @@ def _bg_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, 
     expect_rank("image", x, "B C H W")
     h, w = _concrete_hw(x, "image")
     _halvings(h, w, 1, "image", x, "one stride-2 conv")
-    return {"background": tuple(x), "latent": (x[0], Dim.of(int(params.get("latent", 16))))}
+    return {"background": tuple(x), "latent": (x[0], Dim.of(int(params["latent"])))}
 
 
 def _bg_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
@@ -274,9 +274,9 @@ def _bg_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, A
     x = in_shapes["image"]
     h, w = _concrete_hw(x, "image")
     return {"in_channels": Dim.of(x[1]).value, "height": h, "width": w,
-            "channels": int(params.get("channels", 4)), "latent": int(params.get("latent", 16)),
-            "activation": params.get("activation", "relu"),
-            "out_activation": params.get("out_activation", "sigmoid")}
+            "channels": int(params["channels"]), "latent": int(params["latent"]),
+            "activation": params["activation"],
+            "out_activation": params["out_activation"]}
 
 
 _ACT = enum("activation after each hidden layer", ACTIVATIONS, default="relu")

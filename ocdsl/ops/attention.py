@@ -93,7 +93,7 @@ def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Shape, 
     if Dim.of(q[0]) != Dim.of(x[0]) or Dim.of(q[2]) != Dim.of(x[2]):
         raise ShapeError(f"input 'features': expected (b, n, d) with b, d of the queries "
                          f"{fmt_shape(q)}, got {fmt_shape(x)}")
-    heads = int(params.get("heads", 4))
+    heads = int(params["heads"])
     if not Dim.of(q[2]).is_concrete or Dim.of(q[2]).value % heads:
         raise ShapeError(f"'heads': expected a divisor of the feature size {q[2]}, got {heads}")
     return q, x
@@ -107,8 +107,8 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
 def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     q, _ = _check(in_shapes, params)
     dim = Dim.of(q[2]).value
-    return {"dim": dim, "layers": int(params.get("layers", 2)), "heads": int(params.get("heads", 4)),
-            "mlp_hidden": int(params.get("mlp_hidden", 2 * dim)), "ln_eps": float(params.get("ln_eps", 1e-5))}
+    return {"dim": dim, "layers": int(params["layers"]), "heads": int(params["heads"]),
+            "mlp_hidden": int(params.get("mlp_hidden", 2 * dim)), "ln_eps": float(params["ln_eps"])}
 
 
 register(OpDef(

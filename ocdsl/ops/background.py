@@ -318,7 +318,7 @@ def _resolve(in_shapes: dict[str, Shape], params: dict[str, Any]
         raise ShapeError(f"input 'image': expected a fixed h and w (the block schedule and "
                          f"coordinate channels depend on them), got {fmt_shape(image)}")
     steps = background_schedule(h.value, w.value)
-    preset = params.get("preset", "complex")
+    preset = params["preset"]
     defaults = default_channels(preset, len(steps))
     enc, gen = params.get("encoder_channels"), params.get("generator_channels")
     if defaults is None and (enc is None or gen is None):

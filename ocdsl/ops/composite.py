@@ -261,7 +261,7 @@ def _occlusion_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dic
 
 def _occlusion_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _occlusion_check(in_shapes)
-    return {"background_logit": float(params.get("background_logit", 11.0))}
+    return {"background_logit": float(params["background_logit"])}
 
 
 register(OpDef(

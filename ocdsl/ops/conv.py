@@ -107,8 +107,8 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
     expect_rank("x", x, "B C H W")
     channels = size_list(params["channels"], "channels")
     n = len(channels)
-    kernels = size_list(as_list(params.get("kernel", 5), n, "kernel"), "kernel")
-    strides = size_list(as_list(params.get("stride", 1), n, "stride"), "stride")
+    kernels = size_list(as_list(params["kernel"], n, "kernel"), "kernel")
+    strides = size_list(as_list(params["stride"], n, "stride"), "stride")
     b, _, h, w = x
     for i, (k, s) in enumerate(zip(kernels, strides)):
         pad = 2 * ((k - 1) // 2)  # 'same' padding
@@ -128,16 +128,16 @@ def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
     x = in_shapes["x"]
     expect_rank("x", x, "B C H W")
     channels = size_list(params["channels"], "channels")
-    kernel = params.get("kernel", 5)
-    stride = params.get("stride", 1)
+    kernel = params["kernel"]
+    stride = params["stride"]
     return {
         "in_channels": x[1].value,
         "channels": channels,
         "kernel": size_list(kernel, "kernel") if isinstance(kernel, list) else int(kernel),
         "stride": size_list(stride, "stride") if isinstance(stride, list) else int(stride),
-        "activation": params.get("activation", "relu"),
-        "last_activation": bool(params.get("last_activation", True)),
-        "norm": params.get("norm", "none"),
+        "activation": params["activation"],
+        "last_activation": bool(params["last_activation"]),
+        "norm": params["norm"],
     }
 
 

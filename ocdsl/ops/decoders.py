@@ -279,7 +279,7 @@ def _layout(params: dict[str, Any]) -> tuple[list[int], list[int], list[int], li
     for name, v in (("resolution", resolution), ("broadcast", broadcast)):
         if len(v) != 2:
             raise ShapeError(f"'{name}': expected [h, w], got {v}")
-    kernels = size_list(as_list(params.get("kernel", 5), n, "kernel"), "kernel")
+    kernels = size_list(as_list(params["kernel"], n, "kernel"), "kernel")
     strides = params.get("strides")
     strides = [1] * n if strides is None else size_list(strides, "strides")
     if len(strides) != n:
@@ -314,7 +314,7 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
 def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _, _, d = _check_slots(in_shapes)
     channels, resolution, broadcast, kernels, strides = _layout(params)
-    kernel = params.get("kernel", 5)
+    kernel = params["kernel"]
     return {
         "slot_size": d.value,
         "resolution": resolution,
@@ -323,8 +323,8 @@ def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
         "broadcast": broadcast,
         "kernel": kernels if isinstance(kernel, list) else int(kernel),
         "strides": strides,
-        "out_kernel": int(params.get("out_kernel", 3)),
-        "activation": params.get("activation", "relu"),
+        "out_kernel": int(params["out_kernel"]),
+        "activation": params["activation"],
     }
 
 

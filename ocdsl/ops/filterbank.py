@@ -288,8 +288,8 @@ def _read_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str
 
 def _read_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _read_infer(in_shapes, params)
-    return {"size": int(params["size"]), "eps": float(params.get("eps", 1e-8)),
-            "index_origin": int(params.get("index_origin", 1))}
+    return {"size": int(params["size"]), "eps": float(params["eps"]),
+            "index_origin": int(params["index_origin"])}
 
 
 def _write_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -307,7 +307,7 @@ def _write_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[st
 def _write_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _write_infer(in_shapes, params)
     return {"resolution": size_list(params["resolution"], "resolution"),
-            "eps": float(params.get("eps", 1e-8)), "index_origin": int(params.get("index_origin", 1))}
+            "eps": float(params["eps"]), "index_origin": int(params["index_origin"])}
 
 
 _COMMON = {

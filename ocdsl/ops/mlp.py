@@ -134,7 +134,7 @@ def _last_axis(in_shapes: dict[str, Shape]) -> Shape:
 def _mlp_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
     x = _last_axis(in_shapes)
     out_sizes = size_list(params["sizes"], "sizes")
-    if params.get("residual", False) and Dim.of(out_sizes[-1]) != x[-1]:
+    if params["residual"] and Dim.of(out_sizes[-1]) != x[-1]:
         raise ShapeError(f"residual mlp: expected the last size to equal the input size "
                          f"{x[-1]}, got sizes {out_sizes}")
     return {"out": x[:-1] + (Dim.of(out_sizes[-1]),)}
@@ -145,11 +145,11 @@ def _mlp_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[
     return {
         "in_features": x[-1].value,
         "sizes": size_list(params["sizes"], "sizes"),
-        "activation": params.get("activation", "relu"),
-        "norm": params.get("norm", "none"),
-        "residual": bool(params.get("residual", False)),
-        "final_activation": bool(params.get("final_activation", False)),
-        "ln_eps": float(params.get("ln_eps", 1e-5)),
+        "activation": params["activation"],
+        "norm": params["norm"],
+        "residual": bool(params["residual"]),
+        "final_activation": bool(params["final_activation"]),
+        "ln_eps": float(params["ln_eps"]),
     }
 
 
@@ -160,7 +160,7 @@ def _linear_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[s
 def _linear_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     return {"in_features": _last_axis(in_shapes)[-1].value,
             "out_features": size_list([params["size"]], "size")[0],
-            "bias": bool(params.get("bias", True))}
+            "bias": bool(params["bias"])}
 
 
 def _ln_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Shape]:
@@ -168,7 +168,7 @@ def _ln_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, 
 
 
 def _ln_init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
-    return {"features": _last_axis(in_shapes)[-1].value, "eps": float(params.get("eps", 1e-5))}
+    return {"features": _last_axis(in_shapes)[-1].value, "eps": float(params["eps"])}
 
 
 register(OpDef(

@@ -19,7 +19,7 @@ from torch import nn
 
 from ocdsl.ops._common import expect_dim, expect_rank, size_list
 from ocdsl.ops.registry import OpDef, Port, Symmetry, number, register, size, sizes
-from ocdsl.ops.vit import unpatchify
+from ocdsl.ops.vit_tokens import unpatchify
 from ocdsl.shapes import Dim, Shape, ShapeError, fmt_shape
 
 __all__ = ["ObjectFunction", "BroadcastUnshuffle", "Unpatchify"]
@@ -99,7 +99,7 @@ def _of_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, 
 
 def _of_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     t, _ = _of_check(in_shapes)
-    return {"dim": t[2].value, "epsilon": float(params.get("epsilon", 1e-8))}
+    return {"dim": t[2].value, "epsilon": float(params["epsilon"])}
 
 
 register(OpDef(
@@ -220,7 +220,7 @@ def _bu_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, 
 def _bu_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     s, _, _ = _bu_check(in_shapes)
     return {"slot_size": s[2].value, "dim": int(params["dim"]),
-            "mask_std": float(params.get("mask_std", 0.02))}
+            "mask_std": float(params["mask_std"])}
 
 
 register(OpDef(

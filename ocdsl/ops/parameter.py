@@ -74,8 +74,8 @@ def _infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Sha
 
 def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _infer(in_shapes, params)
-    return {"shape": size_list(params["shape"], "shape"), "init": params.get("init", "normal"),
-            "std": float(params.get("std", 1.0))}
+    return {"shape": size_list(params["shape"], "shape"), "init": params["init"],
+            "std": float(params["std"])}
 
 
 register(OpDef(

@@ -119,10 +119,10 @@ def _params(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, An
         raise ShapeError(f"input 'input': expected a numeric size d, got {fmt_shape(x)}")
     d = x[2].value
     args = {"in_features": d, "out_features": int(params.get("out_features", d)),
-            "width": int(params.get("width", 256)), "layers": int(params.get("layers", 6)),
-            "heads": int(params.get("heads", 8)),
-            "feedforward": int(params.get("feedforward", 512)),
-            "dropout": float(params.get("dropout", 0.1))}
+            "width": int(params["width"]), "layers": int(params["layers"]),
+            "heads": int(params["heads"]),
+            "feedforward": int(params["feedforward"]),
+            "dropout": float(params["dropout"])}
     problem = _param_problem(d, args["out_features"], args["width"], args["layers"],
                              args["heads"])
     if problem:

@@ -249,7 +249,7 @@ def _segformer_infer(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dic
 def _segformer_init(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str, Any]:
     _segformer_infer(in_shapes, params)
     # ``pretrained`` is deliberately absent: the pipeline calls load_pretrained(path).
-    return {"channels": int(params["channels"]), "variant": str(params.get("variant", "b3"))}
+    return {"channels": int(params["channels"]), "variant": str(params["variant"])}
 
 
 register(OpDef(
@@ -394,8 +394,8 @@ def _check_unet_levels(n_levels: int, output_stride: int, error=ShapeError) -> N
 
 
 def _unet_params(params: dict[str, Any]) -> tuple[list[int], int]:
-    widths = size_list(params.get("widths", [32, 64, 128, 128, 256, 256]), "widths")
-    stride = int(params.get("output_stride", 4))
+    widths = size_list(params["widths"], "widths")
+    stride = int(params["output_stride"])
     _check_unet_levels(len(widths), stride)
     return widths, stride
 

@@ -264,7 +264,7 @@ def _check(in_shapes: dict[str, Shape], params: dict[str, Any]) -> tuple[Dim, Di
     for name in ("num_slots", "slot_size", "iterations"):
         if name in params and int(params[name]) < 1:
             raise ShapeError(f"'{name}': expected a positive integer, got {params[name]}")
-    heads = int(params.get("heads", 1))
+    heads = int(params["heads"])
     if int(params["slot_size"]) % heads:
         raise ShapeError(f"'heads': expected a divisor of slot_size {params['slot_size']} (each head "
                          f"gets slot_size / heads features), got {heads}")
@@ -285,14 +285,14 @@ def _init_args(in_shapes: dict[str, Shape], params: dict[str, Any]) -> dict[str,
         "num_slots": int(params["num_slots"]),
         "slot_size": slot_size,
         "mlp_hidden": int(params.get("mlp_hidden", 2 * slot_size)),
-        "iterations": int(params.get("iterations", 3)),
-        "epsilon": float(params.get("epsilon", 1e-8)),
-        "ln_eps": float(params.get("ln_eps", 1e-5)),
-        "implicit_grad": bool(params.get("implicit_grad", False)),
-        "init": params.get("init", "torch"),
-        "slot_init": params.get("slot_init", "gaussian"),
-        "straight_through": bool(params.get("straight_through", False)),
-        **({"heads": int(params["heads"])} if int(params.get("heads", 1)) != 1 else {}),
+        "iterations": int(params["iterations"]),
+        "epsilon": float(params["epsilon"]),
+        "ln_eps": float(params["ln_eps"]),
+        "implicit_grad": bool(params["implicit_grad"]),
+        "init": params["init"],
+        "slot_init": params["slot_init"],
+        "straight_through": bool(params["straight_through"]),
+        **({"heads": int(params["heads"])} if int(params["heads"]) != 1 else {}),
     }
 
 

@@ -11,7 +11,8 @@ They are parsed into frozen dataclass nodes (:class:`Num`, :class:`Name`, :class
 the line and column they came from, and are evaluated by a small interpreter over that tree
 (:func:`evaluate`); spec text never reaches Python's ``eval``. The only callables are those
 registered in :data:`ocdsl.losses.functions.FUNCTIONS`; :func:`parse` rejects any other
-call and a wrong number of arguments.
+call and a wrong number of arguments. The tree, its inspection and the printer are in
+ocdsl/spec/expr_ast.py (re-exported here).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from __future__ import annotations
 import keyword
 import math
 import operator
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping, Union
+from typing import Any, Callable, Mapping
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -28,6 +28,9 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ocdsl.errors import Diagnostic, SpecError, did_you_mean
 from ocdsl.losses.functions import FUNCTIONS
 from ocdsl.spec.bounds import MAX_INT
+from ocdsl.spec.expr_ast import (BINARY_OPS, COMPARE_OPS, PRECEDENCE, UNARY_OPS, Attr, BinOp, Call,  # noqa: F401
+                                 Compare, Expr, IfElse, Name, Num, Unary, calls, names, precedence,
+                                 unparse, walk)
 from ocdsl.spec.grammars import parser
 
 __all__ = [
@@ -35,107 +38,6 @@ __all__ = [
     "ExprError", "parse", "names", "calls", "walk", "evaluate", "unparse", "precedence",
     "BINARY_OPS", "COMPARE_OPS", "UNARY_OPS", "PRECEDENCE",
 ]
-
-
-# ---- AST ------------------------------------------------------------------------------------
-# ``line``/``col`` are 1-based positions in the spec file when the parser was told where the
-# expression starts, else positions within the expression text. They are not part of
-# equality: ``parse("a+1") == parse("a + 1")``.
-
-def _pos() -> Any:
-    return field(default=0, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Num:
-    """A number literal: ``3``, ``0.5``, ``1e-4`` (int when written without ``.``/``e``)."""
-
-    value: int | float
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class Name:
-    """A name: a dim, schedule, loss, model input, node (its default output) or ``step``."""
-
-    id: str
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class Attr:
-    """A named output port of a node: ``composite.image``."""
-
-    node: str
-    port: str
-    line: int = _pos()
-    col: int = _pos()
-
-    @property
-    def text(self) -> str:
-        return f"{self.node}.{self.port}"
-
-
-@dataclass(frozen=True)
-class Unary:
-    """``-x`` or ``+x``."""
-
-    op: str
-    operand: "Expr"
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class BinOp:
-    """``left op right`` with op one of ``+ - * / // % **``; position is the operator's."""
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class Compare:
-    """``left op right`` with op one of ``< <= > >= == !=`` (comparisons do not chain)."""
-
-    op: str
-    left: "Expr"
-    right: "Expr"
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class IfElse:
-    """``body if test else orelse`` (only the chosen branch is evaluated)."""
-
-    test: "Expr"
-    body: "Expr"
-    orelse: "Expr"
-    line: int = _pos()
-    col: int = _pos()
-
-
-@dataclass(frozen=True)
-class Call:
-    """``func(args...)``; ``func`` is a name in :data:`FUNCTIONS`."""
-
-    func: str
-    args: tuple["Expr", ...]
-    line: int = _pos()
-    col: int = _pos()
-
-
-Expr = Union[Num, Name, Attr, Unary, BinOp, Compare, IfElse, Call]
-
-BINARY_OPS = ("+", "-", "*", "/", "//", "%", "**")
-COMPARE_OPS = ("<", "<=", ">", ">=", "==", "!=")
-UNARY_OPS = ("-", "+")
 
 _RESERVED = frozenset(keyword.kwlist) | {"True", "False", "None"}
 _MAX_LITERAL_DIGITS = 40  # longer integer literals are refused unread (2**53 has 16 digits)
@@ -335,109 +237,6 @@ def parse(text: str, *, file: str = "<expression>", line: int = 0, col: int = 0,
     return expr
 
 
-# ---- inspection -----------------------------------------------------------------------------
-
-def walk(expr: Expr) -> Iterator[Expr]:
-    """Every node of ``expr``, parents before children, left to right."""
-    stack = [expr]
-    while stack:
-        e = stack.pop()
-        yield e
-        if isinstance(e, Unary):
-            stack.append(e.operand)
-        elif isinstance(e, (BinOp, Compare)):
-            stack += [e.right, e.left]
-        elif isinstance(e, IfElse):
-            stack += [e.orelse, e.test, e.body]
-        elif isinstance(e, Call):
-            stack += reversed(e.args)
-
-
-def names(expr: Expr) -> set[str]:
-    """Free references of ``expr``: each Name's id and each Attr as ``"node.port"``
-    (function names are not included)."""
-    out: set[str] = set()
-    for e in walk(expr):
-        if isinstance(e, Name):
-            out.add(e.id)
-        elif isinstance(e, Attr):
-            out.add(e.text)
-    return out
-
-
-def calls(expr: Expr) -> set[str]:
-    """Names of the functions ``expr`` calls."""
-    return {e.func for e in walk(expr) if isinstance(e, Call)}
-
-
-# ---- printing -------------------------------------------------------------------------------
-# The one printer of expressions: error messages print spec text with it, codegen prints
-# Python with it (ocdsl.codegen.expr). One precedence table, Python's own order, so the
-# printed text means the same in both languages.
-
-#: Binding strength of each form, loosest first.
-PRECEDENCE = {"if": 0, "cmp": 1, "+": 2, "-": 2, "*": 3, "/": 3, "//": 3, "%": 3, "unary": 4, "**": 5, "atom": 6}
-
-
-def precedence(e: Expr) -> int:
-    """How tightly ``e`` binds (:data:`PRECEDENCE`); a negative number literal binds like
-    a unary minus."""
-    if isinstance(e, IfElse):
-        return PRECEDENCE["if"]
-    if isinstance(e, Compare):
-        return PRECEDENCE["cmp"]
-    if isinstance(e, BinOp):
-        return PRECEDENCE[e.op]
-    if isinstance(e, Unary) or (isinstance(e, Num) and repr(e.value).startswith("-")):
-        return PRECEDENCE["unary"]
-    return PRECEDENCE["atom"]
-
-
-def _same(text: str) -> str:
-    return text
-
-
-def unparse(expr: Expr, *, ref: Callable[[str], str] = _same, func: Callable[[str], str] = _same) -> str:
-    """Text of ``expr`` with only the parentheses precedence needs.
-
-    By default the canonical spec text: ``parse(unparse(e)) == e``, and the text is valid
-    Python with the same meaning. ``ref`` maps each reference (a name, or ``"node.port"``)
-    to its text and ``func`` each called function's name: codegen passes
-    ``outputs['composite.image']`` and ``fn.mse``. Raises TypeError on a non-expression node.
-    """
-
-    def sub(e: Expr, need: int, strict: bool = False) -> str:
-        s = go(e)
-        p = precedence(e)
-        return f"({s})" if p < need or (strict and p == need) else s
-
-    def go(e: Expr) -> str:
-        if isinstance(e, Num):
-            return repr(e.value)
-        if isinstance(e, Name):
-            return ref(e.id)
-        if isinstance(e, Attr):
-            return ref(e.text)
-        if isinstance(e, Unary):
-            return e.op + sub(e.operand, PRECEDENCE["unary"])
-        if isinstance(e, BinOp):
-            p = PRECEDENCE[e.op]
-            if e.op == "**":  # right-associative: a ** b ** c is a ** (b ** c)
-                return f"{sub(e.left, p, strict=True)} ** {sub(e.right, PRECEDENCE['unary'])}"
-            return f"{sub(e.left, p)} {e.op} {sub(e.right, p, strict=True)}"
-        if isinstance(e, Compare):  # comparisons do not chain
-            p = PRECEDENCE["cmp"]
-            return f"{sub(e.left, p, strict=True)} {e.op} {sub(e.right, p, strict=True)}"
-        if isinstance(e, IfElse):
-            p = PRECEDENCE["if"]
-            return f"{sub(e.body, p, strict=True)} if {sub(e.test, p, strict=True)} else {sub(e.orelse, p)}"
-        if isinstance(e, Call):
-            return f"{func(e.func)}({', '.join(go(a) for a in e.args)})"
-        raise TypeError(f"not an expression node: {e!r}")
-
-    return go(expr)
-
-
 # ---- evaluation -----------------------------------------------------------------------------
 
 _MAX_INT_BITS = 4096
@@ -492,69 +291,90 @@ def evaluate(expr: Expr, env: Mapping[str, Any], functions: Mapping[str, Any] = 
     def go(e: Expr) -> Any:
         if isinstance(e, Num):
             return e.value
-        if isinstance(e, Name):
-            if e.id in env:
-                return env[e.id]
-            fail(e, f"unknown name '{e.id}'", did_you_mean(e.id, env))
-        if isinstance(e, Attr):
-            if e.text in env:
-                return env[e.text]
-            holder = env.get(e.node)
-            if isinstance(holder, Mapping) and e.port in holder:
-                return holder[e.port]
-            fail(e, f"unknown reference '{e.text}'", did_you_mean(e.text, [k for k in env if "." in k]))
+        if isinstance(e, (Name, Attr)):
+            return _lookup(e, env, fail)
         if isinstance(e, Unary):
-            v = go(e.operand)
-            try:
-                return -v if e.op == "-" else +v
-            except TypeError as err:
-                fail(e, f"cannot apply unary '{e.op}': {err}")
+            return _unary(e, go(e.operand), fail)
         if isinstance(e, BinOp):
-            a, b = go(e.left), go(e.right)
-            big = _too_large(e.op, a, b)
-            if big:
-                fail(e, f"{big} in {unparse(e)!r} is too large to compute",
-                     "expressions compute with integers of at most 4096 bits; write floats (2.0 ** 100)")
-            try:
-                return _BINARY[e.op](a, b)
-            except ZeroDivisionError:
-                what = "0 to a negative power" if e.op == "**" else ("modulo by zero" if e.op == "%" else "division by zero")
-                fail(e, f"{what} in {unparse(e)!r}")
-            except OverflowError:
-                fail(e, f"result of {unparse(e)!r} is too large")
-            except (TypeError, ValueError, RuntimeError) as err:
-                fail(e, f"cannot compute {unparse(e)!r}: {err}")
+            return _binary(e, go(e.left), go(e.right), fail)
         if isinstance(e, Compare):
-            a, b = go(e.left), go(e.right)
-            try:
-                return _COMPARE[e.op](a, b)
-            except (TypeError, RuntimeError) as err:
-                fail(e, f"cannot compare in {unparse(e)!r}: {err}")
+            return _compare(e, go(e.left), go(e.right), fail)
         if isinstance(e, IfElse):
-            t = go(e.test)
-            try:
-                cond = bool(t)
-            except (RuntimeError, ValueError) as err:
-                fail(e.test, f"condition {unparse(e.test)!r} is not a single truth value: {err}")
-            return go(e.body) if cond else go(e.orelse)
+            return go(e.body) if _truth(e.test, go(e.test), fail) else go(e.orelse)
         if isinstance(e, Call):
             fn = functions.get(e.func)
             if fn is None:
                 fail(e, f"unknown function '{e.func}'", did_you_mean(e.func, functions))
-            args = [go(a) for a in e.args]
-            if not fn.min_args <= len(args) <= fn.max_args:
-                fail(e, f"{e.func}() takes {fn.min_args}..{fn.max_args} arguments, got {len(args)}")
-            try:
-                return fn.impl(*args)
-            except ZeroDivisionError:
-                fail(e, f"{e.func}(): division by zero")
-            except OverflowError:
-                fail(e, f"{e.func}(): result too large")
-            except (ValueError, TypeError, RuntimeError) as err:
-                fail(e, f"{e.func}(): {err}")
+            return _call(e, fn, [go(a) for a in e.args], fail)
         raise TypeError(f"not an expression node: {e!r}")
 
     try:
         return go(expr)
     except RecursionError:
         raise ExprError("expression is nested too deeply", file=file, keypath=keypath) from None
+
+
+# Each of these computes one node of :func:`evaluate` from its operands' values; ``fail(node,
+# message, hint)`` raises the located ExprError.
+
+def _lookup(e: Name | Attr, env: Mapping[str, Any], fail: Callable) -> Any:
+    if isinstance(e, Name):
+        if e.id in env:
+            return env[e.id]
+        fail(e, f"unknown name '{e.id}'", did_you_mean(e.id, env))
+    if e.text in env:
+        return env[e.text]
+    holder = env.get(e.node)
+    if isinstance(holder, Mapping) and e.port in holder:
+        return holder[e.port]
+    fail(e, f"unknown reference '{e.text}'", did_you_mean(e.text, [k for k in env if "." in k]))
+
+
+def _unary(e: Unary, v: Any, fail: Callable) -> Any:
+    try:
+        return -v if e.op == "-" else +v
+    except TypeError as err:
+        fail(e, f"cannot apply unary '{e.op}': {err}")
+
+
+def _binary(e: BinOp, a: Any, b: Any, fail: Callable) -> Any:
+    big = _too_large(e.op, a, b)
+    if big:
+        fail(e, f"{big} in {unparse(e)!r} is too large to compute",
+             "expressions compute with integers of at most 4096 bits; write floats (2.0 ** 100)")
+    try:
+        return _BINARY[e.op](a, b)
+    except ZeroDivisionError:
+        what = "0 to a negative power" if e.op == "**" else ("modulo by zero" if e.op == "%" else "division by zero")
+        fail(e, f"{what} in {unparse(e)!r}")
+    except OverflowError:
+        fail(e, f"result of {unparse(e)!r} is too large")
+    except (TypeError, ValueError, RuntimeError) as err:
+        fail(e, f"cannot compute {unparse(e)!r}: {err}")
+
+
+def _compare(e: Compare, a: Any, b: Any, fail: Callable) -> Any:
+    try:
+        return _COMPARE[e.op](a, b)
+    except (TypeError, RuntimeError) as err:
+        fail(e, f"cannot compare in {unparse(e)!r}: {err}")
+
+
+def _truth(test: Expr, t: Any, fail: Callable) -> bool:
+    try:
+        return bool(t)
+    except (RuntimeError, ValueError) as err:
+        fail(test, f"condition {unparse(test)!r} is not a single truth value: {err}")
+
+
+def _call(e: Call, fn: Any, args: list, fail: Callable) -> Any:
+    if not fn.min_args <= len(args) <= fn.max_args:
+        fail(e, f"{e.func}() takes {fn.min_args}..{fn.max_args} arguments, got {len(args)}")
+    try:
+        return fn.impl(*args)
+    except ZeroDivisionError:
+        fail(e, f"{e.func}(): division by zero")
+    except OverflowError:
+        fail(e, f"{e.func}(): result too large")
+    except (ValueError, TypeError, RuntimeError) as err:
+        fail(e, f"{e.func}(): {err}")

@@ -22,13 +22,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ocdsl.errors import Diagnostic, SpecError, format_keypath
-from ocdsl.spec.model import Location, Locations
-from ocdsl.spec.source import MAX_DEPTH, Source, check_toml_nesting, parse_source, read_source
+from ocdsl.spec.model import OVERRIDE_FILE, Location, Locations
+from ocdsl.spec.source import MAX_DEPTH, Source, check_toml_nesting, read_source
 
 __all__ = ["Merged", "load_merged", "resolve_extends", "deep_merge", "parse_override", "apply_overrides",
            "OVERRIDE_FILE"]
-
-OVERRIDE_FILE = "--set"
 
 
 @dataclass

@@ -15,9 +15,11 @@ from ocdsl.errors import Diagnostic
 from ocdsl.spec.config import DataSpec, EvalSpec, PhaseSpec, Sections, TrainSpec, build_sections
 from ocdsl.shapes import Dim, Shape, ShapeError
 
-__all__ = ["Location", "Locations", "Signature", "Ref", "NodeSpec", "Spec", "BATCH"]
+__all__ = ["Location", "Locations", "Signature", "Ref", "NodeSpec", "Spec", "BATCH", "OVERRIDE_FILE"]
 
 BATCH = "B"  # the one size that is always free (symbolic) in a signature
+#: The "file" of a value set by a command-line override (``--set key=value``).
+OVERRIDE_FILE = "--set"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,14 @@ class Locations:
         for m in (self._map, self._values):
             for k in [k for k in m if k[:n] == kp]:
                 del m[k]
+
+    def derivation(self, keypath: tuple) -> int:
+        """How directly the spec sets ``keypath``: 0 by a ``--set`` override, 1 in the spec's
+        own file, 2 in a spec it extends. Where an error involves several keys, the one with
+        the smallest derivation is the one the user changed last: a variant is told about
+        its own line, not about the base's."""
+        f = self.get(keypath).file
+        return 0 if f.startswith(OVERRIDE_FILE) else (1 if f == self.default_file else 2)
 
     def copy(self) -> "Locations":
         """An independent copy (same default file)."""

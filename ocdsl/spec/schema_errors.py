@@ -228,54 +228,13 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
         return _optimizer_options(err, path, inst, locs)
 
     if v == "additionalProperties" and isinstance(inst, dict):
-        allowed = list(err.schema.get("properties", {}))
-        patterns = list(err.schema.get("patternProperties", {}))
-        unknown = [k for k in inst if k not in allowed and not any(re.search(p, k) for p in patterns)]
-        op = _node_op(data, path)
-        out = []
-        for k in unknown:
-            kp = path + (k,)
-            if op and len(path) == 4 and path[3] == "inputs":
-                msg = f"op '{op}' has no input port '{k}'"
-                hint = did_you_mean(k, allowed) or (f"input ports: {', '.join(allowed)}" if allowed
-                                                    else f"op '{op}' takes no inputs")
-            elif op and len(path) == 4 and path[3] == "output":
-                msg = f"op '{op}' has no output '{k}'"
-                hint = did_you_mean(k, allowed) or f"outputs: {', '.join(allowed)}"
-            elif op and len(path) == 3:
-                msg = f"unknown key '{k}' for op '{op}'"
-                if k in ("input", "inputs") and op in ops and not ops[op].inputs:
-                    msg = f"op '{op}' takes no inputs"
-                hint = did_you_mean(k, allowed) or f"{op} accepts: {', '.join(sorted(allowed))}"
-            else:
-                msg = f"unknown key '{k}'"
-                where = f"[{format_keypath(path)}]" if path else "the top level"
-                hint = did_you_mean(k, allowed) or (f"allowed in {where}: {', '.join(allowed)}" if allowed else None)
-            out.append(_diag(locs, kp, msg, hint))
-        return out
+        return _unknown_keys(err, path, inst, data, locs, ops)
 
     if v == "required":
-        m = re.match(r"'(.+)' is a required property", err.message)
-        name = m.group(1) if m else str(err.validator_value)
-        op = _node_op(data, path)
-        if path[:2] == ("model", "nodes") and len(path) == 3:
-            if name == "op":
-                return [_diag(locs, path, f"node '{path[2]}' has no 'op'",
-                              "add op = \"<name>\"; registered ops: " + ", ".join(sorted(ops)))]
-            return [_diag(locs, path, f"op '{op}' needs parameter '{name}'", _param_doc(ops, op, name))]
-        where = f"[{format_keypath(path)}]" if path else "the spec"
-        return [_diag(locs, path, f"missing required key '{name}' in {where}")]
+        return [_missing_key(err, path, data, locs, ops)]
 
     if v == "enum":
-        if path[:2] == ("model", "nodes") and len(path) == 4 and path[3] == "op":
-            return [_diag(locs, path, f"unknown op '{inst}'",
-                          did_you_mean(inst, ops) or "registered ops: " + ", ".join(sorted(ops)))]
-        choices = list(err.validator_value)
-        hint = did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None
-        if path[:2] == ("compile", "rewrites"):
-            known = "known rewrites: " + ", ".join(REWRITES)
-            return [_diag(locs, path, f"unknown rewrite {inst!r}", f"{hint} ({known})" if hint else known)]
-        return [_diag(locs, path, f"{inst!r} is not one of {', '.join(repr(c) for c in choices)}", hint)]
+        return [_not_one_of(err, path, inst, locs, ops)]
 
     if v == "type":
         want = _types(err.schema)
@@ -295,41 +254,106 @@ def _from_error(err: ValidationError, data: Any, locs: Locations, ops: Mapping[s
             return [_diag(locs, path, f"expected {_join_or(want)}, got {_describe(inst)}")]
         return [_diag(locs, path, err.message)]
 
+    return [_constraint(err, path, inst, locs)]
+
+
+# The wording of one kind of schema error each, for :func:`_from_error`.
+
+def _unknown_keys(err: ValidationError, path: tuple, inst: dict, data: Any, locs: Locations,
+                  ops: Mapping[str, OpDef]) -> list[Diagnostic]:
+    allowed = list(err.schema.get("properties", {}))
+    patterns = list(err.schema.get("patternProperties", {}))
+    unknown = [k for k in inst if k not in allowed and not any(re.search(p, k) for p in patterns)]
+    op = _node_op(data, path)
+    out = []
+    for k in unknown:
+        kp = path + (k,)
+        if op and len(path) == 4 and path[3] == "inputs":
+            msg = f"op '{op}' has no input port '{k}'"
+            hint = did_you_mean(k, allowed) or (f"input ports: {', '.join(allowed)}" if allowed
+                                                else f"op '{op}' takes no inputs")
+        elif op and len(path) == 4 and path[3] == "output":
+            msg = f"op '{op}' has no output '{k}'"
+            hint = did_you_mean(k, allowed) or f"outputs: {', '.join(allowed)}"
+        elif op and len(path) == 3:
+            msg = f"unknown key '{k}' for op '{op}'"
+            if k in ("input", "inputs") and op in ops and not ops[op].inputs:
+                msg = f"op '{op}' takes no inputs"
+            hint = did_you_mean(k, allowed) or f"{op} accepts: {', '.join(sorted(allowed))}"
+        else:
+            msg = f"unknown key '{k}'"
+            where = f"[{format_keypath(path)}]" if path else "the top level"
+            hint = did_you_mean(k, allowed) or (f"allowed in {where}: {', '.join(allowed)}" if allowed else None)
+        out.append(_diag(locs, kp, msg, hint))
+    return out
+
+
+def _missing_key(err: ValidationError, path: tuple, data: Any, locs: Locations,
+                 ops: Mapping[str, OpDef]) -> Diagnostic:
+    m = re.match(r"'(.+)' is a required property", err.message)
+    name = m.group(1) if m else str(err.validator_value)
+    op = _node_op(data, path)
+    if path[:2] == ("model", "nodes") and len(path) == 3:
+        if name == "op":
+            return _diag(locs, path, f"node '{path[2]}' has no 'op'",
+                         "add op = \"<name>\"; registered ops: " + ", ".join(sorted(ops)))
+        return _diag(locs, path, f"op '{op}' needs parameter '{name}'", _param_doc(ops, op, name))
+    where = f"[{format_keypath(path)}]" if path else "the spec"
+    return _diag(locs, path, f"missing required key '{name}' in {where}")
+
+
+def _not_one_of(err: ValidationError, path: tuple, inst: Any, locs: Locations,
+                ops: Mapping[str, OpDef]) -> Diagnostic:
+    if path[:2] == ("model", "nodes") and len(path) == 4 and path[3] == "op":
+        return _diag(locs, path, f"unknown op '{inst}'",
+                     did_you_mean(inst, ops) or "registered ops: " + ", ".join(sorted(ops)))
+    choices = list(err.validator_value)
+    hint = did_you_mean(inst, [str(c) for c in choices]) if isinstance(inst, str) else None
+    if path[:2] == ("compile", "rewrites"):
+        known = "known rewrites: " + ", ".join(REWRITES)
+        return _diag(locs, path, f"unknown rewrite {inst!r}", f"{hint} ({known})" if hint else known)
+    return _diag(locs, path, f"{inst!r} is not one of {', '.join(repr(c) for c in choices)}", hint)
+
+
+def _constraint(err: ValidationError, path: tuple, inst: Any, locs: Locations) -> Diagnostic:
+    """A value of the right type that breaks a bound, a length, uniqueness, a pattern or a
+    constant."""
+    v = err.validator
     if v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         rel = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-        return [_diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}",
-                      err.schema.get("x-hint"))]
+        return _diag(locs, path, f"{inst!r} is out of range: must be {rel} {err.validator_value}",
+                     err.schema.get("x-hint"))
 
     if v in ("minItems", "maxItems"):
         n = err.validator_value
         lo = err.schema.get("minItems")
         hi = err.schema.get("maxItems")
         want = f"exactly {lo}" if lo == hi else (f"at least {lo}" if v == "minItems" else f"at most {hi}")
-        return [_diag(locs, path, f"expected {want} item{'s' if n != 1 else ''}, got {len(inst)}")]
+        return _diag(locs, path, f"expected {want} item{'s' if n != 1 else ''}, got {len(inst)}")
 
     if v == "minLength":
-        return [_diag(locs, path, "must not be empty")]
+        return _diag(locs, path, "must not be empty")
 
     if v == "minProperties":
-        return [_diag(locs, path, "must not be empty")]
+        return _diag(locs, path, "must not be empty")
 
     if v == "uniqueItems":
         dup = next((x for i, x in enumerate(inst) if x in inst[:i]), None)
-        return [_diag(locs, path, f"{dup!r} is listed twice" if dup is not None else "has duplicate entries")]
+        return _diag(locs, path, f"{dup!r} is listed twice" if dup is not None else "has duplicate entries")
 
     if v == "pattern":
         if err.validator_value == REF_PATTERN:
-            return [_diag(locs, path, f"{inst!r} is not a tensor reference",
-                          "write a model input or node name, or node.port")]
+            return _diag(locs, path, f"{inst!r} is not a tensor reference",
+                         "write a model input or node name, or node.port")
         if err.validator_value == IDENT:
-            return [_diag(locs, path, f"{inst!r} is not a valid name",
-                          "names use letters, digits and '_' and do not start with a digit")]
-        return [_diag(locs, path, f"{inst!r} does not match {err.validator_value}")]
+            return _diag(locs, path, f"{inst!r} is not a valid name",
+                         "names use letters, digits and '_' and do not start with a digit")
+        return _diag(locs, path, f"{inst!r} does not match {err.validator_value}")
 
     if v == "const":
-        return [_diag(locs, path, f"expected {err.validator_value!r}, got {_describe(inst)}")]
+        return _diag(locs, path, f"expected {err.validator_value!r}, got {_describe(inst)}")
 
-    return [_diag(locs, path, err.message)]
+    return _diag(locs, path, err.message)
 
 
 def _optimizer_options(err: ValidationError, path: tuple, inst: dict, locs: Locations) -> list[Diagnostic]:

@@ -166,8 +166,18 @@ class RunChecks:
             return  # the schema reports other types
         metrics = ev.get("metrics")
         metrics = [m for m in metrics if isinstance(m, str)] if isinstance(metrics, list) else []
+        sk, mk = ("eval", "success"), ("eval", "metrics")
         try:
-            parse_threshold(text, metrics=metrics, **self.where(("eval", "success")))
+            threshold = parse_threshold(text, **self.where(sk))
+            if mk in self.locs and self.locs.derivation(mk) < self.locs.derivation(sk) \
+                    and threshold.metric not in metrics:
+                # a variant (or override) that drops the metric its base's success uses
+                at = self.locs.get(sk)
+                self.error(mk, f"eval.metrics leaves out '{threshold.metric}', which eval.success "
+                               f"({at.file}:{at.line}) uses: {text!r}",
+                           f"list '{threshold.metric}' in eval.metrics too, or set eval.success here")
+                return
+            parse_threshold(text, metrics=metrics, **self.where(sk))
         except SpecError as e:
             self.errors += e.diagnostics
 

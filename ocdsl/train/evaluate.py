@@ -42,8 +42,9 @@ and ``schedules(step)`` again afterwards.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -262,83 +263,119 @@ def evaluate_model(spec, model: torch.nn.Module, sets: list[EvalSet], *, device=
     ``clock``: the training phase's ``(phase_step, phase_steps)`` and ``total_steps``: the
     run's length, for the schedules."""
     ev = spec.eval_cfg
-    rng = spec.data_cfg.range
-    names = list(ev.metrics)
-    bs = ev.batch_size
-    n_fig = ev.figure_images
-    inputs_names = tuple(model.INPUTS)
-    keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
     was_training = model.training
     model.eval()
     results: dict[str, dict] = {}
     eval_values = eval_schedule_values(spec, model, step, clock, total_steps)
     if eval_values is not None:
         model.set_schedules(eval_values)
-    train_figure = eval_values is not None and bool(ev.schedules)
+    run = _EvalRun(spec, model, device, step, figures_dir, message, clock, total_steps, eval_values,
+                   train_figure=eval_values is not None and bool(ev.schedules))
     try:
         with preserved_rng(ev.seed, EVAL):
             for es in sets:
-                t0 = time.perf_counter()
-                loader = DataLoader(es.dataset, batch_size=bs, shuffle=False, collate_fn=collate(keys))
-                per_batch, count, fig, fig_done, strip = [], 0, None, False, None
-                pooled, predicted = [], []
-                skipped: set[str] = set()
-                for batch in loader:
-                    arg, _ = model_inputs(batch, inputs_names, rng, device)
-                    # .forward: eager even when the module was compiled in place for training
-                    # (calling it would recompile for eval mode and no_grad, ~20 s here)
-                    out = model.forward(arg)
-                    image = batch["image"].to(device)
-                    masks = _masks(spec, out, image)
-                    recon_key = ev.outputs.get("reconstruction")
-                    recon = from_range(out[recon_key].float(), rng) if recon_key else None
-                    labels = batch["mask"].to(device) if "mask" in batch else None
-                    usable = names if labels is not None else _without_masks(names, es.name, skipped, message)
-                    if usable:
-                        per_batch.append(_deps.metrics_evaluate(usable, masks, labels, recon, image))
-                    if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
-                        pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
-                    if ev.outputs.get("predictions"):  # and per-slot property predictions
-                        predicted.append(out[ev.outputs["predictions"]].detach().float().cpu())
-                    count += image.shape[0]
-                    if figures_dir is not None and not fig_done and masks is not None:
-                        fig_done = True
-                        sl = slice(0, n_fig)
-                        slots = _slot_images(out, masks, rng)
-                        fig = _save_figure(figure_path(figures_dir, step, es.name), message,
-                                           image[sl].cpu(),
-                                           None if recon is None else recon[sl].clamp(0, 1).cpu(),
-                                           masks[sl].float().cpu(),
-                                           None if slots is None else slots[sl].cpu(),
-                                           None if labels is None else labels[sl].cpu(),
-                                           **_figure_extras(spec, {k: v[sl] for k, v in out.items()},
-                                                            image[sl], rng))
-                        n_strip = min(STRIP_IMAGES, n_fig, image.shape[0])
-                        if n_strip:
-                            strip = _record_mask_strip(figures_dir, es.name, step, image[:n_strip],
-                                                       masks[:n_strip].argmax(dim=1),
-                                                       None if labels is None else labels[:n_strip], message)
-                        if train_figure:
-                            train_figure = False  # once: the first dataset
-                            _train_schedules_figure(spec, model, arg, image, labels, sl, rng, step,
-                                                    figures_dir, es.name, message, clock, total_steps)
-                            model.set_schedules(eval_values)
-                summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
-                metrics = {n: _mean(summary[n]) for n in names if n in summary}
-                metrics.update(_dataset_level(names, pooled, predicted, es.dataset, count))
-                for n in names:  # images where a metric is undefined (e.g. no foreground)
-                    nan = summary.get(f"{n}_nan")
-                    if nan:
-                        metrics[f"{n}_nan"] = int(nan)
-                results[es.name] = {"step": step, "count": count, "metrics": metrics,
-                                    "seconds": time.perf_counter() - t0,
-                                    "figure": None if fig is None else str(fig),
-                                    "strip": None if strip is None else str(strip)}
+                results[es.name] = _evaluate_set(run, es)
     finally:
         model.train(was_training)
         if eval_values is not None:
             model.set_schedules(schedules_at(model, step, clock, total_steps))
     return results
+
+
+@dataclass
+class _EvalRun:
+    """What :func:`evaluate_model` passes to the evaluation of each set; ``train_figure``:
+    the training-schedule figure is still to be drawn (once, on the first dataset)."""
+
+    spec: Any
+    model: torch.nn.Module
+    device: Any
+    step: int
+    figures_dir: Path | None
+    message: Callable[[str], None]
+    clock: tuple[int, int] | None
+    total_steps: int | None
+    eval_values: dict | None
+    train_figure: bool
+
+
+def _evaluate_set(run: _EvalRun, es: EvalSet) -> dict:
+    """One evaluation set: metrics over every batch, figures from the first."""
+    spec, model, device = run.spec, run.model, run.device
+    ev = spec.eval_cfg
+    rng = spec.data_cfg.range
+    names = list(ev.metrics)
+    inputs_names = tuple(model.INPUTS)
+    keys = tuple(dict.fromkeys((*inputs_names, "image", "mask")))
+    t0 = time.perf_counter()
+    loader = DataLoader(es.dataset, batch_size=ev.batch_size, shuffle=False, collate_fn=collate(keys))
+    per_batch, count, fig, fig_done, strip = [], 0, None, False, None
+    pooled, predicted = [], []
+    skipped: set[str] = set()
+    for batch in loader:
+        arg, _ = model_inputs(batch, inputs_names, rng, device)
+        # .forward: eager even when the module was compiled in place for training
+        # (calling it would recompile for eval mode and no_grad, ~20 s here)
+        out = model.forward(arg)
+        image = batch["image"].to(device)
+        masks = _masks(spec, out, image)
+        recon_key = ev.outputs.get("reconstruction")
+        recon = from_range(out[recon_key].float(), rng) if recon_key else None
+        labels = batch.get("mask")
+        labels = labels.to(device) if labels is not None else None
+        usable = names if labels is not None else _without_masks(names, es.name, skipped, run.message)
+        if usable:
+            per_batch.append(_deps.metrics_evaluate(usable, masks, labels, recon, image))
+        if ev.outputs.get("features"):  # dataset-level metrics: max-pooled slot features
+            pooled.append(out[ev.outputs["features"]].detach().float().amax(dim=1).cpu())
+        if ev.outputs.get("predictions"):  # and per-slot property predictions
+            predicted.append(out[ev.outputs["predictions"]].detach().float().cpu())
+        count += image.shape[0]
+        if run.figures_dir is not None and not fig_done and masks is not None:
+            fig_done = True
+            fig, strip = _first_batch_figures(run, es, arg, out, image, masks, recon, labels)
+    summary = _deps.metrics_summarize(_deps.metrics_concat(per_batch)) if per_batch else {}
+    metrics = {n: _mean(summary[n]) for n in names if n in summary}
+    metrics.update(_dataset_level(names, pooled, predicted, es.dataset, count))
+    for n in names:  # images where a metric is undefined (e.g. no foreground)
+        nan = summary.get(f"{n}_nan")
+        if nan:
+            metrics[f"{n}_nan"] = int(nan)
+    return {"step": run.step, "count": count, "metrics": metrics,
+            "seconds": time.perf_counter() - t0,
+            "figure": None if fig is None else str(fig),
+            "strip": None if strip is None else str(strip)}
+
+
+def _first_batch_figures(run: _EvalRun, es: EvalSet, arg, out: dict, image: torch.Tensor,
+                         masks: torch.Tensor, recon, labels) -> tuple[Path | None, Path | None]:
+    """The reconstruction figure and the masks-over-time strip of a set's first batch (and,
+    once, the figure under the training schedules) -> (figure, strip) paths."""
+    spec, step, figures_dir, message = run.spec, run.step, run.figures_dir, run.message
+    rng = spec.data_cfg.range
+    n_fig = spec.eval_cfg.figure_images
+    sl = slice(0, n_fig)
+    slots = _slot_images(out, masks, rng)
+    fig = _save_figure(figure_path(figures_dir, step, es.name), message,
+                       image[sl].cpu(),
+                       None if recon is None else recon[sl].clamp(0, 1).cpu(),
+                       masks[sl].float().cpu(),
+                       None if slots is None else slots[sl].cpu(),
+                       None if labels is None else labels[sl].cpu(),
+                       **_figure_extras(spec, {k: v[sl] for k, v in out.items()},
+                                        image[sl], rng))
+    strip = None
+    n_strip = min(STRIP_IMAGES, n_fig, image.shape[0])
+    if n_strip:
+        strip = _record_mask_strip(figures_dir, es.name, step, image[:n_strip],
+                                   masks[:n_strip].argmax(dim=1),
+                                   None if labels is None else labels[:n_strip], message)
+    if run.train_figure:
+        run.train_figure = False  # once: the first dataset
+        _train_schedules_figure(spec, run.model, arg, image, labels, sl, rng, step,
+                                figures_dir, es.name, message, run.clock, run.total_steps)
+        run.model.set_schedules(run.eval_values)
+    return fig, strip
 
 
 def _without_masks(names: list[str], dataset: str, skipped: set[str], message) -> list[str]:

@@ -81,15 +81,7 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
 
     b, c, h, w = _check_inputs(image, recon, masks, slot_rgb, true_labels, max_images, attention,
                                masked_input, layers, boxes)
-    k, n_layers = masks.shape[1], 0 if layers is None else layers.shape[1]
-    titles = (["input"] + (["masked"] if masked_input is not None else [])
-              + (["recon"] if recon is not None else []) + ["pred seg"])
-    if true_labels is not None:
-        titles.append("true seg")
-    for j in range(k):
-        titles += (([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
-                   + ([f"attn {j}"] if attention is not None else []))
-    titles += [f"layer {j}" for j in range(n_layers)]
+    titles = _column_titles(recon, masks, slot_rgb, true_labels, attention, masked_input, layers)
     rows, cols = min(b, max_images), len(titles)
 
     pw, ph = _PANEL_IN * w / h, _PANEL_IN                          # panel size, inches
@@ -116,6 +108,20 @@ def save_reconstruction_figure(path: str | Path, image: Tensor, recon: Tensor | 
     path = save_png(fig, path, dpi)
     return FigureLayout(path=path, rows=rows, cols=cols, titles=tuple(titles), width=width,
                         height=height, dpi=dpi, boxes=panel_boxes)
+
+
+def _column_titles(recon, masks, slot_rgb, true_labels, attention, masked_input, layers) -> list[str]:
+    """The column titles of :func:`save_reconstruction_figure`, left to right."""
+    k, n_layers = masks.shape[1], 0 if layers is None else layers.shape[1]
+    titles = (["input"] + (["masked"] if masked_input is not None else [])
+              + (["recon"] if recon is not None else []) + ["pred seg"])
+    if true_labels is not None:
+        titles.append("true seg")
+    for j in range(k):
+        titles += (([f"slot {j}"] if slot_rgb is not None else []) + [f"mask {j}"]
+                   + ([f"attn {j}"] if attention is not None else []))
+    titles += [f"layer {j}" for j in range(n_layers)]
+    return titles
 
 
 def _check_inputs(image, recon, masks, slot_rgb, true_labels, max_images, attention, masked_input, layers,

@@ -85,6 +85,24 @@ def test_module_is_imported_from_its_file(tmp_path):
     assert Path(inspect.getsourcefile(type(model))).resolve() == path.resolve()
 
 
+
+def test_cache_file_is_named_by_the_generated_code(tmp_path, monkeypatch):
+    """Two ocdsl versions sharing the cache never overwrite each other's module: the cached
+    file is named by the hash of the code it holds, not only by the spec's hash."""
+    import hashlib
+    import inspect
+
+    monkeypatch.setenv("OCDSL_CACHE", str(tmp_path / "cache"))
+    c = build(write(tmp_path, TINY))
+    c.source += "\n# another ocdsl version generated this\n"
+    model = c.instantiate(torch_compile=False)
+    path = Path(inspect.getsourcefile(type(model)))
+    assert path.name.endswith(f"_{hashlib.sha256(c.source.encode()).hexdigest()[:12]}.py")
+    assert path.read_text() == c.source
+    fresh = build(write(tmp_path, TINY))
+    fresh.instantiate(torch_compile=False)
+    assert fresh.path != c.path and path.read_text() == c.source   # the first file untouched
+
 SCHED = TINY.replace("[train]", """
 [schedules]
 warmup = "10"

@@ -249,3 +249,32 @@ def test_without_hypothesis_checking_is_a_user_error(monkeypatch):
         main_check(SPEC, examples=1)
     (d,) = resolve(build(SPEC))          # resolving (validation) needs no hypothesis
     assert d.names == ("K",)
+
+
+def _undeclared_decoder(tmp_path: Path, outputs: str) -> Path:
+    """slot_attention.toml with the decoder's output signature left out and a permutation
+    declaration over the slots (K) that compares ``outputs``."""
+    p = slot_spec(tmp_path, f"""
+[[invariances]]
+kind = "permutation_equivariance"
+node = "slots"
+axis = "K"
+{outputs}
+""")
+    text = p.read_text()
+    p.write_text(text.replace('output = { rgb = "B K C H W", alpha_logits = "B K 1 H W" }\n', ""))
+    return p
+
+
+def test_an_output_without_signature_named_by_the_declaration_is_an_error(tmp_path):
+    spec = _undeclared_decoder(tmp_path, 'outputs = ["decoder.rgb"]')
+    with pytest.raises(SpecError) as ei:
+        resolve(build(spec, overrides=TINY))
+    assert ("decoder.rgb: no declared signature, so which axis is K is unknown "
+            "(declare `output` on node 'decoder')") in ei.value.format()
+
+
+def test_an_output_without_signature_found_downstream_is_a_note(tmp_path):
+    (d,) = resolve(build(_undeclared_decoder(tmp_path, ""), overrides=TINY))
+    assert ("not compared: decoder.rgb: no declared signature, so which axis is K is unknown "
+            "(declare `output` on node 'decoder')") in d.notes
