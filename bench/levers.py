@@ -58,6 +58,14 @@ LEVERS: dict[str, tuple[str, str, list[str]]] = {
                 ["schedules.warmup=0.1 * total_steps", "schedules.horizon=7 / 3 * total_steps",
                  "schedules.lr=6e-4 * min(1, step / warmup) * 0.5 * (1 + cos(pi() * "
                  "clamp((step - warmup) / (horizon - warmup), 0, 1)))"]),
+    # Session 8: is the gap between the hand-written reference with learned slots and the
+    # spec a matter of straight-through? `lr_hold` without it is the hand-written r3 recipe
+    # with learned initial slots (bench/recipe/train.py --slot-init learned --cosine-total 7000).
+    "lr_hold_no_st": ("`lr_hold` without straight-through: r3's schedule, learned slots",
+                      "bench/recipe r3 with SAVi / ISA ParamStateInit",
+                      [_NO_ST, "schedules.warmup=0.1 * total_steps", "schedules.horizon=7 / 3 * total_steps",
+                       "schedules.lr=6e-4 * min(1, step / warmup) * 0.5 * (1 + cos(pi() * "
+                       "clamp((step - warmup) / (horizon - warmup), 0, 1)))"]),
     "decoder_k3": ("shipped spec; spatial broadcast decoder kernels 3x3 instead of 5x5 (fewer FLOPs a step)",
                    "speed lever (paper App. E.1: 5x5)", ["model.nodes.decoder.kernel=3"]),
 }
