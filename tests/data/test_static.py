@@ -151,3 +151,23 @@ def test_validate_checks_the_eval_datasets_entries(tmp_path, capsys):
                     'dataset = "tetrominos"\n')
     assert main(["validate", str(spec)]) == 2
     assert "[eval.datasets[0].dataset] unknown dataset 'tetrominos'" in capsys.readouterr().err
+
+
+def test_every_shipped_specs_evaluation_datasets_fit_its_model():
+    """The [[eval.datasets]] a spec has (its own or inherited) give images of its model's
+    input shape: a 128 x 128 variant must not inherit the 35 x 35 real Tetrominoes entry.
+    Judged from the registry (``path`` None), so also where the real files are absent."""
+    from pathlib import Path
+
+    from ocdsl.spec import load
+
+    root = Path(__file__).resolve().parents[2] / "specs"
+    bad = []
+    for path in sorted([*root.glob("*.toml"), *root.glob("variants/*.toml")]):
+        spec = load(path)
+        image = tuple(d.value for d in spec.inputs["image"].resolve(spec.dims)[1:])
+        for i, entry in enumerate(spec.eval_cfg.datasets):
+            bad += [f"{path.name}: {d.message}" for d in check_dataset(entry, ("eval", "datasets", i), None, image,
+                                                                      name=str(entry.get("name")))
+                    if "gives images of shape" in d.message]
+    assert not bad, "\n".join(bad)
