@@ -55,11 +55,12 @@ def load_merged(path: str | Path, overrides: Sequence[str] | None = None, *, fil
 
 
 def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tuple = ()) -> Merged:
-    """Merge ``src`` over the spec(s) it extends, recursively.
+    """Merge ``src`` over the spec(s) it extends, recursively, after dropping the keys its
+    ``unset`` lists from the merged parents (:func:`unset_keys`).
 
     Paths in ``extends`` are relative to the folder of ``src.file`` (or ``base_dir`` when
     given, for text not read from a file). Raises SpecError for a missing parent, a cycle,
-    or an ``extends`` that is not a path.
+    an ``extends`` that is not a path, an ``unset`` without ``extends``, or a bad ``unset``.
     """
     here = Path(base_dir) if base_dir is not None else Path(src.file).parent
     me = _identity(src.file)
