@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MetricInfo", "METRICS", "METRIC_INPUTS"]
+__all__ = ["MetricInfo", "METRICS", "METRIC_INPUTS", "needing"]
 
 #: What a metric may read: the predicted ``masks`` (eval.masks), the ground-truth ``labels``
 #: (the data's masks), the ``recon`` (eval.reconstruction), the input ``image``, the per-slot
@@ -61,3 +61,12 @@ METRICS: dict[str, MetricInfo] = {m.name: m for m in (
       for t, within in (("inf", "at any distance"), ("1", "closer than 1"), ("0_5", "closer than 0.5"),
                         ("0_25", "closer than 0.25"), ("0_125", "closer than 0.125"))),
 )}
+
+
+def needing(names, what: str) -> list[str]:
+    """The names among ``names`` (in their order) of catalogued metrics that need the input
+    ``what`` (one of :data:`METRIC_INPUTS`); other entries are left out. ``needing(names,
+    "labels")``: the metrics a dataset without ground-truth masks cannot score."""
+    if what not in METRIC_INPUTS:
+        raise ValueError(f"unknown metric input {what!r} (known: {', '.join(METRIC_INPUTS)})")
+    return [n for n in names if isinstance(n, str) and n in METRICS and what in METRICS[n].needs]

@@ -7,9 +7,9 @@ runs the same passes.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import networkx as nx
 
@@ -18,10 +18,10 @@ from ocdsl.codegen.load import default_cache_dir
 from ocdsl.graph import analyse, check_resources
 from ocdsl.graph.rewrites import apply_rewrites
 from ocdsl.spec import load
-from ocdsl.errors import SpecError
+from ocdsl.errors import SpecError, format_keypath
 from ocdsl.spec.model import Spec
 
-__all__ = ["Compiled", "build", "compiled_path", "load_pretrained"]
+__all__ = ["Compiled", "build", "compiled_path", "load_pretrained", "check_data", "mask_metric_warnings"]
 
 
 def compiled_path(spec: Spec, root: Path | str = "compiled") -> Path:
@@ -35,11 +35,13 @@ class Compiled:
     graph: nx.MultiDiGraph
     source: str
     path: Path | None = None
+    data_warnings: list = field(default_factory=list)
 
     @property
     def warnings(self) -> list:
-        """The spec's validation warnings, then the graph analysis's (unused nodes)."""
-        return [*self.spec.warnings, *self.graph.graph.get("warnings", ())]
+        """The spec's validation warnings, then the graph analysis's (unused nodes), then the
+        data's (:func:`mask_metric_warnings`)."""
+        return [*self.spec.warnings, *self.graph.graph.get("warnings", ()), *self.data_warnings]
 
     def write(self, path: Path | str) -> Path:
         self.path = write_source(self.source, Path(path))
@@ -73,7 +75,8 @@ def build(spec_or_path: Spec | str | Path, *, overrides: list[str] | None = None
     spec = spec_or_path if isinstance(spec_or_path, Spec) else load(spec_or_path, overrides)
     G = apply_rewrites(spec, analyse(spec))
     check_resources(spec, G, max_memory=max_memory)
-    c = Compiled(spec, G, generate_source(spec, G, source_name=_display_path(spec.path)))
+    c = Compiled(spec, G, generate_source(spec, G, source_name=_display_path(spec.path)),
+                 data_warnings=mask_metric_warnings(spec))
     if out is not None:
         c.write(out)
     return c
@@ -144,12 +147,8 @@ def check_data(spec: Spec) -> list:
 
     sig = spec.inputs.get("image")
     image = tuple(d.value for d in sig.resolve(spec.dims)[1:]) if sig is not None else None
-    tables = [(("data",), spec.data.get("data"), "train")]
-    tables += [(("eval", "datasets", i), e, str(e.get("name"))) for i, e in enumerate(spec.eval_cfg.datasets)]
     diags = []
-    for kp, cfg, name in tables:
-        if not isinstance(cfg, dict):
-            continue
+    for kp, cfg, name in _dataset_tables(spec, "train"):
         path = spec.resolve_path(kp + ("path",)) if cfg.get("path") is not None else None
         for d in check_dataset(cfg, kp, path, image if image and len(image) == 3 else None, name=name,
                                spec_file=str(spec.path)):
@@ -158,3 +157,37 @@ def check_data(spec: Spec) -> list:
     if errors:
         raise SpecError(diags)
     return diags
+
+
+def _dataset_tables(spec: Spec, data_name: str) -> list[tuple[tuple, Any, str]]:
+    """(key path, table, name) of [data] (named ``data_name``) and of each
+    ``[[eval.datasets]]`` entry, the tables that are mappings."""
+    tables = [(("data",), spec.data.get("data"), data_name)]
+    tables += [(("eval", "datasets", i), e, str(e.get("name"))) for i, e in enumerate(spec.eval_cfg.datasets)]
+    return [(kp, cfg, name) for kp, cfg, name in tables if isinstance(cfg, Mapping)]
+
+
+def mask_metric_warnings(spec: Spec) -> list:
+    """A warning for each evaluation set whose dataset has no ground-truth masks (an image
+    folder; ocdsl/data/static.py, ``skipped_mask_metrics``) while ``[eval] metrics`` lists
+    metrics that need them: evaluation will skip those there. Located at the key set last
+    (``Locations.derivation``): the dataset's, when a variant or ``--set`` chose it, else the
+    first such metric's entry in ``eval.metrics``."""
+    from ocdsl.data.static import skipped_mask_metrics
+
+    metrics = list(spec.eval_cfg.metrics)
+    out = []
+    for kp, cfg, name in _dataset_tables(spec, "test"):
+        skipped = skipped_mask_metrics(cfg, metrics)
+        if not skipped:
+            continue
+        at, chosen = ("eval", "metrics", metrics.index(skipped[0])), kp + ("dataset",)
+        if spec.locations.derivation(chosen) < spec.locations.derivation(at):
+            at = chosen
+        table = "[data]" if kp == ("data",) else format_keypath(kp)
+        out.append(spec.diag(
+            at, f"evaluation set '{name}' ({table}, dataset '{cfg['dataset']}') has no ground-truth "
+                f"masks: {', '.join(skipped)} in eval.metrics will be skipped on it",
+            hint="drop them from eval.metrics, or score them on an [[eval.datasets]] entry that has masks",
+            severity="warning"))
+    return out

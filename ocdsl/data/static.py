@@ -9,6 +9,8 @@ shape of the model's ``image`` input. The errors are ``make_dataset``'s own wher
 (the same UserError text), plus the shape check of the trainer (ocdsl/train/evaluate.py,
 ``check_data_fits``). ``ocdsl validate`` runs it on every dataset of a spec, so a spec that
 validates does not fail at ``run`` for its data's names, paths or resolution.
+:func:`skipped_mask_metrics` says which ``[eval] metrics`` a dataset without ground-truth
+masks (an image folder) cannot score; evaluation skips them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Mapping
 from ocdsl.errors import Diagnostic, UserError, format_keypath
 from ocdsl.data.registry import READERS, get_info
 
-__all__ = ["check_dataset", "generator_problem", "format_problem"]
+__all__ = ["check_dataset", "generator_problem", "format_problem", "skipped_mask_metrics"]
 
 
 def generator_problem(info, max_objects: int | None, kp: tuple, spec_file: str) -> Diagnostic | None:
@@ -108,3 +110,23 @@ def _path_problem(info, path: Path, kp: tuple, cfg: Mapping[str, Any], spec_file
                           file=spec_file, keypath=kp + ("path",),
                           hint=f"point `{where}` at your copy of the dataset (relative to the spec's folder)")
     return format_problem(path, kp, spec_file)
+
+
+def skipped_mask_metrics(cfg: Mapping[str, Any], metrics) -> list[str]:
+    """The names among ``metrics`` (``[eval] metrics``) that need ground-truth masks (the
+    catalogue's ``labels``, ocdsl/catalog.py: ari, ari_fg, miou, miou_fg, otsu_iou) when the
+    dataset of the table ``cfg`` has none (``DatasetInfo.masks`` False: an image folder), in
+    their order; ``[]`` when it has masks, or when its dataset does not resolve
+    (:func:`check_dataset` reports that). Evaluation skips exactly these
+    (ocdsl/train/evaluate.py)."""
+    from ocdsl.catalog import needing
+
+    if not isinstance(cfg, Mapping) or not isinstance(cfg.get("dataset"), str):
+        return []
+    try:
+        info = get_info(cfg["dataset"], cfg.get("variant"))
+    except UserError:
+        return []
+    if info.masks:
+        return []
+    return needing(metrics, "labels")

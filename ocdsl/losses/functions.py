@@ -116,11 +116,25 @@ def sum_(x: torch.Tensor) -> torch.Tensor:
     return x.sum()
 
 
+def _same_shape(name: str, pred: torch.Tensor, target: torch.Tensor) -> None:
+    """The input check of the element-wise losses (``mse``, ``l1``, ``l1_squared``): ``pred``
+    and ``target`` have one shape, any rank. They never broadcast: ``(b, 1)`` against
+    ``(b, k)`` would average pairs nobody meant.
+
+    Raises:
+        ValueError: ``"<name>: shapes differ, expected <target's> (target), got <pred's>
+        (pred)"``.
+    """
+    if pred.shape != target.shape:
+        raise ValueError(f"{name}: shapes differ, expected {tuple(target.shape)} (target), "
+                         f"got {tuple(pred.shape)} (pred)")
+
+
 @_fn("mse", 2)
 def mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over every element: mean((pred - target)^2). Shapes must match."""
-    if pred.shape != target.shape:
-        raise ValueError(f"mse: shapes differ, expected {tuple(target.shape)}, got {tuple(pred.shape)}")
+    """Mean squared error over every element: mean((pred - target)^2). Shapes must match
+    (ValueError otherwise)."""
+    _same_shape("mse", pred, target)
     return F.mse_loss(pred, target)
 
 
@@ -155,9 +169,9 @@ def mse_over_time(canvases: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @_fn("l1", 2)
 def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error over every element."""
-    if pred.shape != target.shape:
-        raise ValueError(f"l1: shapes differ, expected {tuple(target.shape)}, got {tuple(pred.shape)}")
+    """Mean absolute error over every element: mean(|pred - target|). Shapes must match
+    (ValueError otherwise)."""
+    _same_shape("l1", pred, target)
     return F.l1_loss(pred, target)
 
 
@@ -178,9 +192,7 @@ def l1_squared(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         ValueError: the inputs are not 4-D or their shapes differ (expected vs got)."""
     if pred.dim() != 4:
         raise ValueError(f"l1_squared: expected pred (b, c, h, w), got {tuple(pred.shape)}")
-    if pred.shape != target.shape:
-        raise ValueError(f"l1_squared: shapes differ, expected {tuple(pred.shape)} (pred), "
-                         f"got {tuple(target.shape)} (target)")
+    _same_shape("l1_squared", pred, target)
     return (pred - target).abs().sum(dim=1).square().mean()
 
 

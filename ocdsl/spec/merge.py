@@ -5,6 +5,13 @@ list of paths is merged left to right; chains are allowed, cycles are an error).
 is deep-merged under the child: tables merge key by key, arrays and scalars are replaced
 whole. Locations follow the values: a key the child sets points into the child's file.
 
+A spec that extends others may drop keys it inherits: ``unset = ["data.digits"]`` (dotted
+key paths, as ``--set`` writes them, naming table keys). The order is: the parents are
+merged, then the ``unset`` keys are removed from that merged base, then the spec's own
+tables are merged on top; so ``unset`` only ever concerns inherited keys, and a table both
+unset and written in the spec is replaced whole instead of merged key by key. A path the
+base does not have is an error at the entry (a typo would otherwise silently keep the key).
+
 Overrides are ``key.path=value`` strings applied after ``extends`` and before validation.
 The value is read as a TOML value (``10``, ``1e-3``, ``"text"``, ``[1, 2]``,
 ``{name = "adam"}``); anything that is not valid TOML is taken as a plain string, so
@@ -14,6 +21,7 @@ The value is read as a TOML value (``10``, ``1e-3``, ``"text"``, ``[1, 2]``,
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -25,8 +33,8 @@ from ocdsl.errors import Diagnostic, SpecError, format_keypath
 from ocdsl.spec.model import OVERRIDE_FILE, Location, Locations
 from ocdsl.spec.source import MAX_DEPTH, Source, check_toml_nesting, read_source
 
-__all__ = ["Merged", "load_merged", "resolve_extends", "deep_merge", "parse_override", "apply_overrides",
-           "OVERRIDE_FILE"]
+__all__ = ["Merged", "load_merged", "resolve_extends", "deep_merge", "unset_keys", "parse_keypath",
+           "parse_override", "apply_overrides", "OVERRIDE_FILE"]
 
 
 @dataclass
@@ -47,11 +55,12 @@ def load_merged(path: str | Path, overrides: Sequence[str] | None = None, *, fil
 
 
 def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tuple = ()) -> Merged:
-    """Merge ``src`` over the spec(s) it extends, recursively.
+    """Merge ``src`` over the spec(s) it extends, recursively, after dropping the keys its
+    ``unset`` lists from the merged parents (:func:`unset_keys`).
 
     Paths in ``extends`` are relative to the folder of ``src.file`` (or ``base_dir`` when
     given, for text not read from a file). Raises SpecError for a missing parent, a cycle,
-    or an ``extends`` that is not a path.
+    an ``extends`` that is not a path, an ``unset`` without ``extends``, or a bad ``unset``.
     """
     here = Path(base_dir) if base_dir is not None else Path(src.file).parent
     me = _identity(src.file)
@@ -59,8 +68,14 @@ def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tup
     data = dict(src.data)
     locs = src.locations
     ext = data.pop("extends", None)
+    unset = data.pop("unset", None)
     files = [src.file]
     if ext is None:
+        if unset is not None:
+            loc = locs.get(("unset",))
+            raise SpecError(Diagnostic("'unset' removes keys a spec inherits, but this spec extends nothing",
+                                       file=loc.file, line=loc.line, col=loc.col, keypath=("unset",),
+                                       hint="add extends = \"<base spec>\", or delete the keys themselves"))
         return Merged(src.file, data, locs, files)
     kp = ("extends",)
     loc = locs.get(kp)
@@ -88,9 +103,86 @@ def resolve_extends(src: Source, base_dir: str | Path | None = None, _stack: tup
         parent = resolve_extends(read_source(target, shown), None, stack)
         base_data, base_locs = deep_merge(base_data, base_locs, parent.data, parent.locations)
         files += parent.files
+    if unset is not None:
+        base_data = unset_keys(base_data, base_locs, unset, locs)
     data, locs = deep_merge(base_data, base_locs, data, locs)
     locs.default_file = src.file
     return Merged(src.file, data, locs, files)
+
+
+def unset_keys(base: dict, base_locs: Locations, unset: Any, locs: Locations) -> dict:
+    """``base`` (the merged parents) without the keys ``unset`` lists, dotted paths such as
+    ``"data.digits"``; ``base`` is not modified (the tables on each path are copied) and the
+    removed keys' locations are dropped from ``base_locs``. ``locs`` locates the ``unset``
+    entries. Raises SpecError (every bad entry at once, each at its entry) for an ``unset``
+    that is not a list of key paths, a malformed path, a path into a list, or a key the
+    base does not have (with a did-you-mean among the keys beside it)."""
+    kp = ("unset",)
+    if not isinstance(unset, list) or not all(isinstance(t, str) for t in unset):
+        loc = locs.get(kp)
+        raise SpecError(Diagnostic("'unset' must be a list of key paths", file=loc.file, line=loc.line,
+                                   col=loc.col, keypath=kp, hint='for example: unset = ["data.digits"]'))
+    diags: list[Diagnostic] = []
+    paths: list[tuple] = []
+    for i, text in enumerate(unset):  # every entry is judged against the whole base
+        try:
+            path = parse_keypath(text)
+            missing = _missing_key(base, path)
+        except _KeyPathError as e:
+            loc = locs.get(kp + (i,))
+            diags.append(Diagnostic(f"'unset' entry '{text}': {e.message}", file=loc.file, line=loc.line,
+                                    col=loc.col, keypath=kp + (i,), hint=e.hint))
+            continue
+        if missing is not None:
+            loc = locs.get(kp + (i,))
+            first, hint = missing
+            gap = "" if first == format_keypath(path) else f" (it has no '{first}')"
+            diags.append(Diagnostic(f"'unset': the base spec has no key '{text}'{gap}", file=loc.file,
+                                    line=loc.line, col=loc.col, keypath=kp + (i,), hint=hint))
+            continue
+        paths.append(path)
+    if diags:
+        raise SpecError(diags)
+    for path in paths:
+        if _missing_key(base, path) is None:  # not inside a table an earlier entry removed
+            base = _without(base, path)
+            base_locs.remove_under(path)
+    return base
+
+
+def _missing_key(base: dict, path: tuple) -> tuple[str, str] | None:
+    """None when ``base`` has the table key ``path``; else (the first key on the path that
+    is missing, as ``a.b``; a hint: the closest key beside it, or the keys there). Raises
+    _KeyPathError for a path through a list or a value."""
+    cur: Any = base
+    for depth, seg in enumerate(path):
+        where = format_keypath(path[:depth]) or "the base spec"
+        if isinstance(cur, list):
+            raise _KeyPathError(f"{where} is a list: 'unset' removes table keys, not list entries",
+                                f"set {where} to the list you want")
+        if not isinstance(cur, dict):
+            raise _KeyPathError(f"{where} is {_kind(cur)}, it has no key '{seg}'", f"unset {where} itself")
+        if isinstance(seg, int):
+            raise _KeyPathError(f"{where} is a table, not a list")
+        if seg not in cur:
+            near = difflib.get_close_matches(str(seg), sorted(map(str, cur)), n=1, cutoff=0.6)
+            keys = ", ".join(sorted(map(str, cur)))
+            hint = (f"did you mean '{format_keypath(path[:depth] + (near[0],))}'?" if near
+                    else f"{where} has: {keys}" if keys else f"{where} is empty")
+            return format_keypath(path[:depth + 1]), hint
+        cur = cur[seg]
+    return None
+
+
+def _without(table: dict, path: tuple) -> dict:
+    """A copy of ``table`` without the key at ``path`` (which exists); the tables on the
+    path are copied, nothing else."""
+    out = dict(table)
+    if len(path) == 1:
+        del out[path[0]]
+    else:
+        out[path[0]] = _without(table[path[0]], path[1:])
+    return out
 
 
 def _identity(file: str) -> str:
@@ -154,6 +246,49 @@ def _override_error(text: str, message: str, hint: str | None = None) -> SpecErr
     return SpecError(Diagnostic(f"bad override '{text}': {message}", file=OVERRIDE_FILE, hint=hint))
 
 
+class _KeyPathError(ValueError):
+    """A malformed key path: ``message`` (and a ``hint``), worded by the caller's context."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def parse_keypath(key: str) -> tuple[str | int, ...]:
+    """``"eval.datasets[0].path"`` -> ``("eval", "datasets", 0, "path")``: bare words, quoted
+    strings, ``[N]`` list indices. Raises ``ValueError`` (``_KeyPathError``, with a hint)
+    for an empty or malformed path, or one more than MAX_DEPTH keys long."""
+    if not key.strip():
+        raise _KeyPathError("the key path is empty")
+    path: list[str | int] = []
+    i = 0
+    while i < len(key):
+        m = _SEGMENT.match(key, i)
+        if not m or m.end() == i:
+            raise _KeyPathError(f"cannot read the key path at {key[i:]!r}",
+                                "write dotted names such as model.nodes.encoder.kernel")
+        seg = m.group("bare")
+        if seg is None:
+            seg = m.group("dq") if m.group("dq") is not None else m.group("sq")
+        path.append(seg)
+        i = m.end()
+        while True:
+            mi = _INDEX.match(key, i)
+            if not mi:
+                break
+            path.append(int(mi.group("idx")))
+            i = mi.end()
+        if i < len(key):
+            if key[i] != ".":
+                raise _KeyPathError(f"unexpected {key[i]!r} in the key path")
+            i += 1
+            if i >= len(key) or not key[i:].strip():
+                raise _KeyPathError("the key path ends with '.'")
+    if len(path) > MAX_DEPTH:
+        raise _KeyPathError(f"the key path is more than {MAX_DEPTH} keys long")
+    return tuple(path)
+
+
 def parse_override(text: str) -> tuple[tuple[str | int, ...], Any]:
     """``"train.optimizer.lr=1e-3"`` -> ``(("train", "optimizer", "lr"), 0.001)``.
 
@@ -168,32 +303,10 @@ def parse_override(text: str) -> tuple[tuple[str | int, ...], Any]:
     key, _, raw = text.partition("=")
     if not key.strip():
         raise _override_error(text, "the key path before '=' is empty", "for example: --set train.steps=10")
-    path: list[str | int] = []
-    i = 0
-    while i < len(key):
-        m = _SEGMENT.match(key, i)
-        if not m or m.end() == i:
-            raise _override_error(text, f"cannot read the key path at {key[i:]!r}",
-                                  "write dotted names such as model.nodes.encoder.kernel")
-        seg = m.group("bare")
-        if seg is None:
-            seg = m.group("dq") if m.group("dq") is not None else m.group("sq")
-        path.append(seg)
-        i = m.end()
-        while True:
-            mi = _INDEX.match(key, i)
-            if not mi:
-                break
-            path.append(int(mi.group("idx")))
-            i = mi.end()
-        if i < len(key):
-            if key[i] != ".":
-                raise _override_error(text, f"unexpected {key[i]!r} in the key path")
-            i += 1
-            if i >= len(key) or not key[i:].strip():
-                raise _override_error(text, "the key path ends with '.'")
-    if len(path) > MAX_DEPTH:
-        raise _override_error(text, f"the key path is more than {MAX_DEPTH} keys long")
+    try:
+        path = parse_keypath(key)
+    except _KeyPathError as e:
+        raise _override_error(text, e.message, e.hint) from None
     raw = raw.strip()
     try:
         check_toml_nesting(raw, OVERRIDE_FILE)
@@ -203,7 +316,7 @@ def parse_override(text: str) -> tuple[tuple[str | int, ...], Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
-    return tuple(path), value
+    return path, value
 
 
 def apply_overrides(data: dict, locs: Locations, overrides: Sequence[str]) -> None:
@@ -226,6 +339,8 @@ def _apply_one(data: dict, locs: Locations, text: str) -> None:
     path, value = parse_override(text)
     if path[0] == "extends":
         raise _override_error(text, "'extends' cannot be overridden", "pass the other spec's path instead")
+    if path[0] == "unset":
+        raise _override_error(text, "'unset' cannot be overridden", "it belongs in a variant's file")
     loc = Location(f"{OVERRIDE_FILE} {text}")
     cur: Any = data
     for depth, seg in enumerate(path):

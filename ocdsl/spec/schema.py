@@ -280,6 +280,11 @@ def spec_schema(ops: Iterable[OpDef] | None = None) -> dict:
                           "are merged under this one's. A list is merged left to right.",
                           anyOf=[{"type": "string", "minLength": 1},
                                  {"type": "array", "items": {"type": "string", "minLength": 1}}]),
+            "unset": _d("Keys the spec(s) it extends set that this one removes: dotted paths "
+                        "(\"data.digits\", \"model.nodes.refine\"), applied to the merged base before "
+                        "this spec's own tables are merged on it (so a table unset and written again "
+                        "here is replaced whole, not merged). A path the base does not have is an error.",
+                        type="array", items={"type": "string", "minLength": 1}),
             "dims": _d("Named sizes. A value is a positive integer or an expression over the dims "
                        "above it (\"C + 1\"); B (the batch) is always free.",
                        **name_map,

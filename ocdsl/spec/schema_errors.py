@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
@@ -158,14 +158,18 @@ def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any
     The node schema's per-op ``if/then`` branches (``$defs.node.allOf``) are not run for
     every node against every op: each node is validated against its own op's branch only,
     which gives the same errors in time linear in the number of nodes, independent of the
-    number of registered ops."""
-    schema = spec_schema(None if ops is None else list(ops.values())) if schema is None else schema
+    number of registered ops. Without ``schema``, the schema of ``ops`` (default: every
+    registered op) and its validators are built once per set of ops (:func:`_validators`);
+    a ``schema`` passed in is validated with validators built for this call."""
     ops = {o.name: o for o in registry.all_ops()} if ops is None else ops
-    outer, per_op = _dispatch_node_branches(schema)
+    if schema is None:
+        outer_validator, validators = _validators(_OpsKey(ops.values()))
+    else:
+        outer, per_op = _dispatch_node_branches(schema)
+        outer_validator, validators = SpecValidator(outer), {op: SpecValidator(b) for op, b in per_op.items()}
     out: list[Diagnostic] = []
-    for err in SpecValidator(outer).iter_errors(data):
+    for err in outer_validator.iter_errors(data):
         out += _from_error(err, data, locations, ops)
-    validators = {op: SpecValidator(branch) for op, branch in per_op.items()}
     for where, node in blocks.node_tables(data):      # the model's nodes and every block's
         op = node.get("op") if isinstance(node, dict) else None
         if not isinstance(op, str) or op not in validators:
@@ -174,6 +178,34 @@ def schema_diagnostics(data: Any, locations: Locations, schema: Mapping[str, Any
             err.path.extendleft(reversed(where))   # located in the whole spec
             out += _from_error(err, data, locations, ops)
     return out
+
+
+class _OpsKey:
+    """The ops a schema is built from, as a cache key compared by identity (an OpDef holds
+    dicts, so it does not hash). Holding the ops keeps their ids from being reused while a
+    cache entry lives: a test that registers an op of its own gets its own entry."""
+
+    __slots__ = ("ops", "_ids")
+
+    def __init__(self, ops: Iterable[OpDef]):
+        self.ops = tuple(ops)
+        self._ids = tuple(map(id, self.ops))
+
+    def __hash__(self) -> int:
+        return hash(self._ids)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _OpsKey) and self._ids == other._ids
+
+
+@functools.lru_cache(maxsize=8)
+def _validators(key: _OpsKey) -> tuple[Any, dict[str, Any]]:
+    """The validator of the spec schema over ``key.ops`` without the node's per-op branches,
+    and op name -> the validator of that op's branch: built once per set of ops (building
+    the schema was about a third of a spec's load time). The schema lives only inside these
+    validators, which never modify it; ``spec_schema()`` still gives callers a fresh copy."""
+    outer, per_op = _dispatch_node_branches(spec_schema(list(key.ops)))
+    return SpecValidator(outer), {op: SpecValidator(branch) for op, branch in per_op.items()}
 
 
 def _dispatch_node_branches(schema: Mapping[str, Any]) -> tuple[Mapping[str, Any], dict[str, dict]]:

@@ -37,7 +37,6 @@ from ocdsl.spec import blocks
 from ocdsl.spec import expr as E
 from ocdsl.spec.bounds import number_problems, size_problem
 from ocdsl.spec.model import BATCH, Locations, Signature
-from ocdsl.spec.schema import spec_schema
 from ocdsl.spec.schema_errors import (SpecValidator, _diag, dynamic_size_names, dynamic_size_params,  # noqa: F401
                                       is_schedule_schema, is_size_schema, pattern_matches, schema_diagnostics)
 from ocdsl.spec.shape import parse_signature
@@ -195,7 +194,7 @@ class _Validator(ExpressionChecks, RunChecks):
 
     # -- the checks
     def run(self) -> None:
-        self.errors += schema_diagnostics(self.data, self.locs, spec_schema(list(self.ops.values())), self.ops)
+        self.errors += schema_diagnostics(self.data, self.locs, ops=self.ops)  # schema built once per op set
         self.errors += [_diag(self.locs, kp, m, h) for kp, m, h in number_problems(self.data)]
         self.check_names()
         blocks.scheduled_sizes(self)

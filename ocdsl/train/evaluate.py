@@ -381,9 +381,9 @@ def _first_batch_figures(run: _EvalRun, es: EvalSet, arg, out: dict, image: torc
 def _without_masks(names: list[str], dataset: str, skipped: set[str], message) -> list[str]:
     """``names`` less the metrics that need ground-truth masks (the dataset has none, e.g.
     an image folder); says once per dataset which were skipped."""
-    from ocdsl.catalog import METRICS
+    from ocdsl.catalog import needing
 
-    need = [n for n in names if n in METRICS and "labels" in METRICS[n].needs]
+    need = needing(names, "labels")
     if need and not skipped:
         skipped.update(need)
         message(f"eval {dataset}: no ground-truth masks in this dataset: {', '.join(need)} skipped")

@@ -93,11 +93,14 @@ def test_asae_coco_variant_trains_on_a_folder_and_skips_mask_metrics(tmp_path, c
     run = tmp_path / "run"
     sets = ["--set", f"data.path={tmp_path / 'images'}", "--set", "train.batch_size=2",
             "--set", "eval.every=2", "--set", "eval.figure_images=2", "--set", "eval.batch_size=5",
-            "--set", 'schedules.t_steps="min(T, 1 + step)"']      # 1, 2, 3 steps
+            "--set", 'schedules.t_steps="min(T, 1 + step)"',       # 1, 2, 3 steps
+            "--set", 'eval.metrics=["ari_fg", "mse"]']            # the variant's own: mse only
     assert main(["run", str(COCO), *sets, "--steps", "3", "--no-progress", "--no-compile",
                  "--out", str(run)]) == 0
     out = capsys.readouterr()
     assert out.out.count("no ground-truth masks in this dataset: ari_fg skipped") == 2   # once per evaluation
+    # said before training too, at the override that asked for it
+    assert "--set eval.metrics=" in out.err and "ari_fg in eval.metrics will be skipped" in out.err
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in rows if r.get("split") == "test"]
     assert [r["step"] for r in evals] == [2, 3]

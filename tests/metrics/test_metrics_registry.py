@@ -132,3 +132,15 @@ def test_evaluate_accepts_slot_labels_and_ignores_autocast():
     for n in names:
         torch.testing.assert_close(as_labels[n], ref[n], equal_nan=True)
         torch.testing.assert_close(under_autocast[n], ref[n], equal_nan=True)
+
+
+def test_needing_picks_the_metrics_that_read_an_input_in_order():
+    """The metrics that need ground-truth masks (``labels``) are the ones evaluation skips
+    on a dataset without masks and validation warns about."""
+    from ocdsl.catalog import needing
+
+    names = ["mse", "otsu_iou", "ari_fg", "nope", "probe_ap", "ari", "miou_fg", "miou"]
+    assert needing(names, "labels") == ["otsu_iou", "ari_fg", "ari", "miou_fg", "miou"]
+    assert needing(names, "recon") == ["mse"]
+    with pytest.raises(ValueError, match="unknown metric input 'label'"):
+        needing(names, "label")

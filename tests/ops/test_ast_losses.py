@@ -32,7 +32,7 @@ def test_l1_squared_is_the_mean_of_the_squared_per_pixel_l1():
 
 
 @pytest.mark.parametrize("a, b, match", [
-    ((2, 3, 4, 5), (2, 3, 4, 4), r"expected \(2, 3, 4, 5\) \(pred\), got \(2, 3, 4, 4\)"),
+    ((2, 3, 4, 5), (2, 3, 4, 4), r"expected \(2, 3, 4, 4\) \(target\), got \(2, 3, 4, 5\) \(pred\)"),
     ((2, 3, 4), (2, 3, 4), r"expected pred \(b, c, h, w\), got \(2, 3, 4\)"),
 ])
 def test_l1_squared_shape_errors(a, b, match):

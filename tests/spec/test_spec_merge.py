@@ -207,3 +207,85 @@ def test_override_nesting_is_bounded(text, words):
     with pytest.raises(SpecError) as ei:
         parse_override(text)
     assert words in ei.value.format() and ei.value.diagnostics[0].file == "--set"
+
+
+# ---- unset ----------------------------------------------------------------------------------
+
+_UNSET_BASE = """\
+    [dims]
+    H = 8
+    [data]
+    dataset = "mnist_scenes"
+    digits = "digits.csv"
+    seed = 3
+    [model.nodes.refine]
+    op = "transformer_refinement"
+    layers = 6
+    [eval]
+    metrics = ["ari"]
+    """
+
+
+def test_unset_removes_inherited_keys_before_the_variant_merges(write):
+    """unset acts on the merged base, then the variant's tables merge on top: a table unset
+    and written again is replaced whole; the removed keys' locations go too."""
+    write("base.toml", _UNSET_BASE)
+    leaf = write("v/leaf.toml", """\
+        extends = "../base.toml"
+        unset = ["data.digits", "model.nodes.refine"]
+        [model.nodes.refine]
+        op = "identity"
+        """)
+    m = load_merged(leaf)
+    assert m.data["data"] == {"dataset": "mnist_scenes", "seed": 3}
+    assert m.data["model"]["nodes"]["refine"] == {"op": "identity"}   # not merged with layers = 6
+    assert "unset" not in m.data and "extends" not in m.data
+    assert ("data", "digits") not in m.locations
+    assert ("model", "nodes", "refine", "layers") not in m.locations
+    assert m.locations.get(("model", "nodes", "refine", "op")).file.endswith("leaf.toml")
+
+
+def test_unset_through_a_chain_and_keeps_the_parent_intact(write):
+    """A middle spec's unset holds for the specs that extend it; the base itself still has
+    the key (nothing is modified in place)."""
+    base = write("base.toml", _UNSET_BASE)
+    write("mid.toml", 'extends = "base.toml"\nunset = ["data.digits"]\n')
+    leaf = write("leaf.toml", 'extends = "mid.toml"\nunset = ["data.seed"]\n')
+    assert load_merged(leaf).data["data"] == {"dataset": "mnist_scenes"}
+    assert load_merged(base).data["data"]["digits"] == "digits.csv"
+
+
+@pytest.mark.parametrize("entry, words, hint", [
+    ("data.digit", "the base spec has no key 'data.digit'", "did you mean 'data.digits'?"),
+    ("data.nope.x", "no key 'data.nope.x' (it has no 'data.nope')", "data has: dataset, digits, seed"),
+    ("eval.metrics.x", "eval.metrics is a list: 'unset' removes table keys", "set eval.metrics"),
+    ("dims.H.x", "dims.H is a number, it has no key 'x'", "unset dims.H itself"),
+    ("a..b", "cannot read the key path", "dotted names"),
+])
+def test_unset_errors_are_located_at_the_entry(write, entry, words, hint):
+    write("base.toml", _UNSET_BASE)
+    leaf = write("leaf.toml", f'extends = "base.toml"\n\nunset = ["data.digits",\n  "{entry}"]\n')
+    with pytest.raises(SpecError) as ei:
+        load_merged(leaf)
+    (d,) = ei.value.diagnostics
+    assert (d.file, d.line, d.col, d.keypath) == (str(leaf), 4, 3, ("unset", 1))
+    assert words in d.message and hint in d.hint
+
+
+def test_unset_without_extends_or_not_a_list_or_overridden(write):
+    alone = write("alone.toml", '\nunset = ["dims.H"]\n[dims]\nH = 1\n')
+    with pytest.raises(SpecError, match="this spec extends nothing") as ei:
+        load_merged(alone)
+    assert ei.value.diagnostics[0].line == 2
+    write("base.toml", _UNSET_BASE)
+    bad = write("bad.toml", 'extends = "base.toml"\nunset = "data.digits"\n')
+    with pytest.raises(SpecError, match="must be a list of key paths"):
+        load_merged(bad)
+    with pytest.raises(SpecError, match="'unset' cannot be overridden"):
+        load_merged(write("ok.toml", 'extends = "base.toml"\n'), ['unset=["dims.H"]'])
+
+
+def test_unset_in_yaml(write):
+    write("base.toml", _UNSET_BASE)
+    leaf = write("leaf.yaml", "extends: base.toml\nunset: [data.digits, data.seed]\n")
+    assert load_merged(leaf).data["data"] == {"dataset": "mnist_scenes"}

@@ -77,3 +77,36 @@ def test_patterns_have_their_ecma_meaning():
         assert not pattern_matches(IDENT, bad), repr(bad)
     assert pattern_matches(r"^[$]x$", "$x") and not pattern_matches(r"^[$]x$", "$x\n")
     assert pattern_matches(r"^a\$$", "a$") and not pattern_matches(r"^a\$$", "a$\n")
+
+
+def test_the_schema_and_its_validators_are_built_once_per_set_of_ops(toy_spec, monkeypatch):
+    """Loading again reuses the validators (the schema is not rebuilt); another set of
+    registered ops gets its own; the cached schema is never modified by validation, and
+    what spec_schema() returns is the caller's to change."""
+    from dataclasses import replace
+
+    from ocdsl.spec import load
+    from ocdsl.spec import schema_errors
+
+    built = []
+    real = schema_errors.spec_schema
+    monkeypatch.setattr(schema_errors, "spec_schema", lambda ops=None: built.append(1) or real(ops))
+    schema_errors._validators.cache_clear()
+    mine = spec_schema()
+    mine["properties"].clear()                     # a caller's copy: validation does not see it
+    load(toy_spec)
+    load(toy_spec)
+    assert len(built) == 1
+    outer, per_op = schema_errors._validators(schema_errors._OpsKey(registry.all_ops()))
+    fresh_outer, fresh_per_op = schema_errors._dispatch_node_branches(real())
+    assert outer.schema == fresh_outer and {k: v.schema for k, v in per_op.items()} == fresh_per_op
+    extra = replace(registry.get("toy_linear"), name="toy_linear_twin")
+    registry.register(extra)
+    try:
+        load(toy_spec)
+        assert len(built) == 2
+        assert "toy_linear_twin" in schema_errors._validators(schema_errors._OpsKey(registry.all_ops()))[1]
+    finally:
+        registry._REGISTRY.pop("toy_linear_twin", None)
+    load(toy_spec)
+    assert len(built) == 2                          # the first set of ops again: still cached
