@@ -9,7 +9,7 @@ import argparse
 
 from ocdsl.train.perf import alternate
 
-__all__ = ["alternate", "matching_bench"]
+__all__ = ["alternate", "matching_bench", "matching_report"]
 
 
 def matching_bench(description: str, default_spec: str, argv=None):
@@ -37,3 +37,28 @@ def matching_bench(description: str, default_spec: str, argv=None):
     torch.manual_seed(0)
     model = compiled.instantiate(torch_compile=False).eval()
     return args, spec, args.batch or spec.train.batch_size, model
+
+
+def matching_report(res: dict, spec, args, *, header: str, match: str, loss: str, loss_label: str,
+                    **fields) -> dict:
+    """What both matching benchmarks print and return from ``alternate``'s result ``res``
+    (``"forward"``, the matching ``match`` and the loss ``loss``): the medians in ms and the
+    ratios ``match_over_forward`` and ``<loss_label>_over_forward``; ``fields`` (images,
+    slots, ...) go into the returned dict after the spec's name; ``--json`` writes it."""
+    import json
+    from pathlib import Path
+
+    med = {k: v["median_s"] for k, v in res.items()}
+    out = {"spec": spec.name, **fields, "threads": args.threads,
+           "median_ms": {k: 1e3 * v for k, v in med.items()},
+           "match_over_forward": med[match] / med["forward"],
+           f"{loss_label}_over_forward": med[loss] / med["forward"]}
+    print(f"{spec.name}: {header}, K = {fields['slots']}, {args.threads} threads")
+    width = 1 + max(map(len, med))
+    for k, v in out["median_ms"].items():
+        print(f"  {k:{width}s} {v:9.2f} ms")
+    print(f"  matching / forward = {out['match_over_forward']:.4f};  {loss_label} / forward = "
+          f"{out[f'{loss_label}_over_forward']:.4f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
+    return out

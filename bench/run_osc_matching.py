@@ -14,7 +14,6 @@ times are this machine's; on a shared machine compare only the ratios.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from _timing import alternate, matching_bench  # noqa: E402
+from _timing import alternate, matching_bench, matching_report  # noqa: E402
 
 from ocdsl.losses import functions as fn  # noqa: E402
 
@@ -44,19 +43,8 @@ def main(argv=None) -> dict:
     res = alternate({"forward": forward, "match_views": lambda: fn.match_views(z1, z2),
                      "ctr_all": lambda: fn.ctr_all(z1, z2, 0.1)},
                     rounds=args.rounds, steps_per_round=args.steps_per_round)
-    med = {k: v["median_s"] for k, v in res.items()}
-    out = {"spec": spec.name, "images": b, "views": 2 * b, "slots": int(z1.shape[1]), "threads": args.threads,
-           "median_ms": {k: 1e3 * v for k, v in med.items()},
-           "match_over_forward": med["match_views"] / med["forward"],
-           "ctr_all_over_forward": med["ctr_all"] / med["forward"]}
-    print(f"{spec.name}: {b} images ({2 * b} views), K = {out['slots']}, {args.threads} threads")
-    for k, v in out["median_ms"].items():
-        print(f"  {k:12s} {v:9.2f} ms")
-    print(f"  matching / forward = {out['match_over_forward']:.4f};  ctr_all / forward = "
-          f"{out['ctr_all_over_forward']:.4f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return out
+    return matching_report(res, spec, args, header=f"{b} images ({2 * b} views)", match="match_views",
+                           loss="ctr_all", loss_label="ctr_all", images=b, views=2 * b, slots=int(z1.shape[1]))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ ratios.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from _timing import alternate, matching_bench  # noqa: E402
+from _timing import alternate, matching_bench, matching_report  # noqa: E402
 
 from ocdsl.data.multi_dsprites import generate  # noqa: E402
 from ocdsl.losses import functions as fn  # noqa: E402
@@ -51,19 +50,8 @@ def main(argv=None) -> dict:
     res = alternate({"forward": forward, "matching": lambda: hungarian(fn.huber_costs(pred, padded)),
                      "hungarian_huber": lambda: fn.hungarian_huber(pred, target)},
                     rounds=args.rounds, steps_per_round=args.steps_per_round)
-    med = {k: v["median_s"] for k, v in res.items()}
-    out = {"spec": spec.name, "images": b, "slots": int(pred.shape[1]), "threads": args.threads,
-           "median_ms": {k: 1e3 * v for k, v in med.items()},
-           "match_over_forward": med["matching"] / med["forward"],
-           "loss_over_forward": med["hungarian_huber"] / med["forward"]}
-    print(f"{spec.name}: {b} images, K = {out['slots']}, {args.threads} threads")
-    for k, v in out["median_ms"].items():
-        print(f"  {k:16s} {v:9.2f} ms")
-    print(f"  matching / forward = {out['match_over_forward']:.4f};  loss / forward = "
-          f"{out['loss_over_forward']:.4f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=2))
-    return out
+    return matching_report(res, spec, args, header=f"{b} images", match="matching", loss="hungarian_huber",
+                           loss_label="loss", images=b, slots=int(pred.shape[1]))
 
 
 if __name__ == "__main__":
